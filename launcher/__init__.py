@@ -1,0 +1,1 @@
+"""The submit side of srt-slurm: the `srtctl` command."""
