@@ -1,0 +1,137 @@
+"""Shared by dry-run and apply: validate, resolve, plan, and render every generated file."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+
+from srt_agent import __version__
+from srt_agent.cluster_config import ClusterConfig, load_cluster_config
+from srt_agent.errors import ConfigError
+from srt_agent.plan import NodeInfo, Plan, PlanInputs, make_plan
+from srt_agent.resolved import ResolvedJob, load_job
+from srt_agent.templating import render
+
+from .paths import configs_dir, logs_dir, srtctl_root
+
+WARNING_SECONDS = 300
+
+
+@dataclass
+class Prepared:
+    resolved: ResolvedJob
+    cluster: ClusterConfig
+    job_path: Path
+    timestamp: str
+    run_suffix: str
+    setup_script: str | None
+    tags: list[str]
+    plan: Plan
+    files: dict[str, str] = field(default_factory=dict)  # file name -> content
+
+    @property
+    def topology(self) -> str:
+        return self.run_suffix.split("_", 2)[1] if self.resolved.job.mode == "aggregated" else \
+            "_".join(self.run_suffix.split("_")[1:3])
+
+
+def run_suffix(resolved: ResolvedJob, timestamp: str) -> str:
+    j = resolved.job
+    if j.mode == "aggregated":
+        return f"_{j.resources.agg_workers}A_{timestamp}"
+    return f"_{j.resources.prefill_workers}P_{j.resources.decode_workers}D_{timestamp}"
+
+
+def slug(name: str) -> str:
+    s = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.")
+    return s[:80] or "job"
+
+
+def check_setup_script(name: str | None, cluster: ClusterConfig) -> str | None:
+    if name is None:
+        return None
+    p = PurePosixPath(name)
+    cdir = configs_dir(cluster)
+    if p.is_absolute() or ".." in p.parts or not name.strip():
+        raise ConfigError(f"setup script '{name}' must be a file name inside {cdir}", key="--setup-script",
+                          hint="put the script in configs/ and pass its name, e.g. --setup-script custom-setup.sh")
+    if p.parts and p.parts[0] == "configs":
+        p = PurePosixPath(*p.parts[1:])
+    if not (cdir / p).is_file():
+        raise ConfigError(f"setup script '{p}' not found in {cdir}", key="--setup-script",
+                          hint=f"create {cdir / p}, or pass the name of a script that is there")
+    return str(p)
+
+
+def parse_tags(tags: str | None) -> list[str]:
+    out = [t.strip() for t in (tags or "").split(",") if t.strip()]
+    for t in out:
+        if not re.fullmatch(r"[A-Za-z0-9._:+-]{1,64}", t):
+            raise ConfigError(f"tag '{t}' may only contain letters, digits and . _ : + -", key="--tags")
+    return out
+
+
+def placeholder_nodes(count: int) -> list[NodeInfo]:
+    return [NodeInfo(name=f"node{i}", address=f"node{i}") for i in range(count)]
+
+
+def prepare(job_file: str | Path, *, setup_script: str | None = None, tags: str | None = None,
+            cluster_file: str | Path | None = None, local: bool = False) -> Prepared:
+    cluster = load_cluster_config(cluster_file)
+    if local:
+        cluster = cluster.model_copy(update={"executor": "local", "container_runtime": "none"})
+    resolved = load_job(job_file, cluster)
+    script = check_setup_script(setup_script, cluster)
+    tag_list = parse_tags(tags)
+    ts = datetime.now().strftime("%Y%m%d_%H%M%S")
+    suffix = run_suffix(resolved, ts)
+    root = srtctl_root(cluster)
+    logs = logs_dir(cluster)
+    plan = make_plan(resolved, PlanInputs(
+        job_id="0", nodes=placeholder_nodes(resolved.total_nodes), log_dir=f"{logs}/<JOB_ID>{suffix}",
+        srtctl_root=str(root), host_python=cluster.python or sys.executable, configs_dir=str(configs_dir(cluster)),
+        setup_script=script))
+    prep = Prepared(resolved=resolved, cluster=cluster, job_path=Path(job_file), timestamp=ts, run_suffix=suffix,
+                    setup_script=script, tags=tag_list, plan=plan)
+    prep.files["job.yaml"] = Path(job_file).read_text()
+    prep.files["resolved.json"] = json.dumps(resolved.to_json(), indent=2) + "\n"
+    prep.files["job.sbatch"] = render_sbatch(prep)
+    return prep
+
+
+def render_sbatch(prep: Prepared) -> str:
+    r = prep.resolved
+    cluster = prep.cluster
+    logs = logs_dir(cluster)
+    return render(
+        "job.sbatch.j2", job_name=r.job.name, nodes=r.total_nodes, time_limit=r.time_limit, account=r.account,
+        partition=r.partition, gpus_per_node=r.gpus_per_node if cluster.use_gpus_per_node_directive else None,
+        segment=r.total_nodes if cluster.use_segment_sbatch_directive else None,
+        output=f"{logs}/%j{prep.run_suffix}/slurm-%j.out", warning_seconds=WARNING_SECONDS,
+        version=__version__, logs_dir=str(logs), run_suffix=prep.run_suffix,
+        srtctl_root=str(srtctl_root(cluster)), python=cluster.python or sys.executable)
+
+
+def metadata(prep: Prepared, job_id: str, executor: str) -> dict:
+    r = prep.resolved
+    return {
+        "schema": 1, "job_id": str(job_id), "name": r.job.name, "tags": prep.tags,
+        "setup_script": prep.setup_script, "submitted_at": datetime.now().astimezone().isoformat(timespec="seconds"),
+        "srtctl_version": __version__, "executor": executor, "mode": r.job.mode,
+        "topology": prep.run_suffix.rsplit("_", 2)[0].lstrip("_"), "job_file": str(prep.job_path),
+        "nodes": r.total_nodes, "gpus": r.total_gpus, "engine": r.job.backend.engine,
+        "benchmark": r.job.benchmark.type, "profiling": r.job.profiling.type,
+        "cluster_file": r.cluster.source,
+    }
+
+
+def write_files(directory: Path, files: dict[str, str]) -> None:
+    from srt_agent.atomic import write_text_atomic
+
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, content in files.items():
+        write_text_atomic(directory / name, content)

@@ -1,0 +1,111 @@
+"""The cluster file `srtslurm.yaml`: site defaults, aliases and compatibility switches."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from .errors import ConfigError
+from .validation import validate_document
+from .yaml_source import load_yaml
+
+CLUSTER_FILE_NAME = "srtslurm.yaml"
+CLUSTER_FILE_ENV = "SRTSLURM_CONFIG"
+
+_TIME_RE = re.compile(r"^(\d+-)?\d{1,3}(:\d{1,2}){0,2}$")
+
+
+def check_time_limit(value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = str(value)
+    if not _TIME_RE.match(value):
+        raise ValueError("time limit must look like HH:MM:SS, MM, or D-HH:MM:SS")
+    return value
+
+
+class Strict(BaseModel):
+    """Base for every config model: unknown keys are errors, never silently dropped."""
+
+    model_config = ConfigDict(extra="forbid", frozen=False, validate_default=True)
+
+
+class CloudConfig(Strict):
+    """S3-compatible storage for results (`make sync-to-cloud`, `srtctl sync`)."""
+
+    endpoint_url: str | None = Field(None, description="S3 endpoint URL; omit for AWS S3")
+    bucket: str = Field(..., description="bucket that receives the results")
+    prefix: str = Field("", description="key prefix inside the bucket, e.g. 'my-team/'")
+    region: str | None = Field(None, description="region name, if the endpoint needs one")
+    sync_on_finish: bool = Field(False, description="the agent uploads the run directory when the job ends")
+
+
+class ClusterConfig(Strict):
+    """Everything site-specific; job files stay portable between clusters."""
+
+    default_account: str | None = Field(None, description="SLURM account used when the job file sets none")
+    default_partition: str | None = Field(None, description="SLURM partition used when the job file sets none")
+    default_time_limit: str | None = Field(None, description="time limit used when the job file sets none")
+    gpus_per_node: int = Field(4, ge=1, le=64, description="GPUs per node on this cluster")
+    use_gpus_per_node_directive: bool = Field(True, description="emit `#SBATCH --gpus-per-node`; false if the cluster rejects it")
+    use_segment_sbatch_directive: bool = Field(True, description="emit `#SBATCH --segment`; false if the cluster rejects it")
+    srtctl_root: str | None = Field(None, description="path of the srt-slurm checkout (auto-set by make setup)")
+    model_paths: dict[str, str] = Field(default_factory=dict, description="model alias -> absolute path")
+    containers: dict[str, str] = Field(default_factory=dict, description="container alias -> .sqsh image path")
+    cloud: CloudConfig | None = Field(None, description="S3-compatible result storage (optional)")
+    executor: Literal["slurm", "local"] = Field("slurm", description="`local` runs jobs on this machine without SLURM")
+    container_runtime: Literal["pyxis", "none"] = Field("pyxis", description="`none` runs processes on the host")
+    python: str | None = Field(None, description="python for host processes (container_runtime none); default: srtctl's own")
+    dynamo_venv: str | None = Field(None, description="existing venv with Dynamo; used as is, nothing is installed")
+    logs_dir: str | None = Field(None, description="where run directories go; default: <srtctl_root>/logs or ./logs")
+
+    _source: str | None = None
+
+    @field_validator("default_time_limit")
+    @classmethod
+    def _time(cls, v: str | None) -> str | None:
+        return check_time_limit(v)
+
+    @field_validator("model_paths", "containers")
+    @classmethod
+    def _aliases(cls, v: dict[str, str]) -> dict[str, str]:
+        for alias, target in v.items():
+            if not str(target).startswith("/"):
+                raise ValueError(f"alias '{alias}' must map to an absolute path, not '{target}'")
+        return v
+
+    @property
+    def source(self) -> str | None:
+        return self._source
+
+
+def find_cluster_file(cwd: Path | None = None, srtctl_root: str | None = None) -> Path | None:
+    """$SRTSLURM_CONFIG, then ./srtslurm.yaml, then <srtctl_root>/srtslurm.yaml."""
+    env = os.environ.get(CLUSTER_FILE_ENV)
+    if env:
+        p = Path(env)
+        if not p.is_file():
+            raise ConfigError(f"${CLUSTER_FILE_ENV} points to a missing file: {env}",
+                              hint=f"unset {CLUSTER_FILE_ENV} or create the file with `make setup`")
+        return p
+    here = (cwd or Path.cwd()) / CLUSTER_FILE_NAME
+    if here.is_file():
+        return here
+    root = srtctl_root or os.environ.get("SRTCTL_ROOT")
+    if root and (Path(root) / CLUSTER_FILE_NAME).is_file():
+        return Path(root) / CLUSTER_FILE_NAME
+    return None
+
+
+def load_cluster_config(path: str | Path | None = None) -> ClusterConfig:
+    """Load and validate the cluster file; with no file anywhere, the built-in defaults."""
+    p = Path(path) if path else find_cluster_file()
+    if p is None:
+        return ClusterConfig()
+    cfg = validate_document(ClusterConfig, load_yaml(p))
+    cfg._source = str(p)
+    return cfg

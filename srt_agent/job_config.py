@@ -1,0 +1,260 @@
+"""The job file: one YAML that describes a deployment and what to run against it."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from .cluster_config import Strict, check_time_limit
+
+Role = Literal["prefill", "decode", "agg"]
+
+
+class ModelSection(Strict):
+    path: str = Field(..., description="model alias from srtslurm.yaml `model_paths`, or an absolute path")
+    container: str | None = Field(None, description="container alias from srtslurm.yaml `containers`, or an absolute .sqsh path")
+    precision: str | None = Field(None, description="informational label, e.g. fp8, fp4 (shown in summaries)")
+    served_model_name: str | None = Field(None, description="name clients use; default: the model directory name")
+
+
+class ResourcesSection(Strict):
+    gpu_type: str | None = Field(None, description="informational label, e.g. gb200, h100")
+    gpus_per_node: int | None = Field(None, ge=1, le=64, description="default: srtslurm.yaml `gpus_per_node`")
+    prefill_nodes: int | None = Field(None, ge=1, description="nodes for prefill workers (disaggregated)")
+    decode_nodes: int | None = Field(None, ge=1, description="nodes for decode workers (disaggregated)")
+    prefill_workers: int | None = Field(None, ge=1, description="number of prefill workers")
+    decode_workers: int | None = Field(None, ge=1, description="number of decode workers")
+    agg_nodes: int | None = Field(None, ge=1, description="nodes for aggregated workers")
+    agg_workers: int | None = Field(None, ge=1, description="number of aggregated workers")
+
+    @model_validator(mode="after")
+    def _one_mode(self) -> "ResourcesSection":
+        disagg = [self.prefill_nodes, self.decode_nodes, self.prefill_workers, self.decode_workers]
+        agg = [self.agg_nodes, self.agg_workers]
+        if any(v is not None for v in disagg) and any(v is not None for v in agg):
+            raise ValueError("aggregated (agg_*) and disaggregated (prefill_*/decode_*) keys cannot be mixed")
+        if any(v is not None for v in agg):
+            if None in agg:
+                raise ValueError("aggregated mode needs both agg_nodes and agg_workers")
+        elif None in disagg:
+            missing = [n for n, v in zip(("prefill_nodes", "decode_nodes", "prefill_workers", "decode_workers"), disagg) if v is None]
+            raise ValueError(f"disaggregated mode needs {', '.join(missing)} (or use agg_nodes/agg_workers)")
+        return self
+
+    @property
+    def mode(self) -> Literal["disaggregated", "aggregated"]:
+        return "aggregated" if self.agg_nodes is not None else "disaggregated"
+
+
+class SlurmSection(Strict):
+    time_limit: str | None = Field(None, description="default: srtslurm.yaml `default_time_limit`")
+    account: str | None = Field(None, description="default: srtslurm.yaml `default_account`")
+    partition: str | None = Field(None, description="default: srtslurm.yaml `default_partition`")
+
+    @field_validator("time_limit")
+    @classmethod
+    def _time(cls, v: str | None) -> str | None:
+        return check_time_limit(v)
+
+
+class SglangConfig(Strict):
+    prefill: dict[str, Any] = Field(default_factory=dict, description="SGLang flags for prefill workers")
+    decode: dict[str, Any] = Field(default_factory=dict, description="SGLang flags for decode workers")
+    aggregated: dict[str, Any] = Field(default_factory=dict, description="SGLang flags for aggregated workers")
+
+    @field_validator("prefill", "decode", "aggregated", mode="before")
+    @classmethod
+    def _kebab(cls, v: Any) -> Any:
+        if v is None:
+            return {}
+        if isinstance(v, dict):
+            return {str(k).replace("_", "-").lstrip("-"): val for k, val in v.items()}
+        return v
+
+
+class SimSection(Strict):
+    """Timing of the simulated engine (backend.engine: sim); see docs/simulated-engine.md."""
+
+    prefill_tokens_per_s_per_gpu: float = Field(20000.0, ge=0, description="prefill throughput per GPU")
+    decode_step_ms: float = Field(20.0, ge=0, description="decode step time with one running request")
+    decode_step_ms_per_request: float = Field(0.02, ge=0, description="extra step time per running request")
+    max_running_requests: int = Field(1024, ge=1, description="concurrent requests per worker; more wait in a queue")
+    startup_s: float = Field(2.0, ge=0, description="delay before /health turns healthy")
+    kv_transfer_ms: float = Field(5.0, ge=0, description="prefill->decode KV transfer delay")
+    seed: int = Field(0, description="seed for generated tokens")
+
+
+class BackendSection(Strict):
+    engine: Literal["sglang", "sim", "dynamo-mocker"] = Field("sglang", description="sglang, the simulated engine `sim`, or Dynamo's CPU `dynamo-mocker`")
+    prefill_environment: dict[str, str] = Field(default_factory=dict, description="extra environment for prefill workers")
+    decode_environment: dict[str, str] = Field(default_factory=dict, description="extra environment for decode workers")
+    aggregated_environment: dict[str, str] = Field(default_factory=dict, description="extra environment for aggregated workers")
+    sglang_config: SglangConfig = Field(default_factory=SglangConfig, description="per-role SGLang flags (kebab-case; true -> bare flag; list -> repeated values)")
+    enable_multiple_frontends: bool = Field(True, description="nginx + several Dynamo frontends (disaggregated)")
+    num_additional_frontends: int = Field(9, ge=0, le=256, description="frontends beyond the first")
+    use_sglang_router: bool = Field(False, description="sglang-router instead of nginx + Dynamo frontends")
+    dynamo_version: str = Field("0.7.0", description="ai-dynamo version installed when the container lacks it")
+    nats_max_payload: str = Field("64MB", description="NATS max_payload; the 1MB default breaks long disaggregated requests")
+    sim: SimSection = Field(default_factory=SimSection, description="simulated engine timing")
+
+    @field_validator("prefill_environment", "decode_environment", "aggregated_environment", mode="before")
+    @classmethod
+    def _env(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            out = {}
+            for k, val in v.items():
+                if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(k)):
+                    raise ValueError(f"'{k}' is not a valid environment variable name")
+                out[str(k)] = "" if val is None else (str(val).lower() if isinstance(val, bool) else str(val))
+            return out
+        return v
+
+    @field_validator("nats_max_payload")
+    @classmethod
+    def _payload(cls, v: str) -> str:
+        if not re.fullmatch(r"\d+(\s*[KMG]B?)?", str(v).strip(), re.IGNORECASE):
+            raise ValueError("nats_max_payload must be a size like 64MB or 8388608")
+        return str(v).strip()
+
+
+def parse_concurrencies(value: Any) -> list[int]:
+    if isinstance(value, int):
+        return [value]
+    if isinstance(value, str):
+        parts = [p for p in re.split(r"[x,\s]+", value.strip()) if p]
+        try:
+            out = [int(p) for p in parts]
+        except ValueError:
+            raise ValueError("concurrencies must be a list of integers or a string like '64x128x256'") from None
+    elif isinstance(value, list):
+        out = []
+        for v in value:
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise ValueError(f"concurrency {v!r} is not an integer")
+            out.append(v)
+    else:
+        raise ValueError("concurrencies must be a list of integers or a string like '64x128x256'")
+    if not out or any(c < 1 for c in out):
+        raise ValueError("concurrencies must be positive integers")
+    return out
+
+
+class BenchmarkSection(Strict):
+    type: Literal["sa-bench", "manual"] = Field("manual", description="`sa-bench` sweeps concurrencies; `manual` serves until the job ends")
+    isl: int | None = Field(None, ge=1, description="input sequence length (tokens)")
+    osl: int | None = Field(None, ge=1, description="output sequence length (tokens)")
+    concurrencies: list[int] | None = Field(None, description="a list, or a string like '64x128x256'")
+    req_rate: float | Literal["inf"] = Field("inf", description="'inf' for max throughput, or requests/s (Poisson)")
+    warmup_multiplier: float = Field(2.0, ge=0, description="warmup requests = multiplier x concurrency")
+    prompt_multiplier: float = Field(10.0, gt=0, description="measured requests = multiplier x concurrency")
+    random_range_ratio: float = Field(1.0, gt=0, le=1, description="ISL/OSL drawn from [ratio*len, len]")
+    seed: int = Field(0, description="seed for prompts")
+    max_failed_fraction: float = Field(0.01, ge=0, le=1, description="a point with more failed requests fails the job")
+    processes: int | None = Field(None, ge=1, le=64, description="load-generator processes; default: automatic")
+
+    @field_validator("concurrencies", mode="before")
+    @classmethod
+    def _conc(cls, v: Any) -> Any:
+        return None if v is None else parse_concurrencies(v)
+
+    @field_validator("req_rate", mode="before")
+    @classmethod
+    def _rate(cls, v: Any) -> Any:
+        if isinstance(v, str) and v.strip().lower() in ("inf", "infinity"):
+            return "inf"
+        return v
+
+    @model_validator(mode="after")
+    def _needs(self) -> "BenchmarkSection":
+        if self.type == "sa-bench":
+            missing = [k for k in ("isl", "osl", "concurrencies") if getattr(self, k) is None]
+            if missing:
+                raise ValueError(f"benchmark type 'sa-bench' needs {', '.join(missing)}")
+        if isinstance(self.req_rate, (int, float)) and self.req_rate <= 0:
+            raise ValueError("req_rate must be 'inf' or a positive number")
+        return self
+
+
+class ProfilingSection(Strict):
+    type: Literal["none", "torch", "nsys"] = Field("none", description="none, torch or nsys")
+    isl: int = Field(1024, ge=1, description="input length of the profiling load")
+    osl: int = Field(128, ge=1, description="output length of the profiling load")
+    concurrency: int = Field(24, ge=1, description="concurrency of the profiling load")
+    start_step: int = Field(0, ge=0, description="first profiled step")
+    stop_step: int = Field(50, ge=1, description="step after the last profiled one")
+    nsys_binary: str = Field("nsys", description="nsys executable (type nsys)")
+
+    @model_validator(mode="after")
+    def _steps(self) -> "ProfilingSection":
+        if self.stop_step <= self.start_step:
+            raise ValueError("stop_step must be greater than start_step")
+        return self
+
+
+class HealthSection(Strict):
+    worker_timeout_s: float = Field(3600.0, gt=0, description="deadline for every worker to report healthy (slow cold starts are normal)")
+    frontend_timeout_s: float = Field(600.0, gt=0, description="deadline for frontends/router to see every worker")
+    infra_timeout_s: float = Field(60.0, gt=0, description="deadline for NATS and etcd")
+    shutdown_grace_s: float = Field(10.0, ge=0, description="SIGTERM -> SIGKILL grace period")
+
+
+class JobConfig(Strict):
+    name: str = Field(..., min_length=1, max_length=200, description="job name (SLURM job name and run directory)")
+    model: ModelSection
+    extra_mount: list[str] = Field(default_factory=list, description="extra container mounts 'host:container[:flags]'")
+    resources: ResourcesSection
+    slurm: SlurmSection = Field(default_factory=SlurmSection)
+    backend: BackendSection = Field(default_factory=BackendSection)
+    benchmark: BenchmarkSection = Field(default_factory=BenchmarkSection)
+    profiling: ProfilingSection = Field(default_factory=ProfilingSection)
+    health: HealthSection = Field(default_factory=HealthSection)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if any(ord(c) < 32 or ord(c) == 127 for c in v):
+            raise ValueError("name must not contain control characters or newlines")
+        return v
+
+    @field_validator("extra_mount")
+    @classmethod
+    def _mounts(cls, v: list[str]) -> list[str]:
+        for m in v:
+            parts = str(m).split(":")
+            if len(parts) not in (2, 3) or not parts[0].startswith("/") or not parts[1].startswith("/"):
+                raise ValueError(f"mount '{m}' must look like '/host/dir:/container/dir[:ro]'")
+            if "," in m or any(ord(c) < 32 for c in m):
+                raise ValueError(f"mount '{m}' must not contain commas or control characters")
+        return v
+
+    @property
+    def mode(self) -> Literal["disaggregated", "aggregated"]:
+        return self.resources.mode
+
+    @property
+    def roles(self) -> list[Role]:
+        return ["agg"] if self.mode == "aggregated" else ["prefill", "decode"]
+
+    def role_counts(self, role: Role) -> tuple[int, int]:
+        """(nodes, workers) for a role."""
+        r = self.resources
+        if role == "prefill":
+            return r.prefill_nodes or 0, r.prefill_workers or 0
+        if role == "decode":
+            return r.decode_nodes or 0, r.decode_workers or 0
+        return r.agg_nodes or 0, r.agg_workers or 0
+
+    def role_flags(self, role: Role) -> dict[str, Any]:
+        sc = self.backend.sglang_config
+        return {"prefill": sc.prefill, "decode": sc.decode, "agg": sc.aggregated}[role]
+
+    def role_environment(self, role: Role) -> dict[str, str]:
+        b = self.backend
+        return {"prefill": b.prefill_environment, "decode": b.decode_environment,
+                "agg": b.aggregated_environment}[role]
+
+    @property
+    def total_nodes(self) -> int:
+        return sum(self.role_counts(r)[0] for r in self.roles)

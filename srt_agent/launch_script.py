@@ -1,0 +1,29 @@
+"""Per-process launch scripts (templates/process.sh.j2): environment, setup script, Dynamo, exec."""
+
+from __future__ import annotations
+
+from .plan import CONTAINER_CONFIGS, CONTAINER_LOGS, Plan, ProcessSpec
+from .secrets import split_env
+from .templating import render
+
+
+def process_paths(plan: Plan, proc: ProcessSpec, log_dir: str) -> dict[str, str]:
+    """Paths as the process sees them (inside the container they live under /logs and /configs)."""
+    base = CONTAINER_LOGS if proc.container else log_dir
+    return {"log": f"{base}/logs/{proc.log}", "script": f"{base}/launch/{proc.name}.sh", "base": base}
+
+
+def render_launch_script(plan: Plan, proc: ProcessSpec, *, log_dir: str, configs_dir: str,
+                         setup_script: str | None, dynamo_cache: str) -> tuple[str, dict[str, str]]:
+    """(script text, secret environment to pass through the launcher instead of the file)."""
+    plain, secret = split_env(proc.env)
+    paths = process_paths(plan, proc, log_dir)
+    setup = None
+    if setup_script and proc.setup_script:
+        setup = f"{CONTAINER_CONFIGS if proc.container else configs_dir}/{setup_script}"
+    text = render(
+        "process.sh.j2", name=proc.name, kind=proc.kind, node=proc.node, log=paths["log"],
+        env=sorted(plain.items()), secret_env=sorted(secret), setup_script=setup,
+        dynamo_version=proc.dynamo_version, dynamo_cache=f"{dynamo_cache}/ai-dynamo-{proc.dynamo_version}",
+        python=proc.command[0], command=proc.command)
+    return text, secret

@@ -1,0 +1,375 @@
+"""The plan: which process runs where, on which GPUs and ports, with which command. Pure: no I/O.
+
+make_plan(resolved job, nodes, job id, ...) -> Plan, a pydantic model that serialises to plan.json.
+Launchers (srt_agent.launchers) turn each ProcessSpec into an srun step or a local subprocess.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from .errors import PlanError
+from .ports import PortAllocator
+from .resolved import PLAN_OWNED_FLAGS, TP_KEYS, ResolvedJob
+from .sglang_flags import sglang_flags
+
+SCHEMA_VERSION = 1
+CONTAINER_MODEL = "/model"
+CONTAINER_LOGS = "/logs"
+CONTAINER_CONFIGS = "/configs"
+CONTAINER_SRTCTL = "/srtctl"
+
+Kind = Literal["nats", "etcd", "nginx", "frontend", "router", "worker", "benchmark"]
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    name: str
+    address: str
+
+
+class ProcessSpec(BaseModel):
+    name: str = Field(description="unique component name, also the log file stem")
+    kind: Kind
+    node: str
+    address: str
+    role: str | None = None
+    worker: int | None = None
+    node_rank: int = 0
+    command: list[str]
+    env: dict[str, str] = Field(default_factory=dict)
+    container: bool = False
+    gpus: list[int] = Field(default_factory=list)
+    port: int | None = None
+    health_path: str | None = None
+    critical: bool = True
+    setup_script: bool = False
+    dynamo_version: str | None = None
+
+    @property
+    def log(self) -> str:
+        return f"{self.name}.log"
+
+    @property
+    def health_url(self) -> str | None:
+        if self.port is None or self.health_path is None:
+            return None
+        return f"http://{self.address}:{self.port}{self.health_path}"
+
+
+class WorkerSpec(BaseModel):
+    role: str
+    index: int
+    nodes: list[str]
+    leader: str
+    leader_address: str
+    gpus: list[int]
+    http_port: int | None
+    bootstrap_port: int | None = None
+    dist_init_port: int | None = None
+    tp: int
+    dp: int
+    ep: int
+    processes: list[str]
+
+    @property
+    def name(self) -> str:
+        return f"{self.role}-{self.index}"
+
+    @property
+    def url(self) -> str | None:
+        return f"http://{self.leader_address}:{self.http_port}" if self.http_port else None
+
+
+class Endpoint(BaseModel):
+    kind: Literal["nginx", "frontend", "router"]
+    node: str
+    address: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.address}:{self.port}"
+
+
+class NodeSpec(BaseModel):
+    name: str
+    address: str
+    roles: list[str]
+
+
+class Plan(BaseModel):
+    schema_version: int = SCHEMA_VERSION
+    job_id: str
+    mode: Literal["disaggregated", "aggregated"]
+    engine: str
+    head_node: str
+    nodes: list[NodeSpec]
+    workers: list[WorkerSpec]
+    processes: list[ProcessSpec]
+    endpoint: Endpoint
+    nats_url: str | None = None
+    etcd_url: str | None = None
+    served_model_name: str
+    model_path: str = Field(description="model path as the workers see it")
+    container_image: str | None = None
+    container_mounts: list[str] = Field(default_factory=list)
+    port_base: int
+    total_gpus: int
+    decode_gpus: int
+
+    def process(self, name: str) -> ProcessSpec:
+        for p in self.processes:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    def by_kind(self, kind: str) -> list[ProcessSpec]:
+        return [p for p in self.processes if p.kind == kind]
+
+    @property
+    def frontends(self) -> list[ProcessSpec]:
+        return self.by_kind("frontend")
+
+
+@dataclass
+class PlanInputs:
+    """Everything the plan needs besides the job: decided at run time, or placeholders in a dry run."""
+
+    job_id: str
+    nodes: list[NodeInfo]
+    log_dir: str
+    srtctl_root: str
+    host_python: str = "python3"
+    configs_dir: str | None = None
+    setup_script: str | None = None
+
+
+class _Counter:
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+
+    def take(self, address: str) -> int:
+        self.counts[address] = self.counts.get(address, 0) + 1
+        return 0
+
+
+def make_plan(resolved: ResolvedJob, inputs: PlanInputs) -> Plan:
+    need = resolved.total_nodes
+    if len(inputs.nodes) < need:
+        raise PlanError(f"the job needs {need} nodes but {len(inputs.nodes)} were given")
+    counter = _Counter()
+    _build(resolved, inputs, counter, port_base=0)
+    per_address = max(counter.counts.values(), default=1)
+    alloc = PortAllocator(inputs.job_id, per_address)
+    return _build(resolved, inputs, alloc, port_base=alloc.base)
+
+
+def _build(r: ResolvedJob, inp: PlanInputs, ports, port_base: int) -> Plan:
+    job = r.job
+    backend = job.backend
+    nodes = inp.nodes[: r.total_nodes]
+    head = nodes[0]
+    in_container = r.container is not None
+    worker_python = "python3" if in_container else inp.host_python
+    model_path = CONTAINER_MODEL if in_container else r.model_path
+    logs = CONTAINER_LOGS if in_container else inp.log_dir
+    engine = backend.engine
+    use_router = backend.use_sglang_router
+    needs_dynamo = not use_router
+    served = r.served_model_name()
+    roles_by_node: dict[str, list[str]] = {n.name: [] for n in nodes}
+    processes: list[ProcessSpec] = []
+    workers: list[WorkerSpec] = []
+
+    nats_url = etcd_url = None
+    if needs_dynamo:
+        nats_port, nats_mon = ports.take(head.address), ports.take(head.address)
+        etcd_port, etcd_peer = ports.take(head.address), ports.take(head.address)
+        nats_url = f"nats://{head.address}:{nats_port}"
+        etcd_url = f"http://{head.address}:{etcd_port}"
+        processes.append(ProcessSpec(
+            name="nats", kind="nats", node=head.name, address=head.address, port=nats_mon, health_path="/healthz",
+            command=["nats-server", "-a", head.address, "-p", str(nats_port), "-m", str(nats_mon), "-js",
+                     "-sd", f"{inp.log_dir}/infra/nats", "--max_payload", backend.nats_max_payload]))
+        processes.append(ProcessSpec(
+            name="etcd", kind="etcd", node=head.name, address=head.address, port=etcd_port, health_path="/health",
+            command=["etcd", "--name", "srt-etcd", "--data-dir", f"{inp.log_dir}/infra/etcd",
+                     "--listen-client-urls", etcd_url, "--advertise-client-urls", etcd_url,
+                     "--listen-peer-urls", f"http://{head.address}:{etcd_peer}",
+                     "--initial-advertise-peer-urls", f"http://{head.address}:{etcd_peer}",
+                     "--initial-cluster", f"srt-etcd=http://{head.address}:{etcd_peer}"]))
+        roles_by_node[head.name].append("infra")
+
+    # ---- workers -------------------------------------------------------------------------
+    offset = 0
+    for role in job.roles:
+        lay = r.layouts[role]
+        role_nodes = nodes[offset: offset + lay.nodes]
+        offset += lay.nodes
+        sizes = r.parallel_sizes(role)
+        user_flags = sglang_flags(job.role_flags(role), skip=TP_KEYS + PLAN_OWNED_FLAGS)
+        for w in range(lay.workers):
+            if lay.nodes_per_worker > 1:
+                w_nodes = role_nodes[w * lay.nodes_per_worker:(w + 1) * lay.nodes_per_worker]
+                gpus = list(range(r.gpus_per_node))
+            else:
+                w_nodes = [role_nodes[w // lay.workers_per_node]]
+                k = w % lay.workers_per_node
+                gpus = list(range(k * lay.gpus_per_worker, (k + 1) * lay.gpus_per_worker))
+            leader = w_nodes[0]
+            http_port = ports.take(leader.address)
+            bootstrap = ports.take(leader.address) if role == "prefill" else None
+            dist_port = ports.take(leader.address) if len(w_nodes) > 1 else None
+            names = []
+            for rank, node in enumerate(w_nodes):
+                system_port = ports.take(node.address) if engine != "sim" and needs_dynamo else None
+                cmd, env, health_port, health_path = _worker_command(
+                    r, role=role, python=worker_python, model_path=model_path, served=served,
+                    host=node.address, http_port=http_port, bootstrap=bootstrap, tp=lay.gpus_per_worker,
+                    nnodes=len(w_nodes), rank=rank, dist=f"{leader.address}:{dist_port}" if dist_port else None,
+                    user_flags=user_flags, nats_url=nats_url, etcd_url=etcd_url, system_port=system_port,
+                    worker_index=w)
+                env = {**env, **job.role_environment(role), "CUDA_VISIBLE_DEVICES": ",".join(map(str, gpus))}
+                if job.profiling.type == "torch":
+                    env["SGLANG_TORCH_PROFILER_DIR"] = f"{logs}/profiles/{role}"
+                if job.profiling.type == "nsys":
+                    cmd = [job.profiling.nsys_binary, "profile", "-t", "cuda,nvtx", "--cuda-graph-trace=node",
+                           "-c", "cudaProfilerApi", "--capture-range-end", "stop",
+                           "-o", f"{logs}/profiles/nsys_{role}_{w}_{node.name}", *cmd]
+                name = f"{role}-{w}" + (f"-r{rank}" if len(w_nodes) > 1 else "")
+                processes.append(ProcessSpec(
+                    name=name, kind="worker", node=node.name, address=node.address, role=role, worker=w,
+                    node_rank=rank, command=cmd, env=env, container=in_container, gpus=gpus,
+                    port=health_port if rank == 0 else None, health_path=health_path if rank == 0 else None,
+                    setup_script=inp.setup_script is not None,
+                    dynamo_version=backend.dynamo_version if (needs_dynamo and engine == "sglang") else None))
+                names.append(name)
+                roles_by_node[node.name].append(role)
+            workers.append(WorkerSpec(
+                role=role, index=w, nodes=[n.name for n in w_nodes], leader=leader.name,
+                leader_address=leader.address, gpus=gpus, http_port=http_port if engine != "dynamo-mocker" else None,
+                bootstrap_port=bootstrap, dist_init_port=dist_port, tp=sizes["tp"], dp=sizes["dp"], ep=sizes["ep"],
+                processes=names))
+
+    # ---- public endpoint ------------------------------------------------------------------
+    frontend_python = worker_python
+    if engine == "dynamo-mocker" and r.cluster.dynamo_venv:
+        frontend_python = f"{r.cluster.dynamo_venv}/bin/python"
+    if use_router:
+        port = ports.take(head.address)
+        processes.append(ProcessSpec(
+            name="router", kind="router", node=head.name, address=head.address, port=port, health_path="/health",
+            container=in_container, command=_router_command(r, workers, worker_python, head.address, port, model_path)))
+        roles_by_node[head.name].append("router")
+        endpoint = Endpoint(kind="router", node=head.name, address=head.address, port=port)
+    else:
+        multi = job.mode == "disaggregated" and backend.enable_multiple_frontends and len(nodes) > 1
+        if multi:
+            others = [n for n in nodes if n.name != head.name]
+            count = 1 + backend.num_additional_frontends
+            placement = [others[i % len(others)] for i in range(count)]
+        else:
+            placement = [head]
+        for i, node in enumerate(placement):
+            port = ports.take(node.address)
+            processes.append(ProcessSpec(
+                name=f"frontend-{i}", kind="frontend", node=node.name, address=node.address, port=port,
+                health_path="/health", container=in_container and engine != "dynamo-mocker",
+                command=[frontend_python, "-m", "dynamo.frontend", "--http-host", node.address, "--http-port", str(port)],
+                env=_dynamo_env(nats_url, etcd_url, node.address, None),
+                dynamo_version=backend.dynamo_version if engine == "sglang" else None))
+            roles_by_node[node.name].append("frontend")
+        if multi:
+            port = ports.take(head.address)
+            processes.append(ProcessSpec(
+                name="nginx", kind="nginx", node=head.name, address=head.address, port=port, health_path=None,
+                command=["nginx", "-e", f"{inp.log_dir}/nginx/error.log", "-p", f"{inp.log_dir}/nginx/",
+                         "-c", f"{inp.log_dir}/nginx/nginx.conf"]))
+            roles_by_node[head.name].append("nginx")
+            endpoint = Endpoint(kind="nginx", node=head.name, address=head.address, port=port)
+        else:
+            p = processes[-1]
+            endpoint = Endpoint(kind="frontend", node=p.node, address=p.address, port=p.port or 0)
+
+    if job.benchmark.type == "sa-bench" or job.profiling.type != "none":
+        roles_by_node[head.name].append("benchmark")
+
+    mounts = []
+    if in_container:
+        mounts = [f"{r.model_path}:{CONTAINER_MODEL}", f"{inp.log_dir}:{CONTAINER_LOGS}",
+                  f"{inp.configs_dir or inp.srtctl_root + '/configs'}:{CONTAINER_CONFIGS}",
+                  f"{inp.srtctl_root}:{CONTAINER_SRTCTL}", *job.extra_mount]
+    decode_roles = ("decode",) if job.mode == "disaggregated" else ("agg",)
+    return Plan(
+        job_id=str(inp.job_id), mode=job.mode, engine=engine, head_node=head.name,
+        nodes=[NodeSpec(name=n.name, address=n.address, roles=roles_by_node[n.name]) for n in nodes],
+        workers=workers, processes=processes, endpoint=endpoint, nats_url=nats_url, etcd_url=etcd_url,
+        served_model_name=served, model_path=model_path, container_image=r.container, container_mounts=mounts,
+        port_base=port_base, total_gpus=r.total_gpus,
+        decode_gpus=sum(r.layouts[x].nodes for x in decode_roles if x in r.layouts) * r.gpus_per_node)
+
+
+def _dynamo_env(nats_url: str | None, etcd_url: str | None, host: str, system_port: int | None) -> dict[str, str]:
+    from .dynamo import dynamo_env
+
+    if nats_url is None or etcd_url is None:
+        return {}
+    return dynamo_env(nats_url=nats_url, etcd_url=etcd_url, system_port=system_port, host=host)
+
+
+def _worker_command(r: ResolvedJob, *, role, python, model_path, served, host, http_port, bootstrap, tp,
+                    nnodes, rank, dist, user_flags, nats_url, etcd_url, system_port, worker_index):
+    """(command, env, health port, health path) of one node of one worker."""
+    job = r.job
+    engine = job.backend.engine
+    mode_flags: list[str] = []
+    if role in ("prefill", "decode"):
+        mode_flags = ["--disaggregation-mode", role]
+        if bootstrap is not None:
+            mode_flags += ["--disaggregation-bootstrap-port", str(bootstrap)]
+    multi = ["--dist-init-addr", dist, "--nnodes", str(nnodes), "--node-rank", str(rank)] if dist else []
+    common = ["--model-path", model_path, "--served-model-name", served, "--tp-size", str(tp)]
+    if engine == "dynamo-mocker":
+        from .dynamo import mocker_command
+
+        cmd = mocker_command(python=python if not r.cluster.dynamo_venv else f"{r.cluster.dynamo_venv}/bin/python",
+                             model_path=model_path, served_model_name=served,
+                             mode=role if role in ("prefill", "decode") else None, namespace="srt")
+        return cmd, _dynamo_env(nats_url, etcd_url, host, system_port), system_port, "/health"
+    if engine == "sim":
+        s = job.backend.sim
+        sim_flags = ["--sim-prefill-tokens-per-s-per-gpu", str(s.prefill_tokens_per_s_per_gpu),
+                     "--sim-decode-step-ms", str(s.decode_step_ms),
+                     "--sim-decode-step-ms-per-request", str(s.decode_step_ms_per_request),
+                     "--sim-max-running-requests", str(s.max_running_requests),
+                     "--sim-startup-s", str(s.startup_s), "--sim-kv-transfer-ms", str(s.kv_transfer_ms),
+                     "--sim-seed", str(s.seed + worker_index)]
+        cmd = [python, "-m", "srt_agent.sim", *common, "--host", host, "--port", str(http_port),
+               *mode_flags, *multi, *user_flags, *sim_flags]
+        return cmd, {"PYTHONPATH": CONTAINER_SRTCTL} if r.container else {}, http_port, "/health"
+    if job.backend.use_sglang_router:
+        cmd = [python, "-m", "sglang.launch_server", *common, "--host", host, "--port", str(http_port),
+               *mode_flags, *multi, *user_flags]
+        return cmd, {}, http_port, "/health"
+    cmd = [python, "-m", "dynamo.sglang", *common, *mode_flags, *multi, *user_flags]
+    return cmd, _dynamo_env(nats_url, etcd_url, host, system_port), system_port, "/health"
+
+
+def _router_command(r: ResolvedJob, workers: list[WorkerSpec], python: str, host: str, port: int,
+                    model_path: str) -> list[str]:
+    cmd = [python, "-m", "sglang_router.launch_router", "--host", host, "--port", str(port)]
+    if r.job.mode == "disaggregated":
+        cmd.append("--pd-disaggregation")
+        for w in workers:
+            if w.role == "prefill":
+                cmd += ["--prefill", w.url or "", str(w.bootstrap_port)]
+        for w in workers:
+            if w.role == "decode":
+                cmd += ["--decode", w.url or ""]
+    else:
+        cmd += ["--worker-urls", *[w.url or "" for w in workers], "--policy", "round_robin"]
+    return cmd

@@ -1,0 +1,215 @@
+"""Load a job file against the cluster file: validate, cross-check and resolve aliases."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .aliases import resolve_alias
+from .cluster_config import ClusterConfig
+from .errors import ConfigError, ConfigErrors
+from .job_config import JobConfig, Role
+from .topology import RoleLayout, role_layout
+from .validation import validate_document
+from .yaml_source import YamlDocument, load_yaml, parse_yaml
+
+TP_KEYS = ("tp-size", "tensor-parallel-size", "tp")
+DP_KEYS = ("dp-size", "data-parallel-size", "dp")
+EP_KEYS = ("ep-size", "expert-parallel-size", "ep")
+SGLANG_SECTION = {"prefill": "prefill", "decode": "decode", "agg": "aggregated"}
+# flags the plan sets itself; users must not set them in sglang_config
+PLAN_OWNED_FLAGS = ("model-path", "served-model-name", "host", "port", "disaggregation-mode",
+                    "disaggregation-bootstrap-port", "dist-init-addr", "nnodes", "node-rank")
+
+
+@dataclass
+class ResolvedJob:
+    job: JobConfig
+    cluster: ClusterConfig
+    job_file: str
+    model_path: str
+    container: str | None
+    account: str | None
+    partition: str | None
+    time_limit: str | None
+    gpus_per_node: int
+    layouts: dict[str, RoleLayout] = field(default_factory=dict)
+
+    @property
+    def total_nodes(self) -> int:
+        return sum(lay.nodes for lay in self.layouts.values())
+
+    @property
+    def total_gpus(self) -> int:
+        return self.total_nodes * self.gpus_per_node
+
+    def served_model_name(self) -> str:
+        return self.job.model.served_model_name or Path(self.model_path).name or "model"
+
+    def parallel_sizes(self, role: Role) -> dict[str, int]:
+        flags = self.job.role_flags(role)
+        gpus = self.layouts[role].gpus_per_worker
+        out = {"tp": gpus, "dp": 1, "ep": 1}
+        for name, keys in (("tp", TP_KEYS), ("dp", DP_KEYS), ("ep", EP_KEYS)):
+            for k in keys:
+                if k in flags:
+                    out[name] = int(flags[k])
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": 1,
+            "job_file": self.job_file,
+            "job": self.job.model_dump(mode="json"),
+            "cluster": self.cluster.model_dump(mode="json"),
+            "resolved": {
+                "model_path": self.model_path, "container": self.container, "account": self.account,
+                "partition": self.partition, "time_limit": self.time_limit,
+                "gpus_per_node": self.gpus_per_node, "mode": self.job.mode,
+                "total_nodes": self.total_nodes,
+            },
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "ResolvedJob":
+        job = JobConfig.model_validate(data["job"])
+        cluster = ClusterConfig.model_validate(data["cluster"])
+        r = data["resolved"]
+        return cls(job=job, cluster=cluster, job_file=data["job_file"], model_path=r["model_path"],
+                   container=r["container"], account=r["account"], partition=r["partition"],
+                   time_limit=r["time_limit"], gpus_per_node=r["gpus_per_node"],
+                   layouts=_layouts(job, r["gpus_per_node"]))
+
+    @classmethod
+    def read(cls, path: str | Path) -> "ResolvedJob":
+        return cls.from_json(json.loads(Path(path).read_text()))
+
+
+def _layouts(job: JobConfig, gpus_per_node: int) -> dict[str, RoleLayout]:
+    return {role: role_layout(*job.role_counts(role), gpus_per_node) for role in job.roles}
+
+
+def _check_roles(job: JobConfig, doc: YamlDocument, gpus_per_node: int) -> tuple[dict[str, RoleLayout], list[ConfigError]]:
+    errors: list[ConfigError] = []
+    layouts: dict[str, RoleLayout] = {}
+    for role in job.roles:
+        nodes, workers = job.role_counts(role)
+        key_nodes = f"resources.{'agg' if role == 'agg' else role}_nodes"
+        try:
+            layouts[role] = role_layout(nodes, workers, gpus_per_node)
+        except ValueError as exc:
+            errors.append(ConfigError(str(exc), file=doc.path, line=doc.line_of(("resources", key_nodes.split(".")[1])),
+                                      key=key_nodes, value=nodes,
+                                      hint="make nodes a multiple of workers, or workers a multiple of nodes"))
+            continue
+        section = SGLANG_SECTION[role]
+        flags = job.role_flags(role)
+        lay = layouts[role]
+        loc = ("backend", "sglang_config", section)
+        for owned in PLAN_OWNED_FLAGS:
+            if owned in flags:
+                errors.append(ConfigError(
+                    f"'{owned}' is set by srtctl from the plan", file=doc.path,
+                    line=doc.line_of(loc + (owned,)) or doc.line_of(loc + (owned.replace("-", "_"),)),
+                    key=".".join(loc + (owned,)), hint="remove it; use model.path / resources instead"))
+        sizes: dict[str, int] = {}
+        for name, keys in (("tp", TP_KEYS), ("dp", DP_KEYS), ("ep", EP_KEYS)):
+            given = [k for k in keys if k in flags]
+            if len(given) > 1:
+                errors.append(ConfigError(f"both {given[0]} and {given[1]} are set", file=doc.path,
+                                          line=doc.line_of(loc), key=".".join(loc), hint=f"keep only {given[0]}"))
+            for k in given:
+                v = flags[k]
+                if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                    errors.append(ConfigError(f"must be a positive integer (got {v!r})", file=doc.path,
+                                              line=doc.line_of(loc + (k,)), key=".".join(loc + (k,))))
+                else:
+                    sizes[name] = v
+        tp = sizes.get("tp")
+        gpus = lay.gpus_per_worker
+        how = (f"{lay.nodes} {role} node(s) x {gpus_per_node} GPUs / {lay.workers} worker(s)")
+        if tp is not None and tp != gpus:
+            k = next(k for k in TP_KEYS if k in flags)
+            errors.append(ConfigError(
+                f"tensor parallel size {tp} does not match the {gpus} GPUs each {role} worker gets ({how})",
+                file=doc.path, line=doc.line_of(loc + (k,)), key=".".join(loc + (k,)), value=tp,
+                hint=f"set {k}: {gpus}, or change resources so each worker gets {tp} GPUs"))
+        world = tp or gpus
+        for name in ("dp", "ep"):
+            v = sizes.get(name)
+            if v is not None and (v > world or world % v):
+                k = next(k for k in (DP_KEYS if name == "dp" else EP_KEYS) if k in flags)
+                errors.append(ConfigError(
+                    f"{k} {v} must divide the worker's {world} GPUs", file=doc.path,
+                    line=doc.line_of(loc + (k,)), key=".".join(loc + (k,)), value=v,
+                    hint=f"use a divisor of {world} (e.g. {world})"))
+    for role_section in ("prefill", "decode", "aggregated"):
+        used = bool(getattr(job.backend.sglang_config, role_section))
+        wanted = ("agg" if role_section == "aggregated" else role_section) in job.roles
+        if used and not wanted:
+            errors.append(ConfigError(
+                f"sglang_config.{role_section} is set but this is a{'n' if job.mode == 'aggregated' else ''} "
+                f"{job.mode} job", file=doc.path, line=doc.line_of(("backend", "sglang_config", role_section)),
+                key=f"backend.sglang_config.{role_section}",
+                hint="aggregated and disaggregated sections cannot be mixed; remove it"))
+    return layouts, errors
+
+
+def resolve_job(doc: YamlDocument, cluster: ClusterConfig) -> ResolvedJob:
+    job = validate_document(JobConfig, doc)
+    gpn = job.resources.gpus_per_node or cluster.gpus_per_node
+    errors: list[ConfigError] = []
+    layouts, role_errors = _check_roles(job, doc, gpn)
+    errors += role_errors
+    if job.profiling.type != "none" and job.benchmark.type != "manual":
+        errors.append(ConfigError(
+            f"profiling ({job.profiling.type}) and benchmarking ({job.benchmark.type}) are mutually exclusive",
+            file=doc.path, line=doc.line_of(("benchmark", "type")) or doc.line_of(("profiling",)),
+            key="benchmark.type", value=job.benchmark.type, hint='set benchmark.type: "manual" when profiling'))
+    if job.backend.use_sglang_router and job.backend.engine == "dynamo-mocker":
+        errors.append(ConfigError("the dynamo-mocker engine only runs behind Dynamo frontends", file=doc.path,
+                                  line=doc.line_of(("backend", "use_sglang_router")), key="backend.use_sglang_router",
+                                  hint="set use_sglang_router: false, or engine: sim"))
+    if job.backend.engine == "sim" and not job.backend.use_sglang_router:
+        errors.append(ConfigError("the simulated engine speaks SGLang's HTTP API and runs behind the sglang router",
+                                  file=doc.path, line=doc.line_of(("backend", "engine")), key="backend.engine",
+                                  value="sim", hint="set backend.use_sglang_router: true, or engine: dynamo-mocker"))
+    model_path = job.model.path
+    container = job.model.container
+    try:
+        model_path = resolve_alias(job.model.path, cluster.model_paths, kind="model_paths", key="model.path",
+                                   file=doc.path, line=doc.line_of(("model", "path")), cluster_file=cluster.source)
+    except ConfigError as exc:
+        errors.append(exc)
+    if container is not None:
+        try:
+            container = resolve_alias(container, cluster.containers, kind="containers", key="model.container",
+                                      file=doc.path, line=doc.line_of(("model", "container")),
+                                      cluster_file=cluster.source)
+        except ConfigError as exc:
+            errors.append(exc)
+    elif cluster.container_runtime == "pyxis" and cluster.executor == "slurm":
+        errors.append(ConfigError("no container given", file=doc.path, line=doc.line_of(("model",)),
+                                  key="model.container",
+                                  hint="set model.container to an alias from srtslurm.yaml `containers`, "
+                                       "or set container_runtime: none in srtslurm.yaml"))
+    if errors:
+        raise ConfigErrors(errors)
+    return ResolvedJob(
+        job=job, cluster=cluster, job_file=doc.path, model_path=model_path,
+        container=container if cluster.container_runtime == "pyxis" else None,
+        account=job.slurm.account or cluster.default_account,
+        partition=job.slurm.partition or cluster.default_partition,
+        time_limit=job.slurm.time_limit or cluster.default_time_limit,
+        gpus_per_node=gpn, layouts=layouts,
+    )
+
+
+def load_job(path: str | Path, cluster: ClusterConfig) -> ResolvedJob:
+    return resolve_job(load_yaml(path), cluster)
+
+
+def load_job_text(text: str, cluster: ClusterConfig, path: str = "<job>") -> ResolvedJob:
+    return resolve_job(parse_yaml(text, path), cluster)
