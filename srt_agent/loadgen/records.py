@@ -1,0 +1,136 @@
+"""Per-request records and the mergeable inter-token-latency histogram.
+
+All times are seconds on the monotonic clock (time.monotonic, CLOCK_MONOTONIC on Linux), which
+is shared by every process of the machine, so records of different worker processes compare.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+
+@dataclass
+class RequestRecord:
+    """What happened to one request. Filled in by a worker, read by metrics.summarize.
+
+    scheduled   when the request was due: closed loop, the time its slot became free (the
+                previous request's last byte, or the start of the phase); Poisson, its arrival
+    ready       when the client could have sent it: max(scheduled, slot free); == scheduled in
+                closed loop. sent - ready is the client's own lag.
+    sent        when the request bytes were handed to the kernel
+    first_token arrival of the first SSE event that carries a non-empty token
+    end         arrival of the response's last byte (or when the failure was seen)
+    chunk_times arrival time of every event that carried tokens (dropped once folded into an
+                ItlHistogram, n_chunks keeps the count)
+    """
+
+    index: int
+    scheduled: float
+    ready: float = 0.0
+    sent: float = 0.0
+    first_token: float | None = None
+    end: float | None = None
+    ok: bool = False
+    error: str | None = None
+    output_tokens: int = 0
+    input_tokens: int = 0
+    requested_output_tokens: int = 0
+    usage_reported: bool = False
+    n_chunks: int = 0
+    chunk_times: list[float] | None = field(default=None, repr=False)
+
+    @property
+    def ttft(self) -> float | None:
+        if self.first_token is None:
+            return None
+        return self.first_token - self.scheduled
+
+    @property
+    def e2el(self) -> float | None:
+        if self.end is None:
+            return None
+        return self.end - self.scheduled
+
+    @property
+    def tpot(self) -> float | None:
+        """(E2EL - TTFT) / (output_tokens - 1); None with fewer than two output tokens."""
+        if self.first_token is None or self.end is None or self.output_tokens < 2:
+            return None
+        return (self.end - self.first_token) / (self.output_tokens - 1)
+
+
+class ItlHistogram:
+    """Counts of inter-token gaps at 1 microsecond resolution, plus exact sum and sum of squares.
+
+    Memory grows with the number of distinct microsecond values, not with tokens, so a
+    40,960-request point with 1024 tokens each stays small. Histograms of worker processes merge
+    by addition. Percentiles interpolate linearly between order statistics (numpy's default)
+    over the values rounded to the microsecond.
+    """
+
+    __slots__ = ("counts", "n", "total", "total_sq")
+
+    def __init__(self) -> None:
+        self.counts: dict[int, int] = {}
+        self.n = 0
+        self.total = 0.0
+        self.total_sq = 0.0
+
+    def add_times(self, times: list[float]) -> None:
+        """Add the gaps between consecutive arrival times (seconds) of one request."""
+        counts = self.counts
+        prev = None
+        for t in times:
+            if prev is not None:
+                gap = t - prev
+                us = round(gap * 1e6)
+                counts[us] = counts.get(us, 0) + 1
+                self.n += 1
+                self.total += gap
+                self.total_sq += gap * gap
+            prev = t
+
+    def merge(self, other: ItlHistogram) -> None:
+        for us, c in other.counts.items():
+            self.counts[us] = self.counts.get(us, 0) + c
+        self.n += other.n
+        self.total += other.total
+        self.total_sq += other.total_sq
+
+    def mean(self) -> float:
+        return self.total / self.n if self.n else 0.0
+
+    def std(self) -> float:
+        """Population standard deviation (ddof=0), like numpy.std."""
+        if not self.n:
+            return 0.0
+        m = self.mean()
+        return math.sqrt(max(self.total_sq / self.n - m * m, 0.0))
+
+    def percentile(self, q: float) -> float:
+        """q in [0, 100]; value in seconds."""
+        if not self.n:
+            return 0.0
+        pos = (self.n - 1) * q / 100.0
+        lo_rank = math.floor(pos)
+        frac = pos - lo_rank
+        lo = self._value_at(lo_rank)
+        if frac == 0.0:
+            return lo / 1e6
+        hi = self._value_at(lo_rank + 1)
+        return (lo + (hi - lo) * frac) / 1e6
+
+    def _value_at(self, rank: int) -> int:
+        seen = 0
+        for us in sorted(self.counts):
+            seen += self.counts[us]
+            if seen > rank:
+                return us
+        return max(self.counts)
+
+    def __getstate__(self):
+        return (self.counts, self.n, self.total, self.total_sq)
+
+    def __setstate__(self, state):
+        self.counts, self.n, self.total, self.total_sq = state

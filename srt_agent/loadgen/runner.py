@@ -1,0 +1,236 @@
+"""run_point: one benchmark point over several worker processes, and its result file."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.connection import wait as wait_pipes
+from pathlib import Path
+
+from srt_agent.errors import BenchmarkError
+
+from .metrics import summarize
+from .prompts import build_workload
+from .records import ItlHistogram
+from .sse import split_url
+from .worker import WorkerSpec
+
+WARMUP_INDEX_BASE = 1 << 40  # warmup requests get their own global indices, hence own prefixes
+START_DELAY_S = 0.2
+SLOTS_PER_PROCESS = 1024  # auto: one process per this many concurrent requests, up to the cores
+
+
+@dataclass
+class LoadConfig:
+    """One benchmark point. num_prompts None means prompt_multiplier x concurrency."""
+
+    url: str
+    model: str
+    isl: int
+    osl: int
+    concurrency: int
+    num_prompts: int | None = None
+    prompt_multiplier: float = 10.0
+    warmup_multiplier: float = 2.0
+    request_rate: float = math.inf
+    random_range_ratio: float = 1.0
+    seed: int = 0
+    tokenizer: str | None = None
+    processes: int | None = None  # None: auto
+    http: str = "lean"  # "lean" | "aiohttp"
+    use_uvloop: bool = True
+    endpoint: str = "/v1/completions"
+    request_timeout: float | None = 6 * 3600.0
+    total_gpus: int | None = None
+    decode_gpus: int | None = None
+    extra_body: dict = field(default_factory=dict)
+    phase_timeout: float | None = None  # whole point; None: no limit
+
+    def resolved_num_prompts(self) -> int:
+        if self.num_prompts is not None:
+            return self.num_prompts
+        return max(1, math.ceil(self.prompt_multiplier * self.concurrency))
+
+    def num_warmup(self) -> int:
+        return max(0, math.ceil(self.warmup_multiplier * self.concurrency))
+
+    def resolved_processes(self) -> int:
+        if self.processes is not None:
+            return max(1, min(self.processes, self.concurrency))
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        return max(1, min(cores, math.ceil(self.concurrency / SLOTS_PER_PROCESS)))
+
+    def validate(self) -> None:
+        if self.concurrency < 1:
+            raise BenchmarkError(f"concurrency must be >= 1 (got {self.concurrency})")
+        if self.request_rate <= 0:
+            raise BenchmarkError(f"request rate must be > 0 or inf (got {self.request_rate})")
+        if self.http not in ("lean", "aiohttp"):
+            raise BenchmarkError(f"http client must be 'lean' or 'aiohttp' (got {self.http!r})")
+        if self.http == "lean":
+            try:
+                import httptools  # noqa: F401
+            except ImportError as e:
+                raise BenchmarkError("the lean HTTP client needs 'httptools' (pip install httptools), "
+                                     "or use http='aiohttp'") from e
+        split_url(self.url, self.endpoint)
+
+
+def _split(items: list, weights: list[int]) -> list[list]:
+    """Contiguous split of items proportional to weights."""
+    total = sum(weights)
+    out, start, acc = [], 0, 0
+    for w in weights:
+        acc += w
+        end = round(len(items) * acc / total)
+        out.append(items[start:end])
+        start = end
+    return out
+
+
+def _share(n: int, k: int) -> list[int]:
+    return [n // k + (1 if i < n % k else 0) for i in range(k)]
+
+
+def _start_worker(i: int) -> tuple[Connection, subprocess.Popen]:
+    """A worker is `python -m srt_agent.loadgen.worker_entry FD`, talking over a socketpair. A plain
+    subprocess (not multiprocessing) so callers need no `if __name__ == "__main__"` guard."""
+    ours, theirs = socket.socketpair()
+    fd = theirs.fileno()
+    proc = subprocess.Popen([sys.executable, "-m", "srt_agent.loadgen.worker_entry", str(fd)], pass_fds=[fd],
+                            stdin=subprocess.DEVNULL)
+    theirs.close()
+    return Connection(ours.detach()), proc
+
+
+def _recv_all(pipes: list[Connection], procs: list[subprocess.Popen], expect: str,
+              timeout: float | None) -> list:
+    """Wait for message `expect` from every worker; a worker error or death raises."""
+    got: dict[int, tuple] = {}
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while len(got) < len(pipes):
+        if deadline is not None and time.monotonic() > deadline:
+            raise BenchmarkError(f"load generator workers did not report {expect!r} within {timeout:.0f} s")
+        ready = wait_pipes([p for i, p in enumerate(pipes) if i not in got], timeout=0.5)
+        for i, p in enumerate(pipes):
+            if i in got or p not in ready:
+                continue
+            try:
+                msg = p.recv()
+            except (EOFError, OSError):
+                procs[i].poll()
+                raise BenchmarkError(f"load generator worker {i} died (exit code {procs[i].returncode})")
+            if msg[0] == "error":
+                raise BenchmarkError(f"load generator worker {i} failed:\n{msg[1]}")
+            got[i] = msg
+        for i, proc in enumerate(procs):
+            if i not in got and proc.poll() is not None and not pipes[i].poll():
+                raise BenchmarkError(f"load generator worker {i} died (exit code {proc.returncode})")
+    return [got[i] for i in range(len(pipes))]
+
+
+def run_point(config: LoadConfig) -> dict:
+    """Run one point (warmup, then measured requests) and return its result dict.
+
+    Blocking: starts config.resolved_processes() worker processes (`python -m
+    srt_agent.loadgen.worker_entry`); from async code call it via anyio.to_thread.run_sync.
+    Raises BenchmarkError when the workers cannot run; an invalid measurement is returned with
+    its failures counted: pass the result to check_point to reject it.
+    """
+    config.validate()
+    host, port, path = split_url(config.url, config.endpoint)
+    n, n_warm = config.resolved_num_prompts(), config.num_warmup()
+    k = config.resolved_processes()
+    measured = list(range(n))
+    warmup = list(range(WARMUP_INDEX_BASE, WARMUP_INDEX_BASE + n_warm))
+    workload = build_workload(measured + warmup, config.isl, config.osl, seed=config.seed,
+                              random_range_ratio=config.random_range_ratio, tokenizer=config.tokenizer)
+    slots = _share(config.concurrency, k)
+    measured_parts, warmup_parts = _split(measured, slots), _split(warmup, slots)
+    rate = config.request_rate
+    pipes, procs = [], []
+    try:
+        for i in range(k):
+            spec = WorkerSpec(
+                worker_id=i, host=host, port=port, path=path, model=config.model, slots=slots[i],
+                warmup=warmup_parts[i], measured=measured_parts[i],
+                workload=workload.subset(warmup_parts[i] + measured_parts[i]),
+                request_rate=rate if math.isinf(rate) else rate * slots[i] / config.concurrency,
+                seed=config.seed, timeout=config.request_timeout, http=config.http,
+                use_uvloop=config.use_uvloop, extra_body=dict(config.extra_body))
+            pipe, proc = _start_worker(i)
+            pipes.append(pipe)
+            procs.append(proc)
+            pipe.send(spec)
+        _recv_all(pipes, procs, "connected", timeout=600.0)
+        for p in pipes:
+            p.send(("warmup",))
+        warmed = _recv_all(pipes, procs, "warmed", timeout=config.phase_timeout)
+        start = time.monotonic() + START_DELAY_S
+        for p in pipes:
+            p.send(("measure", start))
+        done = _recv_all(pipes, procs, "done", timeout=config.phase_timeout)
+    finally:
+        for proc in procs:
+            try:
+                proc.wait(timeout=5.0)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for p in pipes:
+            p.close()
+    results = [msg[1] for msg in done]
+    records = [r for res in results for r in res.records]
+    itl = ItlHistogram()
+    for res in results:
+        itl.merge(res.itl)
+    out = summarize(records, start=start, max_concurrency=config.concurrency, request_rate=rate, itl=itl,
+                    total_gpus=config.total_gpus, decode_gpus=config.decode_gpus,
+                    client_cpu=[res.cpu_fraction for res in results],
+                    loop_lag_p99_ms=max(res.loop_lag_p99_ms for res in results))
+    out.update({
+        "model": config.model,
+        "isl": config.isl,
+        "osl": config.osl,
+        "num_prompts": n,
+        "warmup_prompts": n_warm,
+        "warmup_failed": sum(msg[1] for msg in warmed),
+        "random_range_ratio": config.random_range_ratio,
+        "prompt_kind": workload.kind,
+        "seed": config.seed,
+        "processes": k,
+        "http_client": config.http,
+        "client": "srt-loadgen",
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    })
+    return out
+
+
+def write_result(result: dict, path: str | os.PathLike) -> Path:
+    """Write the result JSON atomically (temporary file in the same directory + os.replace)."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(result, f, indent=2, allow_nan=False)
+            f.write("\n")
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return target
+
+
+def config_dict(config: LoadConfig) -> dict:
+    return asdict(config)

@@ -1,0 +1,276 @@
+"""Streaming /v1/completions over HTTP/1.1 keep-alive: event parsing and two transports.
+
+`LeanSlot` (the default) is one persistent connection driven by an asyncio.Protocol with the
+`httptools` (llhttp) response parser: every data_received() takes one clock reading, and every
+event completed by those bytes carries it, so a token's timestamp is when its bytes arrived.
+`AiohttpSlot` does the same through aiohttp (one ClientSession per process, connection limit 0);
+it is kept for comparison and as a fallback (--http aiohttp). docs/benchmarking.md has the
+measurements that chose the default.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from urllib.parse import urlsplit
+
+from srt_agent.errors import BenchmarkError
+
+from .records import RequestRecord
+
+try:  # orjson parses a chunk ~3x faster; optional
+    from orjson import loads as _loads
+except ImportError:  # pragma: no cover - depends on the environment
+    from json import loads as _loads
+
+monotonic = time.monotonic
+
+
+def split_url(url: str, endpoint: str) -> tuple[str, int, str]:
+    parts = urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname:
+        raise BenchmarkError(f"--url must look like http://HOST:PORT (got {url!r}); https is not supported")
+    base = parts.path.rstrip("/")
+    path = endpoint if endpoint.startswith("/") else "/" + endpoint
+    if base and not path.startswith(base + "/"):
+        path = base + path
+    return parts.hostname, parts.port or 80, path
+
+
+class EventStream:
+    """Parses the SSE body of one response into the request's record."""
+
+    __slots__ = ("rec", "buf", "done", "error", "times", "saw_event")
+
+    def __init__(self, rec: RequestRecord) -> None:
+        self.rec = rec
+        self.buf = b""
+        self.done = False
+        self.error: str | None = None
+        self.times: list[float] = []
+        self.saw_event = False
+
+    def feed(self, data: bytes, t: float) -> None:
+        buf = self.buf + data if self.buf else data
+        if b"\r" in buf:
+            buf = buf.replace(b"\r\n", b"\n")
+        if b"\n\n" not in buf:
+            self.buf = buf
+            return
+        events = buf.split(b"\n\n")
+        self.buf = events.pop()
+        for ev in events:
+            if ev.startswith(b"data:") and b"\n" not in ev:
+                self._data(ev[5:].strip(), t)
+            else:
+                for line in ev.split(b"\n"):
+                    if line.startswith(b"data:"):
+                        self._data(line[5:].strip(), t)
+
+    def _data(self, payload: bytes, t: float) -> None:
+        self.saw_event = True
+        if payload == b"[DONE]":
+            self.done = True
+            return
+        try:
+            obj = _loads(payload)
+        except ValueError:
+            self.error = f"unparseable SSE data: {payload[:100]!r}"
+            return
+        if not isinstance(obj, dict):
+            return
+        if "error" in obj or obj.get("object") == "error":
+            err = obj.get("error", obj)
+            self.error = "stream error: " + str(err.get("message", err) if isinstance(err, dict) else err)[:200]
+            return
+        choices = obj.get("choices")
+        if choices:
+            for c in choices:
+                if c.get("text") or (c.get("delta") or {}).get("content"):
+                    self.times.append(t)
+                    break
+        usage = obj.get("usage")
+        if usage:
+            rec = self.rec
+            if "completion_tokens" in usage:
+                rec.output_tokens = int(usage["completion_tokens"])
+                rec.usage_reported = True
+            if usage.get("prompt_tokens"):
+                rec.input_tokens = int(usage["prompt_tokens"])
+
+    def close(self, rec: RequestRecord, end: float, error: str | None) -> None:
+        """Finish the record: ok only with HTTP 200, a clean end of body and no stream error."""
+        rec.end = end
+        error = error or self.error
+        if self.times:
+            rec.first_token = self.times[0]
+            rec.n_chunks = len(self.times)
+            rec.chunk_times = self.times
+        if not rec.usage_reported:
+            rec.output_tokens = len(self.times)
+        rec.ok = error is None
+        rec.error = error
+
+
+class _Conn(asyncio.Protocol):
+    """One HTTP/1.1 connection; one request at a time."""
+
+    def __init__(self) -> None:
+        self.transport = None
+        self.parser = None
+        self.events: EventStream | None = None
+        self.waiter: asyncio.Future | None = None
+        self.status = 0
+        self.err_body = b""
+        self.got_bytes = False
+        self.keep_alive = True
+        self.now = 0.0
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def start(self, events: EventStream, waiter: asyncio.Future, parser_cls) -> None:
+        self.parser = parser_cls(self)
+        self.events = events
+        self.waiter = waiter
+        self.status = 0
+        self.err_body = b""
+        self.got_bytes = False
+        self.keep_alive = True
+
+    def data_received(self, data: bytes) -> None:
+        self.now = monotonic()
+        self.got_bytes = True
+        if self.parser is None:
+            return
+        try:
+            self.parser.feed_data(data)
+        except Exception as e:  # httptools.HttpParserError and friends
+            self._finish(f"bad HTTP response: {e}")
+            self.transport.close()
+
+    def on_headers_complete(self) -> None:
+        self.status = self.parser.get_status_code()
+
+    def on_body(self, body: bytes) -> None:
+        if self.status == 200:
+            self.events.feed(body, self.now)
+        elif len(self.err_body) < 1024:
+            self.err_body += body
+
+    def on_message_complete(self) -> None:
+        self.keep_alive = self.parser.should_keep_alive()
+        self.parser = None
+        if self.status == 200:
+            self._finish(None)
+        else:
+            self._finish(f"HTTP {self.status}: {self.err_body[:200].decode(errors='replace').strip()}")
+
+    def connection_lost(self, exc) -> None:
+        self.transport = None
+        if self.parser is not None:
+            what = f"{exc}" if exc else "closed by server"
+            self._finish(f"connection {what} before the response ended")
+
+    def _finish(self, error: str | None) -> None:
+        w = self.waiter
+        if w is not None and not w.done():
+            w.set_result(error)
+
+
+class LeanSlot:
+    """A concurrency slot that owns one keep-alive connection (reopened when the server closes it)."""
+
+    def __init__(self, host: str, port: int, path: str, timeout: float | None) -> None:
+        import httptools  # required for the lean path; checked by make_slots
+
+        self._parser_cls = httptools.HttpResponseParser
+        self.host, self.port, self.timeout = host, port, timeout
+        self.head = (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+                     f"Accept: text/event-stream\r\nConnection: keep-alive\r\nContent-Length: ").encode()
+        self.conn: _Conn | None = None
+
+    async def connect(self) -> None:
+        loop = asyncio.get_running_loop()
+        _, self.conn = await loop.create_connection(_Conn, self.host, self.port)
+
+    async def request(self, body: bytes, rec: RequestRecord) -> None:
+        loop = asyncio.get_running_loop()
+        payload = self.head + str(len(body)).encode() + b"\r\n\r\n" + body
+        for attempt in (0, 1):
+            conn = self.conn
+            reused = conn is not None and conn.transport is not None and not conn.transport.is_closing()
+            if not reused:
+                try:
+                    await self.connect()
+                except OSError as e:
+                    rec.sent = monotonic()
+                    EventStream(rec).close(rec, monotonic(), f"connect failed: {e}")
+                    return
+                conn = self.conn
+            events = EventStream(rec)
+            waiter = loop.create_future()
+            conn.start(events, waiter, self._parser_cls)
+            conn.transport.write(payload)
+            rec.sent = monotonic()
+            timer = loop.call_later(self.timeout, waiter.set_result, "timeout") if self.timeout else None
+            error = await waiter
+            if timer is not None:
+                timer.cancel()
+            if error is not None and reused and attempt == 0 and not conn.got_bytes and error != "timeout":
+                continue  # a stale keep-alive connection the server had closed: resend once
+            end = conn.now if error is None else monotonic()
+            if error is not None or not conn.keep_alive:
+                if conn.transport is not None:
+                    conn.transport.close()
+                conn.parser = None
+                self.conn = None
+            events.close(rec, end, error)
+            return
+
+    def close(self) -> None:
+        if self.conn is not None and self.conn.transport is not None:
+            self.conn.transport.close()
+        self.conn = None
+
+
+class AiohttpSlot:
+    """The same contract through aiohttp; the session (limit=0) is shared by the process's slots."""
+
+    def __init__(self, session, url: str, timeout: float | None) -> None:
+        self.session, self.url, self.timeout = session, url, timeout
+
+    async def connect(self) -> None:
+        return None
+
+    async def request(self, body: bytes, rec: RequestRecord) -> None:
+        import aiohttp
+
+        events = EventStream(rec)
+        error = None
+        rec.sent = monotonic()
+        try:
+            async with self.session.post(self.url, data=body, headers={"Content-Type": "application/json"},
+                                         timeout=aiohttp.ClientTimeout(total=self.timeout)) as resp:
+                if resp.status != 200:
+                    text = (await resp.read())[:200].decode(errors="replace").strip()
+                    error = f"HTTP {resp.status}: {text}"
+                else:
+                    async for data in resp.content.iter_any():
+                        events.feed(data, monotonic())
+        except asyncio.TimeoutError:
+            error = "timeout"
+        except aiohttp.ClientError as e:
+            error = f"{type(e).__name__}: {e}"
+        events.close(rec, monotonic(), error)
+
+    def close(self) -> None:
+        return None
+
+
+def make_session():
+    import aiohttp
+
+    connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=None)
+    return aiohttp.ClientSession(connector=connector, read_bufsize=1 << 20, auto_decompress=False,
+                                 timeout=aiohttp.ClientTimeout(total=None))

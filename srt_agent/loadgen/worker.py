@@ -1,0 +1,243 @@
+"""One load-generator worker process: its own event loop, its own slots, nothing shared.
+
+The parent (runner.py) drives every worker through a Pipe:
+    worker -> ("connected",)          prompts built, slots connected
+    parent -> ("warmup",)             closed loop over the warmup requests (not measured)
+    worker -> ("warmed", failed)
+    parent -> ("measure", T0)         start of the measured phase (monotonic clock)
+    worker -> ("done", WorkerResult)
+    worker -> ("error", traceback)    anything unexpected
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import random
+import resource
+import time
+import traceback
+from dataclasses import dataclass, field
+
+from .metrics import percentile
+from .prompts import Workload
+from .records import ItlHistogram, RequestRecord
+from .sse import AiohttpSlot, LeanSlot, make_session
+
+monotonic = time.monotonic
+CONNECT_PARALLELISM = 128
+LAG_TICK_S = 0.01
+
+
+@dataclass
+class WorkerSpec:
+    worker_id: int
+    host: str
+    port: int
+    path: str
+    model: str
+    slots: int
+    warmup: list[int]
+    measured: list[int]
+    workload: Workload
+    request_rate: float = math.inf
+    seed: int = 0
+    timeout: float | None = None
+    http: str = "lean"
+    use_uvloop: bool = True
+    extra_body: dict = field(default_factory=dict)
+
+
+@dataclass
+class WorkerResult:
+    records: list[RequestRecord]
+    itl: ItlHistogram
+    cpu_fraction: float
+    loop_lag_p99_ms: float
+    warmup_failed: int = 0
+
+
+class BodyMaker:
+    """Request body bytes of global request g; everything but the prompt is encoded once."""
+
+    def __init__(self, model: str, workload: Workload, extra: dict) -> None:
+        self.workload = workload
+        self.head = b'{"model":' + json.dumps(model).encode() + b',"prompt":'
+        self.mid = b',"max_tokens":'
+        extra_json = b"".join(b"," + json.dumps(k).encode() + b":" + json.dumps(v).encode()
+                              for k, v in extra.items())
+        self.tail = (b',"stream":true,"stream_options":{"include_usage":true},"ignore_eos":true,'
+                     b'"temperature":0.0' + extra_json + b"}")
+
+    def __call__(self, g: int) -> bytes:
+        return (self.head + self.workload.prompt_json(g) + self.mid
+                + str(self.workload.output_lens[g]).encode() + self.tail)
+
+
+class Worker:
+    def __init__(self, spec: WorkerSpec) -> None:
+        self.spec = spec
+        self.body = BodyMaker(spec.model, spec.workload, spec.extra_body)
+        self.itl = ItlHistogram()
+        self.session = None
+        self.slots: list = []
+
+    async def open(self) -> None:
+        s = self.spec
+        if s.http == "aiohttp":
+            self.session = make_session()
+            url = f"http://{s.host}:{s.port}{s.path}"
+            self.slots = [AiohttpSlot(self.session, url, s.timeout) for _ in range(s.slots)]
+            return
+        self.slots = [LeanSlot(s.host, s.port, s.path, s.timeout) for _ in range(s.slots)]
+        gate = asyncio.Semaphore(CONNECT_PARALLELISM)
+
+        async def connect(slot):
+            async with gate:
+                try:
+                    await slot.connect()
+                except OSError:
+                    pass  # the slot reconnects on its first request and records the failure there
+
+        await asyncio.gather(*(connect(slot) for slot in self.slots))
+
+    async def close(self) -> None:
+        for slot in self.slots:
+            slot.close()
+        if self.session is not None:
+            await self.session.close()
+
+    async def _one(self, slot, rec: RequestRecord) -> None:
+        g = rec.index
+        rec.requested_output_tokens = self.spec.workload.output_lens[g]
+        rec.input_tokens = self.spec.workload.input_lens[g]
+        await slot.request(self.body(g), rec)
+        if rec.chunk_times:
+            self.itl.add_times(rec.chunk_times)
+            rec.chunk_times = None
+
+    async def closed_loop(self, indices: list[int], start: float) -> list[RequestRecord]:
+        """Every slot sends its next request as soon as its previous one ended."""
+        todo = iter(indices)
+        records: list[RequestRecord] = []
+
+        async def run_slot(slot):
+            free = start
+            for g in todo:
+                rec = RequestRecord(g, scheduled=free, ready=free)
+                await self._one(slot, rec)
+                records.append(rec)
+                free = rec.end
+
+        await asyncio.gather(*(run_slot(slot) for slot in self.slots))
+        return records
+
+    async def poisson(self, indices: list[int], start: float, rate: float) -> list[RequestRecord]:
+        """Poisson arrivals at `rate`, at most len(slots) in flight; a request that arrives while
+        every slot is busy waits, and that wait is part of its latency."""
+        rng = random.Random(self.spec.seed * 1_000_003 + self.spec.worker_id)
+        t = start
+        arrivals = []
+        for g in indices:
+            t += rng.expovariate(rate)
+            arrivals.append((g, t))
+        todo = iter(arrivals)
+        records: list[RequestRecord] = []
+
+        async def run_slot(slot):
+            free = start
+            for g, due in todo:
+                wait = due - monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                rec = RequestRecord(g, scheduled=due, ready=max(due, free))
+                await self._one(slot, rec)
+                records.append(rec)
+                free = rec.end
+
+        await asyncio.gather(*(run_slot(slot) for slot in self.slots))
+        return records
+
+    async def measure(self, start: float) -> WorkerResult:
+        s = self.spec
+        self.itl = ItlHistogram()
+        delay = start - monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        lags: list[float] = []
+        stop = asyncio.Event()
+
+        async def watch_loop():
+            while not stop.is_set():
+                due = monotonic() + LAG_TICK_S
+                await asyncio.sleep(LAG_TICK_S)
+                lags.append((monotonic() - due) * 1000.0)
+
+        watcher = asyncio.ensure_future(watch_loop())
+        cpu0, wall0 = time.process_time(), monotonic()
+        if math.isinf(s.request_rate):
+            records = await self.closed_loop(s.measured, start)
+        else:
+            records = await self.poisson(s.measured, start, s.request_rate)
+        cpu = (time.process_time() - cpu0) / max(monotonic() - wall0, 1e-9)
+        stop.set()
+        watcher.cancel()
+        return WorkerResult(records, self.itl, cpu, percentile(sorted(lags), 99.0))
+
+
+def _raise_fd_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
+            pass
+
+
+def new_event_loop(use_uvloop: bool) -> asyncio.AbstractEventLoop:
+    if use_uvloop:
+        try:
+            import uvloop
+
+            return uvloop.new_event_loop()
+        except ImportError:
+            pass
+    return asyncio.new_event_loop()
+
+
+async def _serve(conn, spec: WorkerSpec) -> None:
+    worker = Worker(spec)
+    await worker.open()
+    conn.send(("connected",))
+    try:
+        msg = conn.recv()
+        assert msg[0] == "warmup", msg
+        warm = await worker.closed_loop(spec.warmup, monotonic()) if spec.warmup else []
+        conn.send(("warmed", sum(1 for r in warm if not r.ok)))
+        msg = conn.recv()
+        assert msg[0] == "measure", msg
+        result = await worker.measure(msg[1])
+        result.warmup_failed = sum(1 for r in warm if not r.ok)
+        conn.send(("done", result))
+    finally:
+        await worker.close()
+
+
+def worker_main(conn, spec: WorkerSpec) -> None:
+    """Entry point of a worker process (multiprocessing target)."""
+    try:
+        _raise_fd_limit()
+        loop = new_event_loop(spec.use_uvloop)
+        try:
+            loop.run_until_complete(_serve(conn, spec))
+        finally:
+            loop.close()
+    except BaseException:
+        try:
+            conn.send(("error", traceback.format_exc()))
+        except Exception:
+            pass
+    finally:
+        conn.close()
+

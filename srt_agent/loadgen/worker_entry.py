@@ -1,0 +1,16 @@
+"""python -m srt_agent.loadgen.worker_entry FD: a worker process; FD is its end of a socketpair."""
+
+import sys
+from multiprocessing.connection import Connection
+
+from srt_agent.loadgen.worker import worker_main
+
+
+def main(argv: list[str]) -> None:
+    conn = Connection(int(argv[1]))
+    spec = conn.recv()
+    worker_main(conn, spec)
+
+
+if __name__ == "__main__":
+    main(sys.argv)
