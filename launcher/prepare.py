@@ -34,6 +34,10 @@ class Prepared:
     files: dict[str, str] = field(default_factory=dict)  # file name -> content
 
     @property
+    def run_dir_placeholder(self) -> str:
+        return f"{logs_dir(self.cluster)}/JOBID{self.run_suffix}"
+
+    @property
     def topology(self) -> str:
         return self.run_suffix.split("_", 2)[1] if self.resolved.job.mode == "aggregated" else \
             "_".join(self.run_suffix.split("_")[1:3])
@@ -92,7 +96,7 @@ def prepare(job_file: str | Path, *, setup_script: str | None = None, tags: str 
     root = srtctl_root(cluster)
     logs = logs_dir(cluster)
     plan = make_plan(resolved, PlanInputs(
-        job_id="0", nodes=placeholder_nodes(resolved.total_nodes), log_dir=f"{logs}/<JOB_ID>{suffix}",
+        job_id="0", nodes=placeholder_nodes(resolved.total_nodes), log_dir=f"{logs}/JOBID{suffix}",
         srtctl_root=str(root), host_python=cluster.python or sys.executable, configs_dir=str(configs_dir(cluster)),
         setup_script=script))
     prep = Prepared(resolved=resolved, cluster=cluster, job_path=Path(job_file), timestamp=ts, run_suffix=suffix,
@@ -103,7 +107,7 @@ def prepare(job_file: str | Path, *, setup_script: str | None = None, tags: str 
     return prep
 
 
-def render_sbatch(prep: Prepared) -> str:
+def render_sbatch(prep: Prepared, fixed_run_dir: str | None = None) -> str:
     r = prep.resolved
     cluster = prep.cluster
     logs = logs_dir(cluster)
@@ -111,9 +115,10 @@ def render_sbatch(prep: Prepared) -> str:
         "job.sbatch.j2", job_name=r.job.name, nodes=r.total_nodes, time_limit=r.time_limit, account=r.account,
         partition=r.partition, gpus_per_node=r.gpus_per_node if cluster.use_gpus_per_node_directive else None,
         segment=r.total_nodes if cluster.use_segment_sbatch_directive else None,
-        output=f"{logs}/%j{prep.run_suffix}/slurm-%j.out", warning_seconds=WARNING_SECONDS,
+        output=f"{fixed_run_dir}/slurm-%j.out" if fixed_run_dir else f"{logs}/%j{prep.run_suffix}/slurm-%j.out", warning_seconds=WARNING_SECONDS,
         version=__version__, logs_dir=str(logs), run_suffix=prep.run_suffix,
-        srtctl_root=str(srtctl_root(cluster)), python=cluster.python or sys.executable)
+        srtctl_root=str(srtctl_root(cluster)), python=cluster.python or sys.executable,
+        fixed_run_dir=fixed_run_dir)
 
 
 def metadata(prep: Prepared, job_id: str, executor: str) -> dict:

@@ -61,6 +61,7 @@ class ClusterConfig(Strict):
     container_runtime: Literal["pyxis", "none"] = Field("pyxis", description="`none` runs processes on the host")
     python: str | None = Field(None, description="python for host processes (container_runtime none); default: srtctl's own")
     dynamo_venv: str | None = Field(None, description="existing venv with Dynamo; used as is, nothing is installed")
+    node_addresses: Literal["probe", "loopback"] = Field("probe", description="`probe`: each node's first address; `loopback`: 127.0.0.1 (single-host test clusters)")
     logs_dir: str | None = Field(None, description="where run directories go; default: <srtctl_root>/logs or ./logs")
 
     _source: str | None = None

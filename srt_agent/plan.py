@@ -51,7 +51,7 @@ class ProcessSpec(BaseModel):
 
     @property
     def log(self) -> str:
-        return f"{self.name}.log"
+        return f"{self.node}_{self.name}.log"
 
     @property
     def health_url(self) -> str | None:

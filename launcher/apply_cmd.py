@@ -1,0 +1,117 @@
+"""`srtctl apply -f FILE [--tags a,b] [--setup-script x.sh] [--local] [--resume RUN_DIR]`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from srt_agent.errors import ConfigError
+
+from . import sbatch
+from .paths import display, logs_dir
+from .prepare import metadata, prepare, render_sbatch, write_files
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-f", "--file", help="job YAML")
+    parser.add_argument("--tags", help="comma-separated tags saved in the run metadata")
+    parser.add_argument("--setup-script", help="script name inside configs/ run on every worker node first")
+    parser.add_argument("--local", action="store_true", help="run here with the local executor (no SLURM)")
+    parser.add_argument("--resume", metavar="RUN_DIR", help="resume an interrupted run, skipping finished work")
+    parser.add_argument("--force", action="store_true", help="with --resume: resume even if the config changed")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.resume:
+        return _resume(args)
+    if not args.file:
+        raise ConfigError("apply needs -f FILE (or --resume RUN_DIR)", key="-f")
+    prep = prepare(args.file, setup_script=args.setup_script, tags=args.tags, local=args.local)
+    local = args.local or prep.cluster.executor == "local"
+    logs = logs_dir(prep.cluster)
+    if local:
+        job_id = str(int(time.time() * 1000) % 1_000_000_000)
+        run_dir = logs / f"{job_id}{prep.run_suffix}"
+        write_files(run_dir, {**prep.files, "metadata.json": _json(metadata(prep, job_id, "local"))})
+        print(f"Started local job {job_id}")
+        print(f"Logs: {display(run_dir)}/")
+        sys.stdout.flush()
+        return run_local_agent(run_dir, job_id)
+    staging = logs / f".pending-{prep.timestamp}-{secrets.token_hex(3)}"
+    write_files(staging, prep.files)
+    try:
+        job_id = sbatch.submit(staging / "job.sbatch", cluster_file=prep.cluster.source)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    run_dir = logs / f"{job_id}{prep.run_suffix}"
+    try:
+        staging.rename(run_dir)
+        write_files(run_dir, {"metadata.json": _json(metadata(prep, job_id, "slurm"))})
+    except BaseException:
+        sbatch.cancel(job_id)
+        raise
+    sbatch.release(job_id)
+    print(f"Submitted batch job {job_id}")
+    print(f"Logs: {display(run_dir)}/")
+    return 0
+
+
+def _json(data: dict) -> str:
+    import json
+
+    return json.dumps(data, indent=2) + "\n"
+
+
+def run_local_agent(run_dir: Path, job_id: str, force: bool = False) -> int:
+    env = {**os.environ, "SRT_EXECUTOR": "local", "SRT_JOB_ID": job_id}
+    if force:
+        env["SRT_FORCE_RESUME"] = "1"
+    proc = subprocess.Popen([sys.executable, "-m", "srt_agent", str(run_dir)], env=env)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        proc.send_signal(signal.SIGINT)
+        try:
+            return proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            return 130
+
+
+def _resume(args: argparse.Namespace) -> int:
+    import json
+
+    run_dir = Path(args.resume).resolve()
+    meta_path = run_dir / "metadata.json"
+    if not meta_path.is_file():
+        raise ConfigError("not a run directory (no metadata.json)", file=str(run_dir), key="--resume",
+                          hint="pass a directory printed by `srtctl apply` (Logs: ...)")
+    meta = json.loads(meta_path.read_text())
+    if meta.get("executor") == "local" or args.local:
+        print(f"Resuming local job {meta['job_id']}")
+        print(f"Logs: {display(run_dir)}/")
+        sys.stdout.flush()
+        return run_local_agent(run_dir, str(meta["job_id"]), force=args.force)
+    from srt_agent.resolved import ResolvedJob
+
+    from .prepare import Prepared, placeholder_nodes  # noqa: F401
+
+    resolved = ResolvedJob.read(run_dir / "resolved.json")
+    prep = Prepared(resolved=resolved, cluster=resolved.cluster, job_path=Path(resolved.job_file),
+                    timestamp="", run_suffix="", setup_script=meta.get("setup_script"), tags=meta.get("tags", []),
+                    plan=None)  # type: ignore[arg-type]
+    script = run_dir / "job.resume.sbatch"
+    write_files(run_dir, {"job.resume.sbatch": render_sbatch(prep, fixed_run_dir=str(run_dir))})
+    extra = ["--export=ALL,SRT_FORCE_RESUME=1"] if args.force else []
+    job_id = sbatch.submit(script, cluster_file=resolved.cluster.source, hold=False, extra=extra)
+    print(f"Submitted batch job {job_id}")
+    print(f"Logs: {display(run_dir)}/")
+    return 0

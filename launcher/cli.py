@@ -1,0 +1,65 @@
+"""`srtctl`: the command-line entry point. Subcommands live in their own modules, imported lazily
+so `srtctl --help` stays fast."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# name -> (module, one-line help); each module has add_arguments(parser) and run(args) -> int
+COMMANDS: dict[str, tuple[str, str]] = {
+    "dry-run": ("launcher.dry_run", "validate a job file and write everything apply would submit to dry-runs/"),
+    "apply": ("launcher.apply_cmd", "submit a job (one sbatch allocation), or run it here with --local"),
+    "status": ("launcher.status_cmd", "show a run's phase, components and failure cause"),
+    "logs": ("launcher.logs_cmd", "print or follow a component's log"),
+    "watch": ("launcher.watch_cmd", "live view of a run until it ends"),
+    "runs": ("launcher.runs_cmd", "list runs with tags, topology, state and headline results"),
+    "report": ("launcher.report_cmd", "plots and a summary table for one or more runs"),
+    "sync": ("launcher.sync_cmd", "upload run directories to S3-compatible storage"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from srt_agent import __version__
+
+    parser = argparse.ArgumentParser(prog="srtctl", description="Disaggregated SGLang on SLURM, benchmarked.")
+    parser.add_argument("--version", action="version", version=f"srtctl {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(_module=module)
+        if name in _requested(sys.argv[1:]) or "-h" in sys.argv or "--help" in sys.argv:
+            _load(module).add_arguments(p)
+    return parser
+
+
+def _requested(argv: list[str]) -> set[str]:
+    return {a for a in argv if a in COMMANDS}
+
+
+def _load(module: str):
+    return importlib.import_module(module)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from srt_agent.errors import SrtError
+
+    if argv is not None:
+        sys.argv = [sys.argv[0], *argv]
+    parser = build_parser()
+    args = parser.parse_args(sys.argv[1:])
+    if not getattr(args, "_module", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(_load(args._module).run(args) or 0)
+    except SrtError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""`srtctl dry-run -f FILE`: everything apply would submit, written to dry-runs/, nothing submitted."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from .paths import display
+from .prepare import prepare, slug, write_files
+from .summary import commands_text, print_summary
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-f", "--file", required=True, help="job YAML")
+    parser.add_argument("--setup-script", help="script name inside configs/ run on every worker node")
+    parser.add_argument("--tags", help="comma-separated tags")
+    parser.add_argument("--local", action="store_true", help="plan for the local executor")
+    parser.add_argument("--output-dir", default="dry-runs", help="where to write (default: dry-runs/)")
+    parser.add_argument("--quiet", action="store_true", help="no summary, only the output directory")
+
+
+def render_files(prep) -> dict[str, str]:
+    from srt_agent.launch_script import render_launch_script
+
+    files = dict(prep.files)
+    files["plan.json"] = json.dumps(_redacted_plan(prep.plan), indent=2) + "\n"
+    files["commands.txt"] = commands_text(prep.plan)
+    if any(p.kind == "nginx" for p in prep.plan.processes):
+        from srt_agent.nginx import render_nginx_conf
+
+        ep = prep.plan.endpoint
+        files["nginx.conf"] = render_nginx_conf(
+            ep.address, ep.port, [(f.address, f.port) for f in prep.plan.frontends],
+            f"{prep.run_dir_placeholder}/nginx")
+    from .paths import configs_dir, srtctl_root
+
+    for p in prep.plan.processes:
+        text, _secret = render_launch_script(prep.plan, p, log_dir=prep.run_dir_placeholder, configs_dir=str(configs_dir(prep.cluster)),
+                                             setup_script=prep.setup_script,
+                                             dynamo_cache=f"{srtctl_root(prep.cluster)}/.cache")
+        files[f"launch/{p.name}.sh"] = text
+    return files
+
+
+def _redacted_plan(plan) -> dict:
+    from srt_agent.secrets import redact_env
+
+    data = plan.model_dump(mode="json")
+    for p in data["processes"]:
+        p["env"] = redact_env(p["env"])
+    return data
+
+
+def run(args: argparse.Namespace) -> int:
+    prep = prepare(args.file, setup_script=args.setup_script, tags=args.tags, local=args.local)
+    files = render_files(prep)
+    out = Path(args.output_dir) / f"{slug(prep.resolved.job.name)}_{prep.timestamp}"
+    n = 1
+    while out.exists():
+        n += 1
+        out = Path(args.output_dir) / f"{slug(prep.resolved.job.name)}_{prep.timestamp}_{n}"
+    tmp = out.with_name(out.name + ".partial")
+    write_files(tmp, files)
+    tmp.rename(out)
+    if not args.quiet:
+        print_summary(prep.resolved, prep.plan, title="Dry run")
+        print(f"Wrote {len(files)} files to {display(out)}/ (nothing submitted)")
+    else:
+        print(display(out))
+    return 0

@@ -1,0 +1,65 @@
+"""The readable summary dry-run and apply print (rich): nodes by role, workers, ports, endpoint."""
+
+from __future__ import annotations
+
+from srt_agent.plan import Plan
+from srt_agent.resolved import ResolvedJob
+from srt_agent.secrets import redact_env
+
+
+def commands_text(plan: Plan) -> str:
+    """Every command of the plan, one block per process, secrets redacted."""
+    import shlex
+
+    out = []
+    for p in plan.processes:
+        out.append(f"# {p.name}  ({p.kind}{' ' + p.role if p.role else ''}) on {p.node}"
+                   + (f"  GPUs {','.join(map(str, p.gpus))}" if p.gpus else "")
+                   + (f"  port {p.port}" if p.port else "") + ("  [container]" if p.container else ""))
+        for k, v in sorted(redact_env(p.env).items()):
+            out.append(f"export {k}={shlex.quote(v)}")
+        out.append(shlex.join(p.command))
+        out.append("")
+    return "\n".join(out)
+
+
+def print_summary(resolved: ResolvedJob, plan: Plan, *, title: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    job = resolved.job
+    console.print(f"[bold]{title}[/bold]: {job.name}  ({job.mode}, engine {job.backend.engine})")
+    console.print(f"model {resolved.model_path}  container {resolved.container or '(host processes)'}")
+    console.print(f"slurm: account={resolved.account or '-'} partition={resolved.partition or '-'} "
+                  f"time={resolved.time_limit or '-'}  nodes={resolved.total_nodes} x {resolved.gpus_per_node} GPUs")
+    nodes = Table(title="Nodes", show_lines=False)
+    for col in ("node", "roles"):
+        nodes.add_column(col)
+    for n in plan.nodes:
+        nodes.add_row(n.name, ", ".join(dict.fromkeys(n.roles)))
+    console.print(nodes)
+    workers = Table(title="Workers")
+    for col in ("worker", "nodes", "GPUs/node", "tp", "dp", "ep", "port", "bootstrap"):
+        workers.add_column(col)
+    for w in plan.workers:
+        workers.add_row(w.name, ",".join(w.nodes), str(len(w.gpus)), str(w.tp), str(w.dp), str(w.ep),
+                        str(w.http_port or "-"), str(w.bootstrap_port or "-"))
+    console.print(workers)
+    fronts = plan.frontends
+    console.print(f"endpoint: {plan.endpoint.kind} on {plan.endpoint.node} port {plan.endpoint.port}"
+                  + (f"; {len(fronts)} Dynamo frontend(s) on {', '.join(sorted({f.node for f in fronts}))}"
+                     if fronts else ""))
+    if plan.nats_url:
+        console.print(f"infra: NATS {plan.nats_url}  etcd {plan.etcd_url}")
+    b = job.benchmark
+    if job.profiling.type != "none":
+        p = job.profiling
+        console.print(f"profiling: {p.type} isl={p.isl} osl={p.osl} concurrency={p.concurrency} "
+                      f"steps {p.start_step}..{p.stop_step}")
+    elif b.type == "sa-bench":
+        console.print(f"benchmark: sa-bench isl={b.isl} osl={b.osl} concurrencies={b.concurrencies} "
+                      f"req_rate={b.req_rate}")
+    else:
+        console.print("benchmark: manual (serve until the job ends)")
+    console.print(f"ports: block starting at {plan.port_base} (shifted per job id)")

@@ -1,0 +1,112 @@
+"""The sa-bench phase: one load-generator run per concurrency point, resumable point by point."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import sys
+from pathlib import Path
+
+import anyio
+
+from ..atomic import write_json_atomic, write_text_atomic
+from ..errors import BenchmarkError
+from ..plan import Plan
+from .ledger import Ledger
+from .status import StatusWriter
+
+ROLLUP_KEYS = ["max_concurrency", "completed", "failed", "duration", "request_throughput", "output_throughput",
+               "total_token_throughput", "mean_ttft_ms", "median_ttft_ms", "p99_ttft_ms", "mean_tpot_ms",
+               "median_tpot_ms", "p99_tpot_ms", "mean_itl_ms", "p99_itl_ms", "mean_e2el_ms", "p99_e2el_ms"]
+
+
+def tokenizer_dir(model_path: str) -> str | None:
+    p = Path(model_path)
+    return str(p) if (p / "tokenizer.json").is_file() else None
+
+
+def loadgen_command(plan: Plan, job, concurrency: int, out: Path, *, isl: int, osl: int,
+                    model_path: str) -> list[str]:
+    b = job.benchmark
+    cmd = [sys.executable, "-m", "srt_agent.loadgen", "--url", plan.endpoint.url, "--model", plan.served_model_name,
+           "--isl", str(isl), "--osl", str(osl), "--concurrency", str(concurrency),
+           "--prompt-multiplier", str(b.prompt_multiplier), "--warmup-multiplier", str(b.warmup_multiplier),
+           "--request-rate", "inf" if b.req_rate == "inf" else str(b.req_rate),
+           "--random-range-ratio", str(b.random_range_ratio), "--seed", str(b.seed),
+           "--total-gpus", str(plan.total_gpus), "--max-failed-fraction", str(b.max_failed_fraction),
+           "--out", str(out)]
+    if job.mode == "disaggregated":
+        cmd += ["--decode-gpus", str(plan.decode_gpus)]
+    if b.processes:
+        cmd += ["--processes", str(b.processes)]
+    tok = tokenizer_dir(model_path)
+    if tok:
+        cmd += ["--tokenizer", tok]
+    return cmd
+
+
+async def run_loadgen(cmd: list[str], log: Path) -> int:
+    with open(log, "ab") as f:
+        f.write((" ".join(cmd) + "\n").encode())
+        proc = await anyio.open_process(cmd, stdout=f, stderr=f)
+        try:
+            return await proc.wait()
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                proc.terminate()
+                with anyio.move_on_after(5):
+                    await proc.wait()
+                if proc.returncode is None:
+                    proc.kill()
+            raise
+
+
+async def run_benchmark(plan: Plan, job, run_dir: Path, ledger: Ledger, status: StatusWriter,
+                        model_path: str) -> list[dict]:
+    from ..loadgen.validity import check_point
+
+    b = job.benchmark
+    points = list(b.concurrencies or [])
+    results_dir = run_dir / "results"
+    results_dir.mkdir(exist_ok=True)
+    results: list[dict] = []
+    status.benchmark(points_total=len(points), points_done=sum(1 for c in points if ledger.point_done(f"c{c}")))
+    for c in points:
+        key = f"c{c}"
+        done = ledger.point_done(key)
+        if done and (run_dir / done).is_file():
+            results.append(json.loads((run_dir / done).read_text()))
+            status.event("point_skipped", concurrency=c, reason="already measured", file=done)
+            continue
+        out = results_dir / f"result_isl{b.isl}_osl{b.osl}_c{c}.json"
+        status.benchmark(current=c)
+        status.event("point_start", concurrency=c)
+        cmd = loadgen_command(plan, job, c, out, isl=b.isl, osl=b.osl, model_path=model_path)
+        rc = await run_loadgen(cmd, run_dir / "logs" / "benchmark.log")
+        if not out.is_file():
+            raise BenchmarkError(f"concurrency {c}: the load generator exited with code {rc} and wrote no result "
+                                 f"(see logs/benchmark.log)")
+        result = json.loads(out.read_text())
+        check_point(result, b.max_failed_fraction)
+        rel = str(out.relative_to(run_dir))
+        ledger.mark_point(key, rel)
+        results.append(result)
+        status.event("point_done", concurrency=c, file=rel, output_throughput=result.get("output_throughput"))
+        status.benchmark(points_done=sum(1 for p in points if ledger.point_done(f"c{p}")), current=None,
+                         results=[{k: r.get(k) for k in ROLLUP_KEYS[:7]} for r in results])
+    write_rollup(results, run_dir / "results")
+    return results
+
+
+def write_rollup(results: list[dict], out_dir: Path) -> None:
+    rows = sorted(results, key=lambda r: r.get("max_concurrency") or 0)
+    write_json_atomic(out_dir / "rollup.json", {"points": rows})
+    buf = io.StringIO()
+    keys = list(dict.fromkeys(k for r in rows for k, v in r.items() if isinstance(v, (int, float, str)) or v is None))
+    w = csv.DictWriter(buf, fieldnames=keys, extrasaction="ignore")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: ("" if isinstance(r.get(k), float) and math.isnan(r[k]) else r.get(k)) for k in keys})
+    write_text_atomic(out_dir / "rollup.csv", buf.getvalue())

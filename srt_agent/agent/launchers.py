@@ -1,0 +1,170 @@
+"""One launcher interface, two implementations: srun steps (SLURM) and local subprocesses.
+
+The agent never cares which one runs: it asks for nodes, starts ProcessSpecs and stops them.
+Tests swap the launcher the way httpx tests swap a transport.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anyio
+from anyio.abc import Process
+
+from ..errors import LaunchError
+from ..plan import NodeInfo, Plan, ProcessSpec
+from ..srun import srun_command
+
+
+@dataclass
+class Handle:
+    """A running process or srun step."""
+
+    name: str
+    process: Process
+    log: Path
+    step_name: str | None = None
+    returncode: int | None = None
+    stopping: bool = False
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    async def wait(self) -> int:
+        self.returncode = await self.process.wait()
+        return self.returncode
+
+    def signal_group(self, sig: int) -> None:
+        try:
+            os.killpg(self.process.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+class Launcher:
+    kind = "base"
+
+    async def discover_nodes(self, count: int) -> list[NodeInfo]:
+        raise NotImplementedError
+
+    async def start(self, plan: Plan, proc: ProcessSpec, script: Path, secret_env: dict[str, str],
+                    run_dir: Path) -> Handle:
+        raise NotImplementedError
+
+    async def stop(self, handle: Handle, grace: float) -> None:
+        """SIGTERM, then SIGKILL after `grace` seconds."""
+        if handle.returncode is not None:
+            return
+        handle.stopping = True
+        handle.signal_group(signal.SIGTERM)
+        with anyio.move_on_after(grace):
+            await handle.wait()
+            return
+        await self.kill(handle)
+
+    async def kill(self, handle: Handle) -> None:
+        handle.signal_group(signal.SIGKILL)
+        with anyio.move_on_after(5):
+            await handle.wait()
+
+    async def cleanup(self) -> None:
+        """Backstop after every handle was stopped."""
+
+
+def _env(secret_env: dict[str, str]) -> dict[str, str]:
+    return {**os.environ, **secret_env}
+
+
+class LocalLauncher(Launcher):
+    """Subprocesses on this machine; nodes are names with address 127.0.0.1."""
+
+    kind = "local"
+
+    def __init__(self, node_prefix: str = "local") -> None:
+        self.node_prefix = node_prefix
+
+    async def discover_nodes(self, count: int) -> list[NodeInfo]:
+        return [NodeInfo(name=f"{self.node_prefix}{i}", address="127.0.0.1") for i in range(count)]
+
+    async def start(self, plan, proc, script, secret_env, run_dir) -> Handle:
+        log = run_dir / "logs" / f"{proc.name}.launcher.log"
+        with open(log, "ab") as out:
+            try:
+                p = await anyio.open_process(["bash", str(script)], stdout=out, stderr=subprocess.STDOUT,
+                                             env={**_env(secret_env), "SLURMD_NODENAME": proc.node},
+                                             start_new_session=True)
+            except OSError as exc:
+                raise LaunchError(f"cannot start {proc.name}: {exc}") from exc
+        return Handle(name=proc.name, process=p, log=log)
+
+
+@dataclass
+class SrunLauncher(Launcher):
+    """One srun step per process (--overlap, explicit -N/-n/--nodelist, pyxis flags for containers)."""
+
+    job_id: str
+    nodelist: str
+    address_mode: str = "probe"  # probe: first address `hostname -I` prints; loopback: 127.0.0.1
+    steps: list[str] = field(default_factory=list)
+    kind: str = "slurm"
+
+    async def discover_nodes(self, count: int) -> list[NodeInfo]:
+        res = await anyio.run_process(["scontrol", "show", "hostnames", self.nodelist], check=False)
+        names = res.stdout.decode().split()
+        if len(names) < count:
+            raise LaunchError(f"the allocation has {len(names)} nodes, the plan needs {count}")
+        probe = "echo \"$SLURMD_NODENAME $(hostname -I 2>/dev/null | awk '{print $1}')\""
+        cmd = srun_command(["bash", "-c", probe], nodes=names, job_name="srt-node-probe")
+        with anyio.fail_after(120):
+            res = await anyio.run_process(cmd, check=False)
+        if res.returncode != 0:
+            raise LaunchError(f"node probe failed: {res.stderr.decode().strip()}")
+        found: dict[str, str] = {}
+        for line in res.stdout.decode().splitlines():
+            parts = line.split()
+            if parts:
+                found[parts[0]] = parts[1] if len(parts) > 1 else ""
+        missing = [n for n in names if n not in found]
+        if missing:
+            raise LaunchError(f"node probe got no answer from {', '.join(missing)}")
+        out = []
+        for n in names:
+            addr = "127.0.0.1" if self.address_mode == "loopback" or not found[n] else found[n]
+            out.append(NodeInfo(name=n, address=addr))
+        return out
+
+    async def start(self, plan, proc, script, secret_env, run_dir) -> Handle:
+        step = f"srt-{proc.name}"
+        image = plan.container_image if proc.container else None
+        cmd = srun_command(["bash", str(script)], nodes=[proc.node], job_name=step,
+                           container_image=image, container_mounts=plan.container_mounts if image else ())
+        log = run_dir / "logs" / f"{proc.name}.srun.log"
+        with open(log, "ab") as out:
+            try:
+                p = await anyio.open_process(cmd, stdout=out, stderr=subprocess.STDOUT, env=_env(secret_env),
+                                             start_new_session=True)
+            except OSError as exc:
+                raise LaunchError(f"cannot start srun for {proc.name}: {exc}") from exc
+        self.steps.append(step)
+        return Handle(name=proc.name, process=p, log=log, step_name=step)
+
+    async def kill(self, handle: Handle) -> None:
+        if handle.step_name:
+            await self._scancel_steps([handle.step_name])
+        await super().kill(handle)
+
+    async def _scancel_steps(self, names: list[str]) -> None:
+        res = await anyio.run_process(["squeue", "-h", "-s", "-j", self.job_id, "-o", "%i %j"], check=False)
+        ids = [line.split()[0] for line in res.stdout.decode().splitlines()
+               if len(line.split()) == 2 and line.split()[1] in names]
+        if ids:
+            await anyio.run_process(["scancel", "--signal=KILL", *ids], check=False)
+
+    async def cleanup(self) -> None:
+        if self.steps:
+            await self._scancel_steps(self.steps)

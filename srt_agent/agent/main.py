@@ -1,0 +1,204 @@
+"""The agent's phases, in order:
+
+start -> preflight -> infra (NATS, etcd) -> workers -> endpoint (frontends+nginx, or router)
+-> health (workers, registration, smoke request) -> benchmark | profiling | manual -> finish.
+
+Any critical process exit, deadline, or SIGTERM/SIGINT/SIGUSR1 (SLURM's early warning) stops
+the current phase at a safe point, records why in status.json, and tears everything down.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+
+import anyio
+
+from ..errors import ComponentFailed, SrtError
+from .health import smoke_request, wait_processes_healthy, wait_registered
+from .launchers import Launcher
+from .ledger import Ledger, fingerprint
+from .run_context import RunContext, build_plan, load_context, render_scripts
+from .supervisor import Supervisor
+
+SIGNALS = {signal.SIGTERM: "SIGTERM", signal.SIGINT: "SIGINT", signal.SIGUSR1: "SIGUSR1 (time limit near)"}
+
+
+class Stop(Exception):
+    """Raised inside the phases when the agent was told to stop."""
+
+
+async def _phases(ctx: RunContext, sup: Supervisor, tg, ledger: Ledger) -> None:
+    status = ctx.status
+    job = ctx.job
+    status.phase("start")
+    nodes = await ctx.launcher.discover_nodes(ctx.resolved.total_nodes)
+    ctx.plan = plan = build_plan(ctx, nodes)
+    sup.plan = plan
+    render_scripts(ctx)
+    status.update(endpoint=plan.endpoint.url, state="running")
+    status.phase("start", "done", nodes=[n.name for n in nodes])
+
+    status.phase("preflight")
+    from .preflight import check_engine_flags
+
+    await check_engine_flags(ctx)
+    status.phase("preflight", "done")
+
+    timeouts = job.health
+    infra = plan.by_kind("nats") + plan.by_kind("etcd")
+    if infra:
+        status.phase("infra")
+        for p in infra:
+            await sup.start(tg, p, ctx.scripts[p.name], ctx.secret_env[p.name])
+        await wait_processes_healthy(infra, status, deadline_s=timeouts.infra_timeout_s, what="infra")
+        status.phase("infra", "done")
+
+    status.phase("workers")
+    workers = plan.by_kind("worker")
+    async with anyio.create_task_group() as start_tg:
+        for p in workers:
+            start_tg.start_soon(sup.start, tg, p, ctx.scripts[p.name], ctx.secret_env[p.name])
+    await wait_processes_healthy(workers, status, deadline_s=timeouts.worker_timeout_s, what="workers")
+    status.phase("workers", "done")
+
+    status.phase("endpoint")
+    fronts = [p for p in plan.processes if p.kind in ("frontend", "router")]
+    for p in fronts:
+        await sup.start(tg, p, ctx.scripts[p.name], ctx.secret_env[p.name])
+    await wait_processes_healthy(fronts, status, deadline_s=timeouts.frontend_timeout_s, what="frontends")
+    for p in plan.by_kind("nginx"):
+        await sup.start(tg, p, ctx.scripts[p.name], ctx.secret_env[p.name])
+    status.phase("endpoint", "done")
+
+    status.phase("health")
+    registered = await wait_registered(plan, status, deadline_s=timeouts.frontend_timeout_s)
+    smoke = await smoke_request(plan, deadline_s=timeouts.frontend_timeout_s)
+    status.update(state="ready", message=f"ready at {plan.endpoint.url}")
+    status.phase("health", "done", registered=registered, smoke_tokens=smoke["completion_tokens"])
+
+    if job.profiling.type != "none":
+        status.update(state="profiling")
+        status.phase("profiling")
+        if ledger.phase_done("profiling"):
+            status.event("phase_skipped", phase="profiling", reason="already done")
+        else:
+            from .profiling_phase import run_profiling
+
+            files = await run_profiling(ctx, plan)
+            status.update(profiles=files)
+            ledger.mark_phase("profiling", files=files)
+        status.phase("profiling", "done")
+    elif job.benchmark.type == "sa-bench":
+        status.update(state="benchmarking")
+        status.phase("benchmark")
+        from .benchmark_phase import run_benchmark
+
+        await run_benchmark(plan, job, ctx.run_dir, ledger, status, ctx.resolved.model_path)
+        ledger.mark_phase("benchmark")
+        status.phase("benchmark", "done")
+    else:
+        status.phase("manual")
+        msg = (f"serving {plan.served_model_name} at {plan.endpoint.url} (OpenAI API: "
+               f"{plan.endpoint.url}/v1/completions) until the job ends or is cancelled")
+        print(f"[srt-agent] {msg}", flush=True)
+        status.update(message=msg)
+        await anyio.sleep_forever()
+
+
+async def _finish(ctx: RunContext, ledger: Ledger) -> None:
+    """Post-processing that must not be lost: report and optional sync."""
+    job = ctx.job
+    if job.benchmark.type == "sa-bench" and job.profiling.type == "none":
+        try:
+            from ..report import write_run_report
+
+            write_run_report(ctx.run_dir)
+        except ImportError:
+            pass
+        except Exception as exc:  # the report is a convenience; the results are already safe
+            ctx.status.event("report_failed", error=str(exc))
+    cloud = ctx.resolved.cluster.cloud
+    if cloud is not None and cloud.sync_on_finish:
+        try:
+            from ..sync import sync_run
+
+            await anyio.to_thread.run_sync(lambda: sync_run(ctx.run_dir, cloud))
+            ctx.status.event("synced", bucket=cloud.bucket)
+        except Exception as exc:
+            ctx.status.event("sync_failed", error=str(exc))
+
+
+async def run_agent(run_dir: Path, launcher: Launcher | None = None) -> int:
+    ctx = load_context(run_dir, launcher)
+    status = ctx.status
+    force = os.environ.get("SRT_FORCE_RESUME") == "1"
+    try:
+        ledger = Ledger(run_dir / "ledger.json", fingerprint(ctx.resolved.job.model_dump(mode="json")), force=force)
+    except SrtError as exc:
+        status.fail(str(exc))
+        print(f"[srt-agent] error: {exc}", file=sys.stderr, flush=True)
+        return exc.exit_code
+    if ledger.resumed:
+        status.event("resumed", points_done=sorted(ledger.data["points"]))
+    outcome: dict = {"stop": None, "error": None}
+    work = anyio.CancelScope()
+
+    def on_failure(failure: ComponentFailed) -> None:
+        outcome["error"] = outcome["error"] or failure
+        work.cancel()
+
+    sup = Supervisor(ctx.launcher, status, ctx.plan, run_dir, ctx.job.health.shutdown_grace_s, on_failure)  # type: ignore[arg-type]
+
+    async def watch_signals() -> None:
+        with anyio.open_signal_receiver(*SIGNALS) as signals:
+            async for signum in signals:
+                outcome["stop"] = SIGNALS.get(signum, str(signum))
+                status.event("signal", signal=outcome["stop"])
+                work.cancel()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(watch_signals)
+        with work:
+            try:
+                await _phases(ctx, sup, tg, ledger)
+            except SrtError as exc:
+                outcome["error"] = outcome["error"] or exc
+            except Exception as exc:  # a bug: still record it and tear down
+                outcome["error"] = outcome["error"] or exc
+        sup.plan = ctx.plan  # type: ignore[assignment]
+        error, stop = outcome["error"], outcome["stop"]
+        if error is not None:
+            if not isinstance(error, ComponentFailed):
+                status.fail(f"{type(error).__name__}: {error}" if not isinstance(error, SrtError) else str(error))
+        status.phase("teardown")
+        await sup.stop_all()
+        if error is None:
+            with anyio.CancelScope(shield=True):
+                await _finish(ctx, ledger)
+        if error is not None:
+            state, code = "failed", getattr(error, "exit_code", 1) or 1
+        elif stop is not None:
+            state, code = "cancelled", 143 if stop != "SIGINT" else 130
+            status.update(message=f"stopped by {stop}; finished work is kept, resume with srtctl apply --resume")
+        else:
+            state, code = "succeeded", 0
+        status.update(state=state)
+        status.phase("teardown", "done", state=state)
+        tg.cancel_scope.cancel()
+    if error is not None:
+        print(f"[srt-agent] failed: {error}", file=sys.stderr, flush=True)
+    return code
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print("usage: python -m srt_agent RUN_DIR", file=sys.stderr)
+        return 2
+    run_dir = Path(argv[0]).resolve()
+    if not (run_dir / "resolved.json").is_file():
+        print(f"error: {run_dir} is not a run directory (no resolved.json)", file=sys.stderr)
+        return 2
+    return anyio.run(run_agent, run_dir)

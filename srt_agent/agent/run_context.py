@@ -1,0 +1,100 @@
+"""What the agent knows about its run: directory, resolved config, plan, launcher, status."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..atomic import write_json_atomic, write_text_atomic
+from ..launch_script import process_paths, render_launch_script
+from ..plan import Plan, PlanInputs, make_plan
+from ..resolved import ResolvedJob
+from ..secrets import redact_env
+from .launchers import Launcher, LocalLauncher, SrunLauncher
+from .status import StatusWriter
+
+
+@dataclass
+class RunContext:
+    run_dir: Path
+    resolved: ResolvedJob
+    metadata: dict
+    launcher: Launcher
+    status: StatusWriter
+    plan: Plan | None = None
+    scripts: dict[str, Path] = field(default_factory=dict)
+    secret_env: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    @property
+    def job(self):
+        return self.resolved.job
+
+    @property
+    def job_id(self) -> str:
+        return str(self.metadata["job_id"])
+
+    @property
+    def srtctl_root(self) -> Path:
+        from launcher.paths import srtctl_root
+
+        return srtctl_root(self.resolved.cluster)
+
+
+def choose_launcher(resolved: ResolvedJob, job_id: str) -> Launcher:
+    executor = os.environ.get("SRT_EXECUTOR") or resolved.cluster.executor
+    if executor == "local":
+        return LocalLauncher()
+    return SrunLauncher(job_id=job_id, nodelist=os.environ.get("SLURM_JOB_NODELIST", ""),
+                        address_mode=resolved.cluster.node_addresses)
+
+
+def load_context(run_dir: Path, launcher: Launcher | None = None) -> RunContext:
+    resolved = ResolvedJob.read(run_dir / "resolved.json")
+    metadata = json.loads((run_dir / "metadata.json").read_text())
+    job_id = os.environ.get("SLURM_JOB_ID") or os.environ.get("SRT_JOB_ID") or str(metadata["job_id"])
+    metadata["job_id"] = job_id
+    launcher = launcher or choose_launcher(resolved, job_id)
+    status = StatusWriter(run_dir, job_id=job_id, name=resolved.job.name, executor=launcher.kind)
+    return RunContext(run_dir=run_dir, resolved=resolved, metadata=metadata, launcher=launcher, status=status)
+
+
+def build_plan(ctx: RunContext, nodes) -> Plan:
+    from launcher.paths import configs_dir
+
+    cluster = ctx.resolved.cluster
+    plan = make_plan(ctx.resolved, PlanInputs(
+        job_id=ctx.job_id, nodes=nodes, log_dir=str(ctx.run_dir), srtctl_root=str(ctx.srtctl_root),
+        host_python=cluster.python or sys.executable, configs_dir=str(configs_dir(cluster)),
+        setup_script=ctx.metadata.get("setup_script")))
+    data = plan.model_dump(mode="json")
+    for p in data["processes"]:
+        p["env"] = redact_env(p["env"])
+    write_json_atomic(ctx.run_dir / "plan.json", data)
+    return plan
+
+
+def render_scripts(ctx: RunContext) -> None:
+    """Write launch/<name>.sh for every process (and nginx.conf), recording commands without secrets."""
+    from launcher.paths import configs_dir
+
+    assert ctx.plan is not None
+    for sub in ("launch", "logs", "infra", "nginx", "results", "profiles"):
+        (ctx.run_dir / sub).mkdir(parents=True, exist_ok=True)
+    for proc in ctx.plan.processes:
+        text, secret = render_launch_script(
+            ctx.plan, proc, log_dir=str(ctx.run_dir), configs_dir=str(configs_dir(ctx.resolved.cluster)),
+            setup_script=ctx.metadata.get("setup_script"), dynamo_cache=str(ctx.srtctl_root / ".cache"))
+        path = ctx.run_dir / "launch" / f"{proc.name}.sh"
+        write_text_atomic(path, text, mode=0o755)
+        ctx.scripts[proc.name] = Path(process_paths(ctx.plan, proc, str(ctx.run_dir))["script"])
+        ctx.secret_env[proc.name] = secret
+    if ctx.plan.endpoint.kind == "nginx":
+        from ..nginx import render_nginx_conf
+
+        ep = ctx.plan.endpoint
+        conf = render_nginx_conf(ep.address, ep.port, [(f.address, f.port) for f in ctx.plan.frontends],
+                                 str(ctx.run_dir / "nginx"))
+        write_text_atomic(ctx.run_dir / "nginx" / "nginx.conf", conf)

@@ -1,0 +1,85 @@
+"""Starts processes through a launcher, watches every one, and turns any unexpected exit of a
+critical process into a job failure within moments (exit code 0 included)."""
+
+from __future__ import annotations
+
+from collections import deque
+from pathlib import Path
+from typing import Callable
+
+import anyio
+from anyio.abc import TaskGroup
+
+from ..errors import ComponentFailed
+from ..plan import Plan, ProcessSpec
+from .launchers import Handle, Launcher
+from .status import StatusWriter, now
+
+LOG_TAIL_LINES = 50
+
+
+def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> list[str]:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            size = f.tell()
+            f.seek(max(0, size - 256 * 1024))
+            data = f.read().decode(errors="replace")
+    except FileNotFoundError:
+        return []
+    return list(deque(data.splitlines(), maxlen=lines))
+
+
+class Supervisor:
+    def __init__(self, launcher: Launcher, status: StatusWriter, plan: Plan, run_dir: Path, grace: float,
+                 on_failure: Callable[[ComponentFailed], None]) -> None:
+        self.launcher = launcher
+        self.status = status
+        self.plan = plan
+        self.run_dir = run_dir
+        self.grace = grace
+        self.on_failure = on_failure
+        self.handles: dict[str, Handle] = {}
+        self.order: list[str] = []
+        self.shutting_down = False
+        self.failure: ComponentFailed | None = None
+
+    async def start(self, tg: TaskGroup, proc: ProcessSpec, script: Path, secret_env: dict[str, str]) -> Handle:
+        self.status.component(proc.name, kind=proc.kind, role=proc.role, node=proc.node, port=proc.port,
+                              state="starting", health="unknown", started_at=now(),
+                              log=f"logs/{proc.log}")
+        handle = await self.launcher.start(self.plan, proc, script, secret_env, self.run_dir)
+        self.handles[proc.name] = handle
+        self.order.append(proc.name)
+        self.status.component(proc.name, pid=handle.pid, step=handle.step_name, state="running")
+        tg.start_soon(self._watch, proc, handle)
+        return handle
+
+    async def _watch(self, proc: ProcessSpec, handle: Handle) -> None:
+        rc = await handle.wait()
+        if self.shutting_down or handle.stopping:
+            self.status.component(proc.name, state="stopped", exit_code=rc, exited_at=now())
+            return
+        tail = log_tail(self.run_dir / "logs" / proc.log) or log_tail(handle.log)
+        self.status.component(proc.name, state="failed" if proc.critical else "exited", exit_code=rc,
+                              exited_at=now(), health="down")
+        if not proc.critical or self.failure is not None:
+            return
+        failure = ComponentFailed(proc.name, proc.node, rc, tail)
+        self.failure = failure
+        why = "exited early with code 0" if rc == 0 else f"exited with code {rc}"
+        self.status.fail(f"{proc.name} on {proc.node} {why}", component=proc.name, node=proc.node,
+                         exit_code=rc, log_tail=tail)
+        self.on_failure(failure)
+
+    def alive(self) -> list[str]:
+        return [n for n in self.order if self.handles[n].returncode is None]
+
+    async def stop_all(self) -> None:
+        """Stop everything, newest first (clients before the servers they use)."""
+        self.shutting_down = True
+        with anyio.CancelScope(shield=True):
+            async with anyio.create_task_group() as tg:
+                for name in reversed(self.order):
+                    tg.start_soon(self.launcher.stop, self.handles[name], self.grace)
+            await self.launcher.cleanup()
