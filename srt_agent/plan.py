@@ -279,7 +279,7 @@ def _build(r: ResolvedJob, inp: PlanInputs, ports, port_base: int) -> Plan:
             processes.append(ProcessSpec(
                 name=f"frontend-{i}", kind="frontend", node=node.name, address=node.address, port=port,
                 health_path="/health", container=in_container and engine != "dynamo-mocker",
-                command=[frontend_python, "-m", "dynamo.frontend", "--http-host", node.address, "--http-port", str(port)],
+                command=frontend_command(frontend_python, node.address, port),
                 env=_dynamo_env(nats_url, etcd_url, node.address, None),
                 dynamo_version=backend.dynamo_version if engine == "sglang" else None))
             roles_by_node[node.name].append("frontend")
@@ -311,6 +311,12 @@ def _build(r: ResolvedJob, inp: PlanInputs, ports, port_base: int) -> Plan:
         served_model_name=served, model_path=model_path, container_image=r.container, container_mounts=mounts,
         port_base=port_base, total_gpus=r.total_gpus,
         decode_gpus=sum(r.layouts[x].nodes for x in decode_roles if x in r.layouts) * r.gpus_per_node)
+
+
+def frontend_command(python: str, host: str, port: int) -> list[str]:
+    from .dynamo import frontend_command as dynamo_frontend
+
+    return dynamo_frontend(python, host, port)
 
 
 def _dynamo_env(nats_url: str | None, etcd_url: str | None, host: str, system_port: int | None) -> dict[str, str]:

@@ -87,14 +87,13 @@ async def wait_registered(plan: Plan, status: StatusWriter, *, deadline_s: float
                 for f in plan.frontends:
                     try:
                         r = await client.get(f"http://{f.address}:{f.port}/health")
-                        counts = parse_frontend_health(r.json()) if r.status_code == 200 else {}
-                    except (httpx.HTTPError, json.JSONDecodeError, ValueError):
-                        counts = {}
-                    last[f.name] = counts
-                    for role, n in expected.items():
-                        key = {"prefill": "prefill", "decode": "backend", "agg": "backend"}[role]
-                        if counts.get(key, 0) < n:
-                            ok = False
+                        health = parse_frontend_health(r.content)
+                    except httpx.HTTPError:
+                        health = None
+                    last[f.name] = {"prefill": health.prefill, "decode": health.decode} if health else {}
+                    want_decode = expected.get("decode", 0) + expected.get("agg", 0)
+                    if health is None or not health.has(prefill=expected.get("prefill", 0), decode=want_decode):
+                        ok = False
             status.update(message=f"registration: {json.dumps(last, sort_keys=True)}")
             if ok:
                 return last
