@@ -11,7 +11,8 @@
     ├── ProfilingError            profiling did not produce its traces
     ├── ResumeError               a run directory cannot be resumed (fingerprint mismatch, ...)
     ├── SetupError                `make setup` could not fetch or verify a binary
-    └── SyncError                 cloud sync failed (credentials, endpoint, bucket)
+    ├── SyncError                 cloud sync failed (credentials, endpoint, bucket)
+    └── RunNotFound               `srtctl status/logs/...` cannot find the named run or log
 
 The CLI prints `str(error)` for any SrtError and exits 2 (config) or 1 (others); anything
 else is a bug and shows a traceback.
@@ -123,3 +124,7 @@ class SetupError(SrtError):
 
 class SyncError(SrtError):
     pass
+
+
+class RunNotFound(SrtError):
+    """A run id, prefix or path names no run directory (or names several)."""
