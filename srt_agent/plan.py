@@ -149,12 +149,14 @@ class PlanInputs:
 
 
 class _Counter:
+    """First pass of make_plan: counts the ports each address needs (hands out valid dummies)."""
+
     def __init__(self) -> None:
         self.counts: dict[str, int] = {}
 
     def take(self, address: str) -> int:
         self.counts[address] = self.counts.get(address, 0) + 1
-        return 0
+        return self.counts[address]
 
 
 def make_plan(resolved: ResolvedJob, inputs: PlanInputs) -> Plan:
