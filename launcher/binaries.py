@@ -24,9 +24,9 @@ import shutil
 import tarfile
 import tempfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import httpx
 
@@ -319,6 +319,15 @@ def install_all(arch: str, bin_dir: Path, *, manifest: Manifest | None = None, b
             for name, c in m.components.items()]
 
 
-__all__ = ["Component", "InstallResult", "Manifest", "install_all", "install_component", "load_manifest",
-           "sha256_file", "BASE_URL_ENV", "MANIFEST_PATH"]
+__all__ = [
+    "BASE_URL_ENV",
+    "MANIFEST_PATH",
+    "Component",
+    "InstallResult",
+    "Manifest",
+    "install_all",
+    "install_component",
+    "load_manifest",
+    "sha256_file",
+]
 

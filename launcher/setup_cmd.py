@@ -20,9 +20,9 @@ import re
 import select
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import jinja2
 
@@ -300,11 +300,10 @@ def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
             out(f"WARNING: not checksum-verified: {', '.join(unverified)} (see messages above)")
 
     prompter = Prompter(assume_yes=args.yes, out=out)
-    if output.exists() and not args.force:
-        if not prompter.confirm(f"{output} already exists. Overwrite it?"):
-            out(f"{output} already exists; left unchanged. Re-run with --force to replace it "
-                "(your edits, model_paths and containers would be lost).")
-            return 0
+    if output.exists() and not args.force and not prompter.confirm(f"{output} already exists. Overwrite it?"):
+        out(f"{output} already exists; left unchanged. Re-run with --force to replace it "
+            "(your edits, model_paths and containers would be lost).")
+        return 0
     out("Cluster settings (press Enter to accept the default):" if prompter.interactive else "Cluster settings:")
     values = gather_settings(args, prompter)
     text = render_cluster_file(values, root,

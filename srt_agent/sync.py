@@ -23,9 +23,10 @@ from __future__ import annotations
 import hashlib
 import mimetypes
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from .errors import SyncError
@@ -152,8 +153,14 @@ def _client_error_code(exc: BaseException) -> tuple[str, str]:
 def to_sync_error(exc: BaseException, target: SyncTarget, action: str) -> SyncError:
     """Translate a botocore/boto3 failure into a SyncError that never contains credentials."""
     from boto3.exceptions import S3UploadFailedError
-    from botocore.exceptions import (BotoCoreError, ClientError, ConnectionError as BotoConnectionError,
-                                     NoCredentialsError, PartialCredentialsError, ProfileNotFound)
+    from botocore.exceptions import (
+        BotoCoreError,
+        ClientError,
+        NoCredentialsError,
+        PartialCredentialsError,
+        ProfileNotFound,
+    )
+    from botocore.exceptions import ConnectionError as BotoConnectionError
 
     if isinstance(exc, S3UploadFailedError):
         cause = exc.__cause__ or exc.__context__
@@ -300,14 +307,20 @@ class _Progress:
         self.task = None
         if enabled:
             from rich.console import Console
-            from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
-                                       TransferSpeedColumn)
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
 
             self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(binary_units=True),
                                 TransferSpeedColumn(), TimeRemainingColumn(), console=Console(stderr=True),
                                 transient=False)
 
-    def __enter__(self) -> _Progress:
+    def __enter__(self):
         if self.bar is not None:
             self.bar.start()
         return self
@@ -425,5 +438,16 @@ def sync_on_finish(run_dir: str | Path, cluster_cfg: Any, log: Callable[[str], N
     return report
 
 
-__all__ = ["SyncOptions", "SyncReport", "SyncTarget", "make_client", "sync_on_finish", "sync_run", "sync_runs",
-           "target_from", "to_sync_error", "CLOUD_EXAMPLE", "META_SHA256"]
+__all__ = [
+    "CLOUD_EXAMPLE",
+    "META_SHA256",
+    "SyncOptions",
+    "SyncReport",
+    "SyncTarget",
+    "make_client",
+    "sync_on_finish",
+    "sync_run",
+    "sync_runs",
+    "target_from",
+    "to_sync_error",
+]

@@ -126,7 +126,7 @@ def site(tmp_path, monkeypatch):
         def __init__(self, *a, **kw):
             super().__init__(*a, directory=www, **kw)
 
-        def do_GET(self):  # noqa: N802
+        def do_GET(self):
             s.requests.append(self.path)
             super().do_GET()
 
@@ -172,7 +172,7 @@ def test_download_verify_install_and_write_cluster_file(site, root, capsys):
     for name, label in (("nats-server", "nats amd64"), ("etcd", "etcd amd64"), ("etcdctl", "etcdctl amd64")):
         exe = bin_dir / name
         assert exe.stat().st_mode & 0o111, f"{name} not executable"
-        assert subprocess.run([str(exe)], capture_output=True, text=True).stdout.strip() == label
+        assert subprocess.run([str(exe)], check=False, capture_output=True, text=True).stdout.strip() == label
     assert not (bin_dir / "etcdutl").exists(), "only the named binaries are installed"
     record = json.loads((bin_dir / ".srt-binaries.json").read_text())
     assert record["nats"]["source"] == "download" and record["nats"]["verified"] is True
@@ -197,7 +197,7 @@ def test_second_run_skips_verified_install_without_network(site, root, capsys):
 def test_aarch64_fetches_arm64_archives(site, root):
     assert run_setup(root, site, arch="aarch64") == 0
     assert all("linux-arm64.tar.gz" in p for p in site.requests) and len(site.requests) == 2
-    out = subprocess.run([str(root / "bin" / "etcdctl")], capture_output=True, text=True).stdout
+    out = subprocess.run([str(root / "bin" / "etcdctl")], check=False, capture_output=True, text=True).stdout
     assert out.strip() == "etcdctl arm64"
 
 
@@ -270,7 +270,7 @@ def test_unreachable_site_falls_back_to_binaries_on_path(site, root, tmp_path, m
     assert out.count("FELL BACK to binaries already on PATH") == 2
     assert "NOT checksum-verified" in out
     for n in ("nats-server", "etcd", "etcdctl"):
-        r = subprocess.run([str(root / "bin" / n)], capture_output=True, text=True)
+        r = subprocess.run([str(root / "bin" / n)], check=False, capture_output=True, text=True)
         assert r.stdout.strip() == f"debian {n}"
     assert json.loads((root / "bin" / ".srt-binaries.json").read_text())["etcd"]["source"] == "path"
     assert site.requests == []

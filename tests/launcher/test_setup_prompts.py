@@ -32,7 +32,7 @@ def setup_argv(out: Path, *extra: str) -> list[str]:
 
 def run(out: Path, *extra: str, stdin_text: str | None = None, env: dict[str, str] | None = None,
         stdin=None) -> subprocess.CompletedProcess:
-    return subprocess.run(setup_argv(out, *extra), input=stdin_text, text=True, capture_output=True,
+    return subprocess.run(setup_argv(out, *extra), input=stdin_text, text=True, capture_output=True, check=False,
                           env=env or clean_env(), timeout=60, stdin=stdin)
 
 
@@ -73,7 +73,7 @@ def test_idle_open_pipe_does_not_hang(tmp_path):
     proc = subprocess.Popen(setup_argv(out), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=clean_env())
     try:
-        stdout, stderr = proc.communicate(timeout=30)  # stdin is never written nor closed by us
+        _, stderr = proc.communicate(timeout=30)  # stdin is never written nor closed by us
     finally:
         proc.kill()
     assert proc.returncode == 0, stderr
