@@ -13,6 +13,7 @@ Pure functions: nothing here starts a process. Facts they encode, measured with 
 - A worker's system `/health` stays 503 "notready" (mocker) unless
   `DYN_SYSTEM_USE_ENDPOINT_HEALTH_STATUS=["generate"]` (Dynamo logs it as deprecated, but it is
   what turns the answer to 200 once the `generate` endpoint serves).
+- Logs carry ANSI colour codes even when written to a file, unless DYN_SDK_DISABLE_ANSI_LOGGING=1.
 - The frontend's `GET /health` answers
   `{"status": "healthy", "endpoints": ["dyn://NS.COMPONENT.ENDPOINT", ...],
     "instances": [{"component": "prefill"|"backend", "endpoint": "generate", "namespace": NS,
@@ -63,6 +64,7 @@ def dynamo_env(nats_url: str, etcd_url: str, system_port: int | None, host: str 
         "DYN_EVENT_PLANE_HOST": host,
         "DYN_HTTP_RPC_HOST": host,
         "DYN_SYSTEM_HOST": host,
+        "DYN_SDK_DISABLE_ANSI_LOGGING": "1",  # plain log files (colour codes otherwise, even off a tty)
     }
     if system_port is None:
         env["DYN_SYSTEM_PORT"] = "-1"

@@ -46,6 +46,7 @@ def test_env_binds_and_advertises_the_given_host():
     assert env["DYN_SYSTEM_USE_ENDPOINT_HEALTH_STATUS"] == '["generate"]'
     assert env["DYN_EVENT_PLANE"] == "nats"  # the zmq event plane binds 0.0.0.0
     assert env["DYN_DISCOVERY_BACKEND"] == "etcd" and env["DYN_REQUEST_PLANE"] == "tcp"
+    assert env["DYN_SDK_DISABLE_ANSI_LOGGING"] == "1"
     assert all(isinstance(v, str) for v in env.values())
 
 
