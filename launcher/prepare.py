@@ -115,10 +115,20 @@ def render_sbatch(prep: Prepared, fixed_run_dir: str | None = None) -> str:
         "job.sbatch.j2", job_name=r.job.name, nodes=r.total_nodes, time_limit=r.time_limit, account=r.account,
         partition=r.partition, gpus_per_node=r.gpus_per_node if cluster.use_gpus_per_node_directive else None,
         segment=r.total_nodes if cluster.use_segment_sbatch_directive else None,
-        output=f"{fixed_run_dir}/slurm-%j.out" if fixed_run_dir else f"{logs}/%j{prep.run_suffix}/slurm-%j.out", warning_seconds=WARNING_SECONDS,
+        output=f"{_output_pattern(fixed_run_dir)}/slurm-%j.out" if fixed_run_dir
+        else f"{_output_pattern(str(logs))}/%j{_output_pattern(prep.run_suffix)}/slurm-%j.out",
+        warning_seconds=WARNING_SECONDS,
         version=__version__, logs_dir=str(logs), run_suffix=prep.run_suffix,
         srtctl_root=str(srtctl_root(cluster)), python=cluster.python or sys.executable,
         fixed_run_dir=fixed_run_dir)
+
+
+def _output_pattern(directory: str) -> str:
+    """A directory inside sbatch's --output pattern: % doubled; a backslash would turn off %j."""
+    if "\\" in directory or any(ord(c) < 32 or ord(c) == 127 for c in directory):
+        raise ConfigError(f"the run directory {directory!r} cannot be used in #SBATCH --output",
+                          key="logs_dir", hint="use a logs directory without backslashes or control characters")
+    return directory.replace("%", "%%")
 
 
 def metadata(prep: Prepared, job_id: str, executor: str) -> dict:

@@ -23,8 +23,15 @@ def check_time_limit(value: str | None) -> str | None:
     if value is None:
         return None
     value = str(value)
-    if not _TIME_RE.match(value):
+    if not _TIME_RE.fullmatch(value):
         raise ValueError("time limit must look like HH:MM:SS, MM, or D-HH:MM:SS")
+    return value
+
+
+def check_sbatch_text(value: str | None) -> str | None:
+    """Account and partition names end up on #SBATCH lines, which sbatch reads one line at a time."""
+    if value is not None and any(ord(c) < 32 or ord(c) == 127 for c in str(value)):
+        raise ValueError("must not contain line breaks or control characters (it goes on an #SBATCH line)")
     return value
 
 
@@ -70,6 +77,11 @@ class ClusterConfig(Strict):
     @classmethod
     def _time(cls, v: str | None) -> str | None:
         return check_time_limit(v)
+
+    @field_validator("default_account", "default_partition")
+    @classmethod
+    def _sbatch_text(cls, v: str | None) -> str | None:
+        return check_sbatch_text(v)
 
     @field_validator("model_paths", "containers")
     @classmethod

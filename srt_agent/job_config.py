@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from .cluster_config import Strict, check_time_limit
+from .cluster_config import Strict, check_sbatch_text, check_time_limit
 
 Role = Literal["prefill", "decode", "agg"]
 
@@ -57,6 +57,11 @@ class SlurmSection(Strict):
     @classmethod
     def _time(cls, v: str | None) -> str | None:
         return check_time_limit(v)
+
+    @field_validator("account", "partition")
+    @classmethod
+    def _sbatch_text(cls, v: str | None) -> str | None:
+        return check_sbatch_text(v)
 
 
 class SglangConfig(Strict):
@@ -110,6 +115,13 @@ class BackendSection(Strict):
                 out[str(k)] = "" if val is None else (str(val).lower() if isinstance(val, bool) else str(val))
             return out
         return v
+
+    @field_validator("dynamo_version")
+    @classmethod
+    def _version(cls, v: str) -> str:
+        if not re.fullmatch(r"[0-9][0-9A-Za-z.+!_-]*", str(v)):
+            raise ValueError("dynamo_version must be a version like 0.7.0")
+        return str(v)
 
     @field_validator("nats_max_payload")
     @classmethod

@@ -68,7 +68,7 @@ class ResolvedJob:
                 "model_path": self.model_path, "container": self.container, "account": self.account,
                 "partition": self.partition, "time_limit": self.time_limit,
                 "gpus_per_node": self.gpus_per_node, "mode": self.job.mode,
-                "total_nodes": self.total_nodes,
+                "total_nodes": self.total_nodes, "cluster_file": self.cluster.source,
             },
         }
 
@@ -77,6 +77,7 @@ class ResolvedJob:
         job = JobConfig.model_validate(data["job"])
         cluster = ClusterConfig.model_validate(data["cluster"])
         r = data["resolved"]
+        cluster._source = r.get("cluster_file")
         return cls(job=job, cluster=cluster, job_file=data["job_file"], model_path=r["model_path"],
                    container=r["container"], account=r["account"], partition=r["partition"],
                    time_limit=r["time_limit"], gpus_per_node=r["gpus_per_node"],
@@ -89,6 +90,14 @@ class ResolvedJob:
 
 def _layouts(job: JobConfig, gpus_per_node: int) -> dict[str, RoleLayout]:
     return {role: role_layout(*job.role_counts(role), gpus_per_node) for role in job.roles}
+
+
+def _flag_line(doc: YamlDocument, loc: tuple, flag: str) -> int | None:
+    """Line of an sglang_config flag however the user spelled it (kebab, snake, leading --)."""
+    for spelling in (flag, flag.replace("-", "_"), f"--{flag}"):
+        if loc + (spelling,) in doc.lines:
+            return doc.lines[loc + (spelling,)]
+    return doc.line_of(loc)
 
 
 def _check_roles(job: JobConfig, doc: YamlDocument, gpus_per_node: int) -> tuple[dict[str, RoleLayout], list[ConfigError]]:
@@ -112,7 +121,7 @@ def _check_roles(job: JobConfig, doc: YamlDocument, gpus_per_node: int) -> tuple
             if owned in flags:
                 errors.append(ConfigError(
                     f"'{owned}' is set by srtctl from the plan", file=doc.path,
-                    line=doc.line_of(loc + (owned,)) or doc.line_of(loc + (owned.replace("-", "_"),)),
+                    line=_flag_line(doc, loc, owned),
                     key=".".join(loc + (owned,)), hint="remove it; use model.path / resources instead"))
         sizes: dict[str, int] = {}
         for name, keys in (("tp", TP_KEYS), ("dp", DP_KEYS), ("ep", EP_KEYS)):
@@ -124,7 +133,7 @@ def _check_roles(job: JobConfig, doc: YamlDocument, gpus_per_node: int) -> tuple
                 v = flags[k]
                 if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                     errors.append(ConfigError(f"must be a positive integer (got {v!r})", file=doc.path,
-                                              line=doc.line_of(loc + (k,)), key=".".join(loc + (k,))))
+                                              line=_flag_line(doc, loc, k), key=".".join(loc + (k,))))
                 else:
                     sizes[name] = v
         tp = sizes.get("tp")
@@ -134,7 +143,7 @@ def _check_roles(job: JobConfig, doc: YamlDocument, gpus_per_node: int) -> tuple
             k = next(k for k in TP_KEYS if k in flags)
             errors.append(ConfigError(
                 f"tensor parallel size {tp} does not match the {gpus} GPUs each {role} worker gets ({how})",
-                file=doc.path, line=doc.line_of(loc + (k,)), key=".".join(loc + (k,)), value=tp,
+                file=doc.path, line=_flag_line(doc, loc, k), key=".".join(loc + (k,)), value=tp,
                 hint=f"set {k}: {gpus}, or change resources so each worker gets {tp} GPUs"))
         world = tp or gpus
         for name in ("dp", "ep"):
@@ -143,7 +152,7 @@ def _check_roles(job: JobConfig, doc: YamlDocument, gpus_per_node: int) -> tuple
                 k = next(k for k in (DP_KEYS if name == "dp" else EP_KEYS) if k in flags)
                 errors.append(ConfigError(
                     f"{k} {v} must divide the worker's {world} GPUs", file=doc.path,
-                    line=doc.line_of(loc + (k,)), key=".".join(loc + (k,)), value=v,
+                    line=_flag_line(doc, loc, k), key=".".join(loc + (k,)), value=v,
                     hint=f"use a divisor of {world} (e.g. {world})"))
     for role_section in ("prefill", "decode", "aggregated"):
         used = bool(getattr(job.backend.sglang_config, role_section))

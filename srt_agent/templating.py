@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 from functools import lru_cache
 from pathlib import Path
@@ -17,6 +18,24 @@ def _qjoin(values: list) -> str:
     return " ".join(shlex.quote(str(v)) for v in values)
 
 
+_SBATCH_PLAIN = re.compile(r"[A-Za-z0-9_@%+=:,./-]+")
+
+
+def sbatch_quote(value: object) -> str:
+    """Quote a value for an `#SBATCH --opt=VALUE` line, which sbatch parses, not bash.
+
+    sbatch honours backslash escapes even inside single quotes (so shlex.quote would lose every
+    backslash), reads one line per option and treats an unquoted # as a comment. Double quotes
+    with \\ and \" escapes round-trip everything except line breaks, which are refused.
+    """
+    text = str(value)
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise ValueError(f"{text!r}: control characters and line breaks cannot appear in an #SBATCH line")
+    if _SBATCH_PLAIN.fullmatch(text):
+        return text
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 @lru_cache(maxsize=1)
 def environment():
     import jinja2
@@ -28,6 +47,7 @@ def environment():
     )
     env.filters["q"] = _q
     env.filters["qjoin"] = _qjoin
+    env.filters["sbatch_q"] = sbatch_quote
     return env
 
 
