@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import traceback
 from pathlib import Path
 
 import anyio
@@ -166,8 +167,13 @@ async def run_agent(run_dir: Path, launcher: Launcher | None = None) -> int:
                 await _phases(ctx, sup, tg, ledger)
             except SrtError as exc:
                 outcome["error"] = outcome["error"] or exc
-            except Exception as exc:  # a bug: still record it and tear down
-                outcome["error"] = outcome["error"] or exc
+            except BaseExceptionGroup as group:
+                outcome["error"] = outcome["error"] or _first_error(group)
+                if not isinstance(outcome["error"], SrtError):
+                    traceback.print_exception(group)
+            except Exception as exc:  # a bug, or several errors at once: record, tear down
+                outcome["error"] = outcome["error"] or _first_error(exc)
+                traceback.print_exc()
         sup.plan = ctx.plan  # type: ignore[assignment]
         error, stop = outcome["error"], outcome["stop"]
         if error is not None:
@@ -186,11 +192,19 @@ async def run_agent(run_dir: Path, launcher: Launcher | None = None) -> int:
         else:
             state, code = "succeeded", 0
         status.update(state=state)
-        status.phase("teardown", "done", state=state)
+        status.phase("teardown", "done", outcome=state)
         tg.cancel_scope.cancel()
     if error is not None:
         print(f"[srt-agent] failed: {error}", file=sys.stderr, flush=True)
     return code
+
+
+def _first_error(exc: BaseException) -> BaseException:
+    """The first real error inside (nested) exception groups."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        srt = [e for e in exc.exceptions if isinstance(e, SrtError)]
+        exc = srt[0] if srt else exc.exceptions[0]
+    return exc
 
 
 def main(argv: list[str]) -> int:

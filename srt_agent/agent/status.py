@@ -46,8 +46,8 @@ class StatusWriter:
         out["components"] = list(self.data["components"].values())
         write_json_atomic(self.path, out)
 
-    def event(self, kind: str, **fields: Any) -> None:
-        append_jsonl(self.events_path, {"ts": now(), "event": kind, **fields})
+    def event(self, event: str, /, **fields: Any) -> None:
+        append_jsonl(self.events_path, {"ts": now(), "event": event, **fields})
 
     def update(self, **fields: Any) -> None:
         with self._lock:
@@ -69,7 +69,8 @@ class StatusWriter:
             comp.update(fields)
             self._flush()
         if "state" in changed:
-            self.event("component", component=name, **changed)
+            self.event("component", component=name, state=changed["state"],
+                       **{k: v for k, v in changed.items() if k in ("exit_code", "node", "pid", "health")})
 
     def fail(self, message: str, *, component: str | None = None, node: str | None = None,
              exit_code: int | None = None, log_tail: list[str] | None = None) -> None:
