@@ -76,12 +76,11 @@ class Stack:
         self.procs: dict[str, subprocess.Popen] = {}
 
     def start(self, name: str, cmd: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
-        log = open(self.log_dir / f"{name}.log", "wb")
         full_env = {k: v for k, v in os.environ.items() if not k.startswith(("DYN_", "NATS_", "ETCD_"))}
         full_env.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
         full_env.update(env or {})
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=full_env, start_new_session=True)
-        log.close()
+        with open(self.log_dir / f"{name}.log", "wb") as log:
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=full_env, start_new_session=True)
         self.procs[name] = proc
         return proc
 
@@ -169,7 +168,7 @@ def _addr(hex_addr: str) -> str:
 
 def _is_loopback(addr: str) -> bool:
     ip = addr.rsplit(":", 1)[0]
-    return ip.startswith("127.") or ip in ("::1", "::ffff:127.0.0.1") or ip.startswith("::ffff:127.")
+    return ip.startswith(("127.", "::ffff:127.")) or ip == "::1"
 
 
 def socket_audit(pids: set[int]) -> list[str]:
@@ -286,8 +285,9 @@ async def test_disaggregated_mocker_behind_nginx_and_two_frontends(tmp_path):
             m = re.search(r"system status server bound to: ([0-9.]+):(\d+)", stack.log(mode))
             assert m, f"{mode}: no system server in the log\n{stack.log(mode)[-2000:]}"
             assert m.group(1) == "127.0.0.1"
+            system_url = f"http://{m.group(1)}:{m.group(2)}/health"
 
-            async def system_ready(c, url=f"http://{m.group(1)}:{m.group(2)}/health"):
+            async def system_ready(c, url=system_url):
                 r = await c.get(url)
                 return r.status_code == 200 and r.json()["status"] == "ready"
 
