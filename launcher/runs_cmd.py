@@ -1,0 +1,113 @@
+"""`srtctl runs [--tag T] [--since 2d|YYYY-MM-DD] [--json]`: runs, newest first, with name, job id,
+tags, topology, state and headline results (best output tok/s, best output tok/s per GPU)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from srt_agent.report import load_points
+
+from .run_lookup import RunView, add_logs_dir_argument, fmt_num, headline, load_view, logs_root, run_dirs
+
+_AGE_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*([mhdw])$")
+_UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_since(text: str, now: datetime | None = None) -> datetime:
+    """`2d`, `12h`, `30m`, `1w` ago, or a date `YYYY-MM-DD` (local midnight), or an ISO time."""
+    now = now or datetime.now(timezone.utc)
+    m = _AGE_RE.match(text.strip())
+    if m:
+        return now - timedelta(seconds=float(m[1]) * _UNITS[m[2]])
+    try:
+        dt = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is neither an age (30m, 12h, 2d, 1w) nor a date (YYYY-MM-DD)") from None
+    return dt if dt.tzinfo else dt.astimezone()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tag", action="append", default=[], metavar="T",
+                        help="only runs with this tag (repeat: runs with every given tag)")
+    parser.add_argument("--since", type=parse_since, metavar="AGE|DATE",
+                        help="only runs submitted since: an age (30m, 12h, 2d, 1w) or a date YYYY-MM-DD")
+    parser.add_argument("--state", help="only runs in this state (succeeded, failed, running, ...)")
+    parser.add_argument("-n", "--limit", type=int, default=0, help="at most N runs (newest first)")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    add_logs_dir_argument(parser)
+
+
+def select(views: list[RunView], *, tags: list[str] = (), since: datetime | None = None,
+           state: str | None = None) -> list[RunView]:
+    out = []
+    for v in views:
+        if any(t not in v.tags for t in tags):
+            continue
+        if since is not None and (v.submitted is None or v.submitted < since):
+            continue
+        if state and v.state != state:
+            continue
+        out.append(v)
+    return out
+
+
+def run_row(view: RunView) -> dict:
+    points = load_points(view.path)
+    bench = (view.status or {}).get("benchmark") or {}
+    sub = view.submitted
+    return {
+        "run": view.path.name, "run_dir": str(view.path), "name": view.name, "job_id": view.job_id,
+        "tags": view.tags, "topology": view.topology, "mode": view.metadata.get("mode"),
+        "gpus": view.metadata.get("gpus"), "state": view.state, "phase": view.phase,
+        "agent_gone": view.liveness, "submitted_at": sub.astimezone().isoformat(timespec="seconds") if sub else None,
+        "points_done": bench.get("points_done", len(points)), "points_total": bench.get("points_total", 0),
+        **headline(points),
+    }
+
+
+def print_runs(views: list[RunView], *, as_json: bool, root: Path) -> int:
+    rows = [run_row(v) for v in views]
+    if as_json:
+        print(json.dumps(rows, indent=2, default=str))
+        return 0
+    from rich import box
+    from rich.table import Table
+
+    from .status_cmd import STATE_STYLES, console
+
+    con = console()
+    if not rows:
+        con.print(f"no runs in {root}")
+        return 0
+    table = Table(title=f"Runs in {root}", title_justify="left", box=box.SIMPLE_HEAD,
+                  caption="out tok/s, tok/s/GPU: best point of the sweep (per GPU: all GPUs of the job)",
+                  caption_justify="left")
+    for col, just, wrap in (("job", "right", False), ("name", "left", False), ("topology", "left", False),
+                            ("tags", "left", True), ("state", "left", True), ("points", "right", False),
+                            ("out tok/s", "right", False), ("tok/s/GPU", "right", False),
+                            ("submitted", "left", False)):
+        table.add_column(col, justify=just, no_wrap=not wrap, overflow="fold")
+    for r in rows:
+        state = r["state"] + (" (agent gone)" if r["agent_gone"] else "")
+        sub = r["submitted_at"][:16].replace("T", " ") if r["submitted_at"] else "-"
+        pts = f"{r['points_done']}/{r['points_total']}" if r["points_total"] else (str(r["points"]) if r["points"]
+                                                                                 else "-")
+        table.add_row(r["job_id"], r["name"], r["topology"], ",".join(r["tags"]) or "-",
+                      f"[{STATE_STYLES.get(r['state'], '')}]{state}[/]", pts, fmt_num(r["best_output_tok_s"]),
+                      fmt_num(r["best_output_tok_s_per_gpu"]), sub)
+    con.print(table)
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    root = logs_root(args.logs_dir)
+    views = select([load_view(p, query_slurm=False) for p in run_dirs(root)], tags=args.tag, since=args.since,
+                   state=args.state)
+    if args.limit:
+        views = views[: args.limit]
+    return print_runs(views, as_json=args.json, root=root)

@@ -1,0 +1,287 @@
+"""`srtctl status [RUN] [--json]`: a run's state, phase, components, sweep progress and failure.
+
+RUN is a run directory name or prefix, a job id, or a path. Without RUN: the most recent runs.
+Reads status.json, metadata.json, ledger.json and results/ of the run, and asks squeue about
+SLURM jobs that have not finished (skipped when SLURM cannot be reached).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from srt_agent.report import load_points, per_gpu_value, per_user_value
+
+from .paths import display
+from .run_lookup import (
+    RunView,
+    add_logs_dir_argument,
+    age_text,
+    find_run,
+    fmt_num,
+    load_view,
+    logs_root,
+    read_json,
+    run_dirs,
+)
+
+STATE_STYLES = {"succeeded": "bold green", "failed": "bold red", "cancelled": "bold yellow", "ready": "green",
+                "benchmarking": "cyan", "profiling": "cyan", "running": "cyan", "starting": "yellow",
+                "queued": "yellow", "unknown": "dim"}
+COMPONENT_STYLES = {"ready": "green", "running": "cyan", "starting": "yellow", "failed": "bold red",
+                    "exited": "red", "stopped": "dim"}
+HEALTH_STYLES = {"healthy": "green", "down": "red", "unknown": "dim"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run", nargs="?", metavar="RUN_ID",
+                        help="run directory name or prefix, job id, or path (default: list recent runs)")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--tail", type=int, default=20, metavar="N", help="failure log lines to show (default 20)")
+    parser.add_argument("-n", "--limit", type=int, default=10, help="runs to list without RUN_ID (default 10)")
+    add_logs_dir_argument(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    root = logs_root(args.logs_dir)
+    if not args.run:
+        from .runs_cmd import print_runs
+
+        views = [load_view(p, query_slurm=False) for p in run_dirs(root)[: args.limit]]
+        return print_runs(views, as_json=args.json, root=root)
+    view = load_view(find_run(args.run, root))
+    if args.json:
+        print(json.dumps(status_json(view), indent=2, default=str))
+    else:
+        console().print(render_view(view, tail=args.tail))
+    return 0 if view.state != "failed" else 1
+
+
+def console():
+    from rich.console import Console
+
+    return Console(width=None if sys.stdout.isatty() else 120, highlight=False)
+
+
+# ---------------------------------------------------------------------------- data
+
+
+def sweep_points(view: RunView) -> list[dict]:
+    """Per measured point: concurrency and headline metrics (result files, else status.json)."""
+    points = load_points(view.path)
+    if not points:
+        points = list(((view.status or {}).get("benchmark") or {}).get("results") or [])
+    gpus = view.metadata.get("gpus")
+    out = []
+    for p in points:
+        out.append({"concurrency": p.get("max_concurrency"), "completed": p.get("completed"),
+                    "failed": p.get("failed"), "output_tok_s": p.get("output_throughput"),
+                    "output_tok_s_per_gpu": per_gpu_value(p, "total", gpus), "tok_s_per_user": per_user_value(p),
+                    "median_ttft_ms": p.get("median_ttft_ms"), "median_tpot_ms": p.get("median_tpot_ms"),
+                    "p99_e2el_ms": p.get("p99_e2el_ms")})
+    return out
+
+
+def failed_phase(view: RunView) -> str | None:
+    """The phase that was running when the run stopped."""
+    phases = (view.status or {}).get("phases") or {}
+    running = [name for name, state in phases.items() if state == "running" and name != "teardown"]
+    return running[-1] if running else None
+
+
+def attempts(view: RunView) -> int:
+    ledger = read_json(view.path / "ledger.json") or {}
+    return len(ledger.get("attempts") or []) or 1
+
+
+def status_json(view: RunView) -> dict:
+    st = view.status or {}
+    bench = st.get("benchmark") or {}
+    return {
+        "run_dir": str(view.path), "run": view.path.name, "job_id": view.job_id, "name": view.name,
+        "state": view.state, "phase": view.phase, "executor": view.executor, "topology": view.topology,
+        "tags": view.tags, "attempts": attempts(view), "slurm": view.slurm, "agent_gone": view.liveness,
+        "message": st.get("message"), "endpoint": st.get("endpoint"),
+        "components": st.get("components") or [], "failure": st.get("failure"),
+        "failed_phase": failed_phase(view) if view.state in ("failed", "cancelled") or view.liveness else None,
+        "benchmark": {"points_total": bench.get("points_total", 0), "points_done": bench.get("points_done", 0),
+                      "current": bench.get("current"), "points": sweep_points(view)},
+        "metadata": view.metadata, "status": view.status,
+    }
+
+
+# ---------------------------------------------------------------------------- rendering
+
+
+def _styled(text: str, styles: dict[str, str]):
+    from rich.text import Text
+
+    return Text(text or "-", style=styles.get(text or "", ""))
+
+
+def _phases_text(view: RunView):
+    from rich.text import Text
+
+    phases = (view.status or {}).get("phases") or {}
+    out = Text()
+    stopped = view.over
+    for i, (name, state) in enumerate(phases.items()):
+        if i:
+            out.append(" → ", style="dim")
+        if state == "done":
+            out.append(f"{name} ✓", style="green")
+        elif state == "running" and stopped and name != "teardown":
+            out.append(f"{name} ✗", style="bold red" if view.state != "cancelled" else "bold yellow")
+        elif state == "running":
+            out.append(f"{name} …", style="bold cyan")
+        else:
+            out.append(f"{name} {state}")
+    return out
+
+
+def _slurm_text(slurm: dict) -> str:
+    if slurm.get("state") == "GONE":
+        return "SLURM: job no longer in the queue"
+    text = f"SLURM: {slurm.get('state')}"
+    if slurm.get("state") == "PENDING" and slurm.get("reason"):
+        text += f" ({slurm['reason']})"
+    if slurm.get("elapsed"):
+        text += f"  elapsed {slurm['elapsed']} of {slurm.get('time_limit') or '?'}"
+    if slurm.get("nodes"):
+        text += f"  on {slurm['nodes']}"
+    return text
+
+
+def components_table(view: RunView):
+    from rich import box
+    from rich.table import Table
+
+    table = Table(title="Components", title_justify="left", box=box.SIMPLE_HEAD)
+    for col in ("component", "kind", "node", "state", "health", "pid", "exit", "log"):
+        table.add_column(col, overflow="fold")
+    for c in (view.status or {}).get("components") or []:
+        kind = c.get("kind") or "-"
+        if c.get("role") and c.get("role") != kind:
+            kind = f"{kind} ({c['role']})"
+        table.add_row(c.get("name", "?"), kind, c.get("node") or "-", _styled(c.get("state"), COMPONENT_STYLES),
+                      _styled(c.get("health"), HEALTH_STYLES), str(c.get("pid") or "-"),
+                      "-" if c.get("exit_code") is None else str(c["exit_code"]), c.get("log") or "-")
+    return table
+
+
+def sweep_renderables(view: RunView) -> list:
+    from rich import box
+    from rich.table import Table
+
+    bench = (view.status or {}).get("benchmark") or {}
+    total, done, current = bench.get("points_total") or 0, bench.get("points_done") or 0, bench.get("current")
+    points = sweep_points(view)
+    if not total and not points:
+        return []
+    head = f"[bold]Benchmark sweep[/bold]: {done} of {total} points measured"
+    if current is not None and not view.over:
+        head += f", measuring concurrency {current}"
+    elif current is not None:
+        head += f", stopped while measuring concurrency {current}"
+    out: list = [head]
+    if points:
+        table = Table(box=box.SIMPLE_HEAD)
+        for col in ("conc", "completed", "failed", "out tok/s", "tok/s/GPU", "tok/s/user", "TTFT p50 ms",
+                    "TPOT p50 ms", "E2EL p99 ms"):
+            table.add_column(col, justify="right")
+        for p in points:
+            table.add_row(fmt_num(p["concurrency"]), fmt_num(p["completed"]), fmt_num(p["failed"]),
+                          fmt_num(p["output_tok_s"]), fmt_num(p["output_tok_s_per_gpu"]),
+                          fmt_num(p["tok_s_per_user"]), fmt_num(p["median_ttft_ms"]),
+                          fmt_num(p["median_tpot_ms"], 2), fmt_num(p["p99_e2el_ms"]))
+        out.append(table)
+        out.append("[dim]tok/s/GPU: output tok/s / all GPUs of the job; tok/s/user: 1000 / mean TPOT[/dim]")
+    return out
+
+
+def failure_renderable(view: RunView, tail: int):
+    from rich.panel import Panel
+    from rich.text import Text
+
+    st = view.status or {}
+    f = st.get("failure")
+    if not f and not view.liveness:
+        return None
+    body = Text()
+    if f:
+        body.append(f.get("message") or "failed", style="bold")
+        where = [f"{k} {f[k]}" for k in ("component", "node", "exit_code") if f.get(k) is not None]
+        if where:
+            body.append("\n" + ", ".join(where).replace("exit_code", "exit code"))
+    if view.liveness:
+        body.append(("\n" if f else "") + f"agent gone: {view.liveness}", style="bold")
+    phase = failed_phase(view)
+    if phase:
+        body.append(f"\nstopped during phase: {phase}")
+    lines = list((f or {}).get("log_tail") or [])
+    comp = (f or {}).get("component")
+    log = None
+    if comp:
+        for c in st.get("components") or []:
+            if c.get("name") == comp and c.get("log"):
+                log = c["log"]
+        if not lines and log:
+            from srt_agent.agent.supervisor import log_tail
+
+            lines = log_tail(view.path / log)
+    if tail >= 0 and lines:
+        shown = lines[-tail:] if tail else []
+        if shown:
+            body.append(f"\n\nlast {len(shown)} lines of {log or 'the log'}:\n", style="dim")
+            body.append("\n".join(shown))
+    hint = f"srtctl logs {view.path.name} {comp}" if comp else f"srtctl logs {view.path.name}"
+    body.append(f"\n\nfull log: {hint}", style="dim")
+    title = "Failure" if f else "Run ended without a final status"
+    return Panel(body, title=title, border_style="red" if f else "yellow", expand=False)
+
+
+def render_view(view: RunView, tail: int = 20):
+    """The whole status screen of one run (also what `srtctl watch` refreshes)."""
+    from rich.console import Group
+    from rich.text import Text
+
+    st = view.status or {}
+    head = Text()
+    head.append(f"{view.name}", style="bold")
+    head.append(f"  job {view.job_id}  {view.topology}  executor {view.executor}")
+    if view.tags:
+        head.append(f"  tags {','.join(view.tags)}")
+    head.append(f"\nrun  {display(view.path)}")
+    state = Text()
+    state.append("state ")
+    state.append(view.state, style=STATE_STYLES.get(view.state, ""))
+    state.append(f"   phase {view.phase}")
+    if st.get("started_at"):
+        state.append(f"   started {age_text(st['started_at'])}, updated {age_text(st.get('updated_at'))}")
+    n = attempts(view)
+    if n > 1:
+        state.append(f"   attempt {n} (resumed)")
+    parts: list = [head, state]
+    if view.slurm:
+        parts.append(_slurm_text(view.slurm))
+    if st.get("endpoint"):
+        parts.append(f"endpoint {st['endpoint']}")
+    if st.get("message"):
+        parts.append(Text(f"message: {st['message']}"))
+    if not st:
+        parts.append("[dim]no status.json yet: the agent has not started[/dim]")
+    else:
+        parts.append(_phases_text(view))
+    if st.get("components"):
+        parts.append(components_table(view))
+    parts += sweep_renderables(view)
+    if st.get("profiles"):
+        parts.append(f"profiles: {', '.join(map(str, st['profiles']))}")
+    fail = failure_renderable(view, tail)
+    if fail is not None:
+        parts.append(fail)
+    report = view.path / "report" / "report.md"
+    if report.is_file():
+        parts.append(f"[dim]report: {display(report)}[/dim]")
+    return Group(*parts)

@@ -1,0 +1,56 @@
+"""`srtctl watch RUN [--interval S]`: the `srtctl status` screen, refreshed live (rich.live) until
+the run reaches succeeded, failed or cancelled (or its agent is gone); then it exits by itself.
+Exit code: 0 succeeded, 1 failed or gone, 3 cancelled, 130 Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from .run_lookup import RunView, add_logs_dir_argument, find_run, load_view, logs_root, refresh
+
+SLURM_CHECK_S = 15.0
+EXIT_CODES = {"succeeded": 0, "failed": 1, "cancelled": 3}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run", metavar="RUN_ID", help="run directory name or prefix, job id, or path")
+    parser.add_argument("--interval", type=float, default=2.0, metavar="S", help="seconds between refreshes (default 2)")
+    parser.add_argument("--tail", type=int, default=15, metavar="N", help="failure log lines to show (default 15)")
+    add_logs_dir_argument(parser)
+
+
+def watch(path, *, interval: float = 2.0, tail: int = 15, console=None, max_seconds: float | None = None) -> RunView:
+    """Refresh until the run is over; returns its last view."""
+    from rich.live import Live
+
+    from .status_cmd import console as make_console
+    from .status_cmd import render_view
+
+    con = console or make_console()
+    view = load_view(path)
+    last_slurm = time.monotonic()
+    started = time.monotonic()
+    with Live(render_view(view, tail), console=con, refresh_per_second=4, auto_refresh=False,
+              transient=False) as live:
+        while not view.over:
+            if max_seconds is not None and time.monotonic() - started > max_seconds:
+                break
+            time.sleep(interval)
+            ask = time.monotonic() - last_slurm > SLURM_CHECK_S
+            if ask:
+                last_slurm = time.monotonic()
+            view = refresh(view, query_slurm=ask)
+            live.update(render_view(view, tail), refresh=True)
+        live.update(render_view(view, tail), refresh=True)
+    return view
+
+
+def run(args: argparse.Namespace) -> int:
+    path = find_run(args.run, logs_root(args.logs_dir))
+    view = watch(path, interval=max(args.interval, 0.1), tail=args.tail)
+    if view.liveness:
+        print(f"[srtctl] the run ended without a final status: {view.liveness}")
+        return 1
+    print(f"[srtctl] run {view.state}")
+    return EXIT_CODES.get(view.state, 1)
