@@ -71,19 +71,23 @@ def _json(data: dict) -> str:
 
 
 def run_local_agent(run_dir: Path, job_id: str, force: bool = False) -> int:
+    """Run the agent here in the foreground; SIGTERM/SIGINT/SIGHUP are passed on and waited for,
+    so srtctl never exits before the agent has torn everything down."""
     env = {**os.environ, "SRT_EXECUTOR": "local", "SRT_JOB_ID": job_id}
     if force:
         env["SRT_FORCE_RESUME"] = "1"
     proc = subprocess.Popen([sys.executable, "-m", "srt_agent", str(run_dir)], env=env)
+
+    def forward(signum, _frame):
+        if proc.poll() is None:
+            proc.send_signal(signum)
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
     try:
         return proc.wait()
-    except KeyboardInterrupt:
-        proc.send_signal(signal.SIGINT)
-        try:
-            return proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            return 130
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def _resume(args: argparse.Namespace) -> int:

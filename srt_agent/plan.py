@@ -195,8 +195,8 @@ def _build(r: ResolvedJob, inp: PlanInputs, ports, port_base: int) -> Plan:
         etcd_url = f"http://{head.address}:{etcd_port}"
         processes.append(ProcessSpec(
             name="nats", kind="nats", node=head.name, address=head.address, port=nats_mon, health_path="/healthz",
-            command=["nats-server", "-a", head.address, "-p", str(nats_port), "-m", str(nats_mon), "-js",
-                     "-sd", f"{inp.log_dir}/infra/nats", "--max_payload", backend.nats_max_payload]))
+            command=["nats-server", "-c", f"{inp.log_dir}/infra/nats.conf", "-a", head.address, "-p", str(nats_port),
+                     "-m", str(nats_mon), "-js", "-sd", f"{inp.log_dir}/infra/nats"]))
         processes.append(ProcessSpec(
             name="etcd", kind="etcd", node=head.name, address=head.address, port=etcd_port, health_path="/health",
             command=["etcd", "--name", "srt-etcd", "--data-dir", f"{inp.log_dir}/infra/etcd",
@@ -289,8 +289,7 @@ def _build(r: ResolvedJob, inp: PlanInputs, ports, port_base: int) -> Plan:
             port = ports.take(head.address)
             processes.append(ProcessSpec(
                 name="nginx", kind="nginx", node=head.name, address=head.address, port=port, health_path=None,
-                command=["nginx", "-e", f"{inp.log_dir}/nginx/error.log", "-p", f"{inp.log_dir}/nginx/",
-                         "-c", f"{inp.log_dir}/nginx/nginx.conf"]))
+                command=_nginx_command(f"{inp.log_dir}/nginx/nginx.conf", f"{inp.log_dir}/nginx")))
             roles_by_node[head.name].append("nginx")
             endpoint = Endpoint(kind="nginx", node=head.name, address=head.address, port=port)
         else:
@@ -313,6 +312,12 @@ def _build(r: ResolvedJob, inp: PlanInputs, ports, port_base: int) -> Plan:
         served_model_name=served, model_path=model_path, container_image=r.container, container_mounts=mounts,
         port_base=port_base, total_gpus=r.total_gpus,
         decode_gpus=sum(r.layouts[x].nodes for x in decode_roles if x in r.layouts) * r.gpus_per_node)
+
+
+def _nginx_command(conf: str, run_dir: str) -> list[str]:
+    from .nginx import nginx_command
+
+    return nginx_command(conf, run_dir)
 
 
 def frontend_command(python: str, host: str, port: int) -> list[str]:

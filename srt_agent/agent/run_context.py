@@ -91,6 +91,11 @@ def render_scripts(ctx: RunContext) -> None:
         write_text_atomic(path, text, mode=0o755)
         ctx.scripts[proc.name] = Path(process_paths(ctx.plan, proc, str(ctx.run_dir))["script"])
         ctx.secret_env[proc.name] = secret
+    if ctx.plan.nats_url:
+        from ..templating import render
+
+        write_text_atomic(ctx.run_dir / "infra" / "nats.conf",
+                          render("nats.conf.j2", max_payload=ctx.job.backend.nats_max_payload))
     if ctx.plan.endpoint.kind == "nginx":
         from ..nginx import render_nginx_conf
 

@@ -1,0 +1,154 @@
+"""The real agent, local executor, simulated engine behind the real sglang router."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+
+import pytest
+from agent_local_support import pid_alive, stop_agent
+
+pytestmark = pytest.mark.slow
+
+
+def _pids(status: dict) -> list[int]:
+    return [c["pid"] for c in status["components"] if c.get("pid")]
+
+
+def test_disaggregated_sweep_succeeds_and_leaves_nothing_behind(local_run):
+    job = local_run.job_file(benchmark={"type": "sa-bench", "isl": 64, "osl": 16, "concurrencies": [2, 8],
+                                        "prompt_multiplier": 2, "warmup_multiplier": 1})
+    res = local_run.apply(job)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.splitlines()[0].startswith("Started local job ")
+    assert res.stdout.splitlines()[1].startswith("Logs: logs/") and res.stdout.splitlines()[1].endswith("_1P_1D_" +
+                                                                                                         res.stdout.splitlines()[1].rsplit("_1P_1D_", 1)[1])
+    run = local_run.run_dir()
+    status = json.loads((run / "status.json").read_text())
+    assert status["state"] == "succeeded" and status["failure"] is None
+    assert status["benchmark"]["points_done"] == 2
+    for c in (2, 8):
+        point = json.loads((run / "results" / f"result_isl64_osl16_c{c}.json").read_text())
+        assert point["completed"] == 2 * c and point["failed"] == 0 and point["total_output_tokens"] == 16 * 2 * c
+    assert {c["name"] for c in status["components"]} == {"prefill-0", "decode-0", "router"}
+    assert all(c["state"] == "stopped" for c in status["components"])
+    assert not [p for p in _pids(status) if pid_alive(p)]
+    plan = json.loads((run / "plan.json").read_text())
+    assert {n["address"] for n in plan["nodes"]} == {"127.0.0.1"}
+    events = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
+    assert [e["phase"] for e in events if e["event"] == "phase" and e["state"] == "done"][:6] == [
+        "start", "preflight", "workers", "endpoint", "health", "benchmark"]
+
+
+@pytest.mark.parametrize("sig,expect_code", [(signal.SIGKILL, -9), (signal.SIGTERM, 0)])
+def test_worker_death_fails_the_job_within_2s(local_run, sig, expect_code):
+    """A worker killed, or exiting 0 early (SIGTERM makes the simulator exit cleanly), fails the job."""
+    proc = local_run.start(local_run.job_file())
+    try:
+        status = local_run.wait_status(lambda s: s["state"] == "ready")
+        victim = next(c for c in status["components"] if c["name"] == "decode-0")
+        killed_at = time.monotonic()
+        os.kill(victim["pid"], sig)
+        failed = local_run.wait_status(lambda s: s["failure"] is not None, timeout=10)
+        detected = time.monotonic() - killed_at
+        assert detected < 2.0, f"failure recorded {detected:.2f}s after the kill"
+        f = failed["failure"]
+        assert f["component"] == "decode-0" and f["node"] == "local1" and f["exit_code"] == expect_code
+        if expect_code == 0:
+            assert "exited early with code 0" in f["message"]
+        assert isinstance(f["log_tail"], list) and f["log_tail"]
+        assert proc.wait(timeout=30) != 0
+        final = json.loads((local_run.run_dir() / "status.json").read_text())
+        assert final["state"] == "failed"
+        assert not [p for p in _pids(final) if pid_alive(p)]
+    finally:
+        stop_agent(proc)
+
+
+def test_sigterm_stops_gracefully_and_status_reads_are_never_partial(local_run):
+    proc = local_run.start(local_run.job_file())
+    errors: list[str] = []
+    reads = 0
+    stop = threading.Event()
+
+    def reader():
+        nonlocal reads
+        while not stop.is_set():
+            try:
+                path = local_run.run_dir() / "status.json"
+                if path.exists():
+                    json.loads(path.read_text())
+                    reads += 1
+            except AssertionError:
+                pass
+            except json.JSONDecodeError as exc:
+                errors.append(str(exc))
+
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
+    try:
+        status = local_run.wait_status(lambda s: s["state"] == "ready")
+        os.killpg(proc.pid, signal.SIGTERM)
+        assert proc.wait(timeout=30) != 0
+        stop.set()
+        t.join()
+        final = json.loads((local_run.run_dir() / "status.json").read_text())
+        assert final["state"] == "cancelled"
+        assert not [p for p in _pids(status) if pid_alive(p)]
+        assert reads > 20 and not errors
+    finally:
+        stop.set()
+        stop_agent(proc)
+
+
+def test_resume_skips_finished_points(local_run):
+    bench = {"type": "sa-bench", "isl": 32, "osl": 200, "concurrencies": [1, 2, 4], "prompt_multiplier": 2,
+             "warmup_multiplier": 0}
+    job = local_run.job_file(benchmark=bench)
+    proc = local_run.start(job)
+    try:
+        local_run.wait_status(lambda s: s["benchmark"]["points_done"] >= 1, timeout=90)
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+    finally:
+        stop_agent(proc)
+    run = local_run.run_dir()
+    ledger = json.loads((run / "ledger.json").read_text())
+    done_before = set(ledger["points"])
+    assert "c1" in done_before and len(done_before) < 3
+    first = (run / "results" / "result_isl32_osl200_c1.json").read_bytes()
+    import subprocess
+    import sys
+
+    from launcher.cli import main  # noqa: F401  (import check only)
+
+    res = subprocess.run([sys.executable, "-m", "launcher.cli", "apply", "--resume", str(run)], cwd=local_run.workdir,
+                         env=local_run.env(), capture_output=True, text=True, timeout=240)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert (run / "results" / "result_isl32_osl200_c1.json").read_bytes() == first
+    status = json.loads((run / "status.json").read_text())
+    assert status["state"] == "succeeded" and status["benchmark"]["points_done"] == 3
+    events = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
+    skipped = {e["concurrency"] for e in events if e["event"] == "point_skipped"}
+    assert skipped == {int(k[1:]) for k in done_before}
+    assert json.loads((run / "ledger.json").read_text())["attempts"].__len__() == 2
+
+
+def test_resume_refuses_a_changed_config(local_run):
+    import subprocess
+    import sys
+
+    job = local_run.job_file(benchmark={"type": "sa-bench", "isl": 16, "osl": 4, "concurrencies": [1],
+                                        "prompt_multiplier": 1, "warmup_multiplier": 0})
+    assert local_run.apply(job).returncode == 0
+    run = local_run.run_dir()
+    resolved = json.loads((run / "resolved.json").read_text())
+    resolved["job"]["benchmark"]["osl"] = 8
+    (run / "resolved.json").write_text(json.dumps(resolved))
+    res = subprocess.run([sys.executable, "-m", "launcher.cli", "apply", "--resume", str(run)], cwd=local_run.workdir,
+                         env=local_run.env(), capture_output=True, text=True, timeout=120)
+    assert res.returncode != 0
+    assert "config changed" in res.stderr and "--force" in res.stderr
