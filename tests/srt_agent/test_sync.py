@@ -348,6 +348,34 @@ def test_cli_all_runs_idempotent_and_never_prints_the_secret(cloud, creds, tmp_p
     assert r.returncode == 0 and "done: 2 run(s), 0 file(s) uploaded, 12 unchanged" in r.stdout
 
 
+def test_cli_killed_midway_then_rerun_uploads_only_the_rest(cloud, creds, tmp_path):
+    logs = tmp_path / "logs"
+    run = logs / "900_1P_1D_20250101_000000"
+    run.mkdir(parents=True)
+    for i in range(6):
+        (run / f"part{i}.bin").write_bytes(os.urandom(3 * 1024 * 1024))
+    cfg = write_cluster_file(tmp_path / "srtslurm.yaml", logs, cloud)
+    env = aws_env(tmp_path, creds["key_id"], creds["secret"])
+    proc = subprocess.Popen([sys.executable, "-m", "launcher.cli", "sync", "--all", "--cluster-file", str(cfg), "-v"],
+                            env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        for line in proc.stdout:
+            if "uploaded: " in line:
+                proc.kill()  # SIGKILL right after the first completed file
+                break
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+    remote = objects(cloud)
+    assert 1 <= len(remote) < 6, "killed after the first file and before the last"
+    for key, body in remote.items():  # whatever is there is complete, never a partial object
+        assert body == (run / key.rsplit("/", 1)[1]).read_bytes()
+    r = cli(["--all", "--cluster-file", str(cfg)], env, tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert f"{6 - len(remote)} file(s) uploaded" in r.stdout and f"{len(remote)} unchanged" in r.stdout
+    assert len(objects(cloud)) == 6
+
+
 def test_cli_wrong_credentials_exit_1_without_traceback_or_secret(cloud, creds, enforce_auth, tmp_path):
     logs = tmp_path / "logs"
     make_run(logs, "100_x")
