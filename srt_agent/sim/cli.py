@@ -43,7 +43,7 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m srt_agent.sim", description=DESCRIPTION, allow_abbrev=False,
-        usage="%(prog)s --model-path PATH [--port PORT] [SGLang server flags ...] [--sim-* flags ...]",
+        usage="%(prog)s --model-path PATH [--port PORT] [SGLang server flags ...] [simulator flags ...]",
         formatter_class=_HelpFormatter)
     g = parser.add_argument_group("SGLang server arguments modelled by the simulator")
     g.add_argument("--model-path", "--model", default="sim-model",

@@ -9,7 +9,7 @@ Two implementations with one interface:
   `tokenizers` library (imported only when such a directory is given).
 
 Output tokens are drawn from `candidates`: token ids whose text is plain printable text (no
-special tokens, no partial UTF-8). Each candidate also carries its text pre-escaped for JSON so
+special tokens, no partial UTF-8), words only when the vocabulary has at least 1000 of them. Each candidate also carries its text pre-escaped for JSON so
 streaming a token costs a string concatenation, not a json.dumps.
 """
 
@@ -191,8 +191,12 @@ class TokenizerVocab(Vocab):
                 if 0 < len(text) <= 24 and text.strip() and text.isprintable() and "\ufffd" not in text:
                     ids.append(i)
                     texts.append(text)
-            if len(ids) >= MAX_CANDIDATES:
+            if sum(t.strip().isalpha() for t in texts) >= MAX_CANDIDATES:
                 break
+        # Prefer word tokens (output then reads like the built-in vocabulary's) when there are enough.
+        words = [(i, t) for i, t in zip(ids, texts) if t.strip().isalpha()]
+        if len(words) >= 1000:
+            ids, texts = [i for i, _ in words], [t for _, t in words]
         return ids[:MAX_CANDIDATES], texts[:MAX_CANDIDATES]
 
     def _compile_template(self, tok_config: dict):
