@@ -1,0 +1,179 @@
+"""`srtctl apply` through real sbatch on the local SLURM cluster: the agent runs the plan with srun
+steps on the expected nodes and GPUs, scancel leaves nothing behind, and sbatch's compatibility
+errors come back with the cluster-file setting that fixes them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+try:
+    from cluster_fixtures import LocalCluster, skip_or_fail, start_cluster, stop_cluster, unavailable_reason
+except ImportError:  # pragma: no cover
+    from tests.cluster_fixtures import LocalCluster, skip_or_fail, start_cluster, stop_cluster, unavailable_reason
+
+from srt_agent.sim.model_dir import write_model_dir
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
+
+
+class SlurmRun:
+    def __init__(self, workdir: Path, cluster: LocalCluster, model_dir: Path, **cluster_overrides) -> None:
+        self.workdir = workdir
+        self.cluster = cluster
+        self.gpus = cluster.gpus_per_node or 4  # a GPU-less cluster still gets a job asking for GPUs
+        cfg = {"default_partition": cluster.partition, "default_account": "test-account",
+               "default_time_limit": "00:10:00", "gpus_per_node": self.gpus,
+               "use_segment_sbatch_directive": False, "container_runtime": "none", "node_addresses": "loopback",
+               "python": sys.executable, "model_paths": {"sim-model": str(model_dir)}}
+        cfg.update(cluster_overrides)
+        (workdir / "srtslurm.yaml").write_text(yaml.safe_dump(cfg))
+
+    def job(self, benchmark: dict, name: str = "slurm-it") -> Path:
+        job = {"name": name, "model": {"path": "sim-model"},
+               "resources": {"prefill_nodes": 1, "decode_nodes": 1, "prefill_workers": 2, "decode_workers": 1,
+                             "gpus_per_node": self.gpus},
+               "backend": {"engine": "sim", "use_sglang_router": True,
+                           "sim": {"startup_s": 0.5, "decode_step_ms": 5, "decode_step_ms_per_request": 0.0}},
+               "benchmark": benchmark, "health": {"worker_timeout_s": 90, "frontend_timeout_s": 60}}
+        path = self.workdir / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(job))
+        return path
+
+    def apply(self, job: Path, *args: str) -> subprocess.CompletedProcess:
+        env = {**os.environ, "SRTSLURM_CONFIG": str(self.workdir / "srtslurm.yaml"),
+               "SLURM_CONF": str(self.cluster.slurm_conf)}
+        return subprocess.run([sys.executable, "-m", "launcher.cli", "apply", "-f", str(job), *args],
+                              cwd=self.workdir, env=env, capture_output=True, text=True, timeout=120)
+
+    def run_dir(self, stdout: str) -> Path:
+        line = [ln for ln in stdout.splitlines() if ln.startswith("Logs: ")][0]
+        return self.workdir / line[len("Logs: "):].rstrip("/")
+
+    def wait_status(self, run_dir: Path, predicate, timeout: float = 150) -> dict:
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            try:
+                last = json.loads((run_dir / "status.json").read_text())
+                if predicate(last):
+                    return last
+            except FileNotFoundError:
+                pass
+            time.sleep(0.25)
+        slurm_out = list(run_dir.glob("slurm-*.out"))
+        tail = slurm_out[0].read_text()[-3000:] if slurm_out else "(no slurm output)"
+        raise AssertionError(f"status condition not reached; last status: {last}\nslurm output:\n{tail}")
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("model") / "sim"
+    write_model_dir(str(path))
+    return path
+
+
+def test_apply_runs_the_plan_on_the_expected_nodes_and_gpus(local_cluster, tmp_path, model_dir):
+    run = SlurmRun(tmp_path, local_cluster, model_dir)
+    res = run.apply(run.job({"type": "sa-bench", "isl": 32, "osl": 8, "concurrencies": [2],
+                             "prompt_multiplier": 2, "warmup_multiplier": 1}), "--tags", "it,slurm")
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    job_id = lines[0].removeprefix("Submitted batch job ")
+    assert job_id.isdigit()
+    assert lines[1].startswith(f"Logs: logs/{job_id}_2P_1D_")
+    run_dir = run.run_dir(res.stdout)
+    meta = json.loads((run_dir / "metadata.json").read_text())
+    assert meta["job_id"] == job_id and meta["tags"] == ["it", "slurm"] and meta["executor"] == "slurm"
+    for name in ("job.yaml", "resolved.json", "job.sbatch"):
+        assert (run_dir / name).is_file()
+    status = run.wait_status(run_dir, lambda s: s["state"] in ("succeeded", "failed"))
+    assert status["state"] == "succeeded", status["failure"]
+    assert status["executor"] == "slurm" and status["job_id"] == job_id
+    plan = json.loads((run_dir / "plan.json").read_text())
+    assert [n["name"] for n in plan["nodes"]] == ["node1", "node2"]
+    expected = {"prefill-0": ("node1", "0,1"), "prefill-1": ("node1", "2,3"), "decode-0": ("node2", "0,1,2,3")}
+    for name, (node, gpus) in expected.items():
+        log = (run_dir / "logs" / f"{node}_{name}.log").read_text()
+        assert f"[srt] node={node} CUDA_VISIBLE_DEVICES={gpus}" in log, log[:500]
+        comp = next(c for c in status["components"] if c["name"] == name)
+        assert comp["step"] == f"srt-{name}" and comp["node"] == node
+    point = json.loads((run_dir / "results" / "result_isl32_osl8_c2.json").read_text())
+    assert point["completed"] == 4 and point["total_output_tokens"] == 32
+    assert local_cluster.wait_job(int(job_id)) == "COMPLETED"
+
+
+def test_scancel_leaves_no_process_behind(local_cluster, tmp_path, model_dir):
+    run = SlurmRun(tmp_path, local_cluster, model_dir)
+    res = run.apply(run.job({"type": "manual"}, name="slurm-cancel"))
+    assert res.returncode == 0, res.stderr
+    job_id = res.stdout.splitlines()[0].split()[-1]
+    run_dir = run.run_dir(res.stdout)
+    status = run.wait_status(run_dir, lambda s: s["state"] == "ready")
+    pids = [c["pid"] for c in status["components"] if c.get("pid")]
+    assert len(pids) == 4
+    subprocess.run(["scancel", job_id], env={**os.environ, "SLURM_CONF": str(local_cluster.slurm_conf)}, check=True)
+    local_cluster.wait_job(int(job_id))
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(_pid_alive(p) for p in pids):
+        time.sleep(0.2)
+    assert not [p for p in pids if _pid_alive(p)]
+    out = subprocess.run(["pgrep", "-f", f"srt_agent {run_dir}"], capture_output=True, text=True)
+    assert out.stdout.strip() == ""
+
+
+def test_segment_error_names_the_setting_and_the_job_submits_without_it(local_cluster, tmp_path, model_dir):
+    run = SlurmRun(tmp_path, local_cluster, model_dir, use_segment_sbatch_directive=True)
+    job = run.job({"type": "manual"}, name="segment")
+    res = run.apply(job)
+    assert res.returncode == 1
+    assert "unrecognized option '--segment" in res.stderr
+    assert "use_segment_sbatch_directive: false" in res.stderr and "srtslurm.yaml" in res.stderr
+    assert not (tmp_path / "logs").exists() or not [p for p in (tmp_path / "logs").iterdir()]
+    run = SlurmRun(tmp_path, local_cluster, model_dir, use_segment_sbatch_directive=False)
+    res = run.apply(job, )
+    assert res.returncode == 0, res.stderr
+    job_id = res.stdout.splitlines()[0].split()[-1]
+    subprocess.run(["scancel", job_id], env={**os.environ, "SLURM_CONF": str(local_cluster.slurm_conf)})
+    local_cluster.wait_job(int(job_id))
+
+
+@pytest.fixture(scope="module")
+def gpuless() -> LocalCluster:
+    reason = unavailable_reason()
+    if reason:
+        skip_or_fail(reason)
+    cluster = start_cluster(nodes=2, gpus=0)
+    try:
+        yield cluster
+    finally:
+        stop_cluster(cluster)
+
+
+def test_gres_error_names_the_setting_and_the_job_submits_without_it(gpuless, tmp_path, model_dir):
+    run = SlurmRun(tmp_path, gpuless, model_dir)
+    job = run.job({"type": "manual"}, name="gres")
+    res = run.apply(job)
+    assert res.returncode == 1
+    assert "Invalid generic resource (gres) specification" in res.stderr
+    assert "use_gpus_per_node_directive: false" in res.stderr
+    run = SlurmRun(tmp_path, gpuless, model_dir, use_gpus_per_node_directive=False)
+    res = run.apply(job)
+    assert res.returncode == 0, res.stderr
+    job_id = res.stdout.splitlines()[0].split()[-1]
+    subprocess.run(["scancel", job_id], env={**os.environ, "SLURM_CONF": str(gpuless.slurm_conf)})
+    gpuless.wait_job(int(job_id))
