@@ -35,7 +35,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 TEMPLATES_DIR = REPO_ROOT / "templates"
 TEMPLATE_NAME = "srtslurm.yaml.j2"
 MANIFEST_ENV = "SRT_BINARIES_MANIFEST"
-ARCHES = ("aarch64", "x86_64")
+ARCHES = ("aarch64", "x86_64", "arm64", "amd64")  # the last two: aliases (`uname -m` on some systems)
 PIPE_WAIT_SECONDS = 0.5
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.,+@-]{0,127}$")
