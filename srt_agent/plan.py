@@ -282,7 +282,8 @@ def _build(r: ResolvedJob, inp: PlanInputs, ports, port_base: int) -> Plan:
                 name=f"frontend-{i}", kind="frontend", node=node.name, address=node.address, port=port,
                 health_path="/health", container=in_container and engine != "dynamo-mocker",
                 command=frontend_command(frontend_python, node.address, port),
-                env=_dynamo_env(nats_url, etcd_url, node.address, None),
+                env={**_dynamo_env(nats_url, etcd_url, node.address, None),
+                     **({"HF_HUB_OFFLINE": "1"} if engine == "dynamo-mocker" else {})},
                 dynamo_version=backend.dynamo_version if engine == "sglang" else None))
             roles_by_node[node.name].append("frontend")
         if multi:
@@ -351,8 +352,9 @@ def _worker_command(r: ResolvedJob, *, role, python, model_path, served, host, h
 
         cmd = mocker_command(python=python if not r.cluster.dynamo_venv else f"{r.cluster.dynamo_venv}/bin/python",
                              model_path=model_path, served_model_name=served,
-                             mode=role if role in ("prefill", "decode") else None, namespace="srt")
-        return cmd, _dynamo_env(nats_url, etcd_url, host, system_port), system_port, "/health"
+                             mode=role if role in ("prefill", "decode") else None)
+        env = {**_dynamo_env(nats_url, etcd_url, host, system_port), "HF_HUB_OFFLINE": "1"}
+        return cmd, env, system_port, "/health"
     if engine == "sim":
         s = job.backend.sim
         sim_flags = ["--sim-prefill-tokens-per-s-per-gpu", str(s.prefill_tokens_per_s_per_gpu),

@@ -86,7 +86,8 @@ def render_scripts(ctx: RunContext) -> None:
     for proc in ctx.plan.processes:
         text, secret = render_launch_script(
             ctx.plan, proc, log_dir=str(ctx.run_dir), configs_dir=str(configs_dir(ctx.resolved.cluster)),
-            setup_script=ctx.metadata.get("setup_script"), dynamo_cache=str(ctx.srtctl_root / ".cache"))
+            setup_script=ctx.metadata.get("setup_script"), dynamo_cache=str(ctx.srtctl_root / ".cache"),
+            bin_dir=str(ctx.srtctl_root / "bin"))
         path = ctx.run_dir / "launch" / f"{proc.name}.sh"
         write_text_atomic(path, text, mode=0o755)
         ctx.scripts[proc.name] = Path(process_paths(ctx.plan, proc, str(ctx.run_dir))["script"])

@@ -177,3 +177,31 @@ def test_gres_error_names_the_setting_and_the_job_submits_without_it(gpuless, tm
     job_id = res.stdout.splitlines()[0].split()[-1]
     subprocess.run(["scancel", job_id], env={**os.environ, "SLURM_CONF": str(gpuless.slurm_conf)})
     gpuless.wait_job(int(job_id))
+
+
+def test_aggregated_router_path(local_cluster, tmp_path, model_dir):
+    run = SlurmRun(tmp_path, local_cluster, model_dir)
+    job = {"name": "agg-it", "model": {"path": "sim-model"},
+           "resources": {"agg_nodes": 2, "agg_workers": 2, "gpus_per_node": run.gpus},
+           "backend": {"engine": "sim", "use_sglang_router": True,
+                       "sim": {"startup_s": 0.2, "decode_step_ms": 5, "decode_step_ms_per_request": 0.0}},
+           "benchmark": {"type": "sa-bench", "isl": 16, "osl": 8, "concurrencies": [4], "prompt_multiplier": 4,
+                         "warmup_multiplier": 0}}
+    path = tmp_path / "agg.yaml"
+    path.write_text(yaml.safe_dump(job))
+    res = run.apply(path)
+    assert res.returncode == 0, res.stderr
+    assert "_2A_" in res.stdout.splitlines()[1]
+    run_dir = run.run_dir(res.stdout)
+    status = run.wait_status(run_dir, lambda s: s["state"] in ("succeeded", "failed"))
+    assert status["state"] == "succeeded", status["failure"]
+    router = json.loads((run_dir / "plan.json").read_text())
+    cmd = next(p["command"] for p in router["processes"] if p["kind"] == "router")
+    assert "--worker-urls" in cmd and "--pd-disaggregation" not in cmd
+    point = json.loads((run_dir / "results" / "result_isl16_osl8_c4.json").read_text())
+    assert point["completed"] == 16 and point["failed"] == 0
+    served = [json.loads(x)["event"] for x in (run_dir / "events.jsonl").read_text().splitlines()]
+    assert "point_done" in served
+    for w in ("agg-0", "agg-1"):
+        log = next((run_dir / "logs").glob(f"*_{w}.log")).read_text()
+        assert "POST /v1/completions" in log or "completions" in log or "[srt]" in log
