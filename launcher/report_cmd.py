@@ -32,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="output directory (default: <run>/report for one run, reports/<ids> for several)")
     parser.add_argument("--per-gpu", choices=sorted(PER_GPU_KEYS), default="total",
                         help="tok/s/GPU denominator: all GPUs of the job (default) or decode GPUs only")
+    parser.add_argument("--no-plots", action="store_true", help="markdown summary only (no matplotlib needed)")
     add_logs_dir_argument(parser)
 
 
@@ -45,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     root = logs_root(args.logs_dir)
     dirs = list(dict.fromkeys(find_run(r, root) for r in args.runs))
     out = Path(args.output) if args.output else default_output(dirs)
-    written = write_report(dirs, out, per_gpu=args.per_gpu)
+    written = write_report(dirs, out, per_gpu=args.per_gpu, plots=not args.no_plots)
 
     from rich import box
     from rich.table import Table
@@ -65,10 +66,8 @@ def run(args: argparse.Namespace) -> int:
             cells = dict(zip(SUMMARY_COLUMNS, row))
             table.add_row(*(cells[c].replace(" / ", "/") if c in cells else "" for c in _SOURCE_COLUMNS))
         con.print(table)
-    if "pareto" not in written:
-        text = (out / "report.md").read_text()
-        if NO_MATPLOTLIB in text:
-            con.print(f"[yellow]{NO_MATPLOTLIB}[/yellow]")
+    if "pareto" not in written and not args.no_plots and NO_MATPLOTLIB in (out / "report.md").read_text():
+        con.print(f"[yellow]{NO_MATPLOTLIB}[/yellow]")
     for kind, path in written.items():
         print(f"{kind}: {display(path)}")
     return 0

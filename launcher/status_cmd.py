@@ -153,17 +153,52 @@ def _slurm_text(slurm: dict) -> str:
     return text
 
 
-def components_table(view: RunView):
+GROUP_ABOVE = 3  # in compact mode, healthy components of one kind beyond this many share a row
+_BAD_STATES = ("failed", "exited")
+
+
+def _counts(values: list) -> str:
+    from collections import Counter
+
+    return ", ".join(f"{n} {v or '-'}" for v, n in Counter(values).most_common())
+
+
+def components_table(view: RunView, compact: bool = False):
+    """One row per component; compact: healthy components of a kind with more than GROUP_ABOVE
+    members share one row (`frontend x10`), failed ones keep their own."""
     from rich import box
     from rich.table import Table
 
     table = Table(title="Components", title_justify="left", box=box.SIMPLE_HEAD)
     for col in ("component", "kind", "node", "state", "health", "pid", "exit", "log"):
         table.add_column(col, overflow="fold")
-    for c in (view.status or {}).get("components") or []:
+    comps = list((view.status or {}).get("components") or [])
+    groups: dict[tuple, list[dict]] = {}
+    for c in comps:
+        groups.setdefault((c.get("kind"), c.get("role")), []).append(c)
+    grouped: set[int] = set()
+    if compact:
+        for key, members in groups.items():
+            ok = [c for c in members if c.get("state") not in _BAD_STATES]
+            if len(ok) > GROUP_ABOVE:
+                grouped.update(id(c) for c in ok)
+    done_groups: set[tuple] = set()
+    for c in comps:
         kind = c.get("kind") or "-"
         if c.get("role") and c.get("role") != kind:
             kind = f"{kind} ({c['role']})"
+        if id(c) in grouped:
+            key = (c.get("kind"), c.get("role"))
+            if key in done_groups:
+                continue
+            done_groups.add(key)
+            members = [m for m in groups[key] if id(m) in grouped]
+            nodes = sorted({m.get("node") or "-" for m in members})
+            table.add_row(f"{c.get('kind') or '?'} x{len(members)}", kind,
+                          f"{len(nodes)} nodes" if len(nodes) > 2 else ",".join(nodes),
+                          _counts([m.get("state") for m in members]), _counts([m.get("health") for m in members]),
+                          "-", "-", "-")
+            continue
         table.add_row(c.get("name", "?"), kind, c.get("node") or "-", _styled(c.get("state"), COMPONENT_STYLES),
                       _styled(c.get("health"), HEALTH_STYLES), str(c.get("pid") or "-"),
                       "-" if c.get("exit_code") is None else str(c["exit_code"]), c.get("log") or "-")
@@ -241,8 +276,9 @@ def failure_renderable(view: RunView, tail: int):
     return Panel(body, title=title, border_style="red" if f else "yellow", expand=False)
 
 
-def render_view(view: RunView, tail: int = 20):
-    """The whole status screen of one run (also what `srtctl watch` refreshes)."""
+def render_view(view: RunView, tail: int = 20, compact: bool = False):
+    """The whole status screen of one run. compact (`srtctl watch`, which must fit a screen):
+    sweep and failure before the components, components of one kind grouped."""
     from rich.console import Group
     from rich.text import Text
 
@@ -273,14 +309,17 @@ def render_view(view: RunView, tail: int = 20):
         parts.append("[dim]no status.json yet: the agent has not started[/dim]")
     else:
         parts.append(_phases_text(view))
-    if st.get("components"):
-        parts.append(components_table(view))
+    table = components_table(view, compact) if st.get("components") else None
+    if table is not None and not compact:
+        parts.append(table)
     parts += sweep_renderables(view)
     if st.get("profiles"):
         parts.append(f"profiles: {', '.join(map(str, st['profiles']))}")
     fail = failure_renderable(view, tail)
     if fail is not None:
         parts.append(fail)
+    if table is not None and compact:
+        parts.append(table)
     report = view.path / "report" / "report.md"
     if report.is_file():
         parts.append(f"[dim]report: {display(report)}[/dim]")

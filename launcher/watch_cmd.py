@@ -31,8 +31,9 @@ def watch(path, *, interval: float = 2.0, tail: int = 15, console=None, max_seco
     view = load_view(path)
     last_slurm = time.monotonic()
     started = time.monotonic()
-    with Live(render_view(view, tail), console=con, refresh_per_second=4, auto_refresh=False,
-              transient=False) as live:
+    # the screen's height crops what does not fit (the components table comes last)
+    with Live(render_view(view, tail, compact=True), console=con, auto_refresh=False, transient=False,
+              vertical_overflow="crop") as live:
         while not view.over:
             if max_seconds is not None and time.monotonic() - started > max_seconds:
                 break
@@ -41,8 +42,8 @@ def watch(path, *, interval: float = 2.0, tail: int = 15, console=None, max_seco
             if ask:
                 last_slurm = time.monotonic()
             view = refresh(view, query_slurm=ask)
-            live.update(render_view(view, tail), refresh=True)
-        live.update(render_view(view, tail), refresh=True)
+            live.update(render_view(view, tail, compact=True), refresh=True)
+        live.update(render_view(view, tail, compact=True), refresh=True)
     return view
 
 

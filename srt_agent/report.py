@@ -334,8 +334,9 @@ def summary_markdown(runs: list[RunData], per_gpu: str = "total", plots: list[st
 # ---------------------------------------------------------------------------- writers
 
 
-def write_report(run_dirs: list[str | Path], out_dir: str | Path, *, per_gpu: str = "total") -> dict[str, Path]:
-    """Write pareto.png, latency.png (if matplotlib is there) and report.md into out_dir.
+def write_report(run_dirs: list[str | Path], out_dir: str | Path, *, per_gpu: str = "total",
+                 plots: bool = True) -> dict[str, Path]:
+    """Write pareto.png, latency.png (if matplotlib is there and plots) and report.md into out_dir.
     Returns {"markdown": path, "pareto": path, "latency": path} for what was written."""
     if per_gpu not in PER_GPU_KEYS:
         raise ValueError(f"per_gpu must be one of {sorted(PER_GPU_KEYS)}")
@@ -346,6 +347,8 @@ def write_report(run_dirs: list[str | Path], out_dir: str | Path, *, per_gpu: st
     note = None
     if not any(r.points for r in runs):
         note = "no benchmark points to plot"
+    elif not plots:
+        note = "plots not requested"
     elif matplotlib_available():
         _save_png(pareto_figure(runs, per_gpu), out / "pareto.png")
         _save_png(latency_figure(runs), out / "latency.png")

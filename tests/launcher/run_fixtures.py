@@ -13,6 +13,7 @@ resumed_run (cancelled by SIGUSR1 after two points, then resumed and finished).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass
@@ -64,6 +65,7 @@ class Fixture:
     plan: Plan
     status: StatusWriter
     meta: dict
+    ledger: Ledger | None = None
 
 
 def write_cluster(root: Path) -> Path:
@@ -303,7 +305,7 @@ def running_run(root: Path, *, job_id: str = "1003", timestamp: str = "20260112_
                 tags: str | None = "sim,wip", points_done: int = 2) -> Fixture:
     """Mid-sweep: `points_done` of 4 points measured, the next one in progress."""
     fx = new_run(root, DISAGG_NGINX, job_id=job_id, timestamp=timestamp, tags=tags)
-    ledger = new_ledger(fx)
+    fx.ledger = ledger = new_ledger(fx)
     start_all(fx)
     fx.status.update(state="benchmarking")
     fx.status.phase("benchmark")
@@ -355,3 +357,56 @@ def make_stale(fx: Fixture, seconds: float = 3600) -> None:
 def all_runs(root: Path) -> dict[str, Fixture]:
     return {"succeeded": succeeded_run(root), "failed": failed_run(root), "running": running_run(root),
             "resumed": resumed_run(root)}
+
+
+# ---------------------------------------------------------------------------- shared, built once
+
+_SHARED: dict[str, Path] = {}
+SHARED_IDS = {"succeeded": "1001", "failed": "1002", "running": "1003", "resumed": "1004", "pending": "1005",
+              "agg": "1006", "fast": "1007"}
+
+
+@contextlib.contextmanager
+def no_fsync():
+    """Skip fsync while building fixtures (durability only; the bytes written are the same)."""
+    real = os.fsync
+    os.fsync = lambda fd: None
+    try:
+        yield
+    finally:
+        os.fsync = real
+
+
+def shared_logs(tmp_path_factory) -> Path:
+    """A logs directory with one run of each kind (ids in SHARED_IDS), built once per session.
+    Read it, never change it: copy_logs() gives a private copy to change."""
+    if "root" not in _SHARED:
+        with no_fsync():
+            _SHARED["root"] = _build_shared(tmp_path_factory.mktemp("shared-runs") / "logs")
+    return _SHARED["root"]
+
+
+def _build_shared(root: Path) -> Path:
+    all_runs(root)
+    pending_slurm_run(root)
+    succeeded_run(root, job=AGG, job_id="1006", timestamp="20260115_050000", tags="sim,agg")
+    succeeded_run(root, job_id="1007", timestamp="20260116_040000", tags="sim,fast", speed=2.0)
+    return root
+
+
+def copy_logs(tmp_path_factory, dst: Path) -> Path:
+    import shutil
+
+    src = shared_logs(tmp_path_factory)
+    shutil.copytree(src, dst, symlinks=True)
+    return dst
+
+
+def run_dir(root: Path, kind: str) -> Path:
+    job_id = SHARED_IDS[kind]
+    return next(p for p in root.iterdir() if p.name.startswith(f"{job_id}_"))
+
+
+def touch(path: Path) -> None:
+    """Mark a run's status.json as just written (a live agent)."""
+    os.utime(path / "status.json")
