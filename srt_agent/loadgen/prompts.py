@@ -8,8 +8,9 @@ prefix / radix caches cannot hit, and memory stays bounded at 40,960 x 8192-toke
 Without a tokenizer the prompt is a list of token ids (seeded random ids in [ID_LOW, ID_HIGH),
 valid in any vocabulary of >= 30k entries). With a tokenizer (a directory holding tokenizer.json,
 or the file) the prompt is text made by decoding random ids and trimming at token boundaries
-after re-encoding, so its length is ISL within a token or two of boundary merges; the server's
-usage.prompt_tokens gives the exact count in the result.
+after re-encoding; prefix and body are joined by a space. Its length is ISL up to a token or two
+where the tokenizer merges across that boundary; the server's usage.prompt_tokens gives the
+exact count in the result.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ class Workload:
         if rest > 0:
             body = self.bodies[g % len(self.bodies)]
             cut = body.offsets[min(rest, len(body.offsets)) - 1]
-            sep = b"," if self.kind == "ids" else b""
+            sep = b"," if self.kind == "ids" else b" "
             inner = prefix + sep + body.fragment[:cut]
         else:
             inner = prefix
@@ -152,6 +153,9 @@ def build_workload(
     else:
         tok = load_tokenizer(tokenizer)
         special = set(tok.get_added_tokens_decoder().keys())
+        unk = getattr(tok.model, "unk_token", None)
+        if unk is not None and tok.token_to_id(unk) is not None:
+            special.add(tok.token_to_id(unk))
         allowed = [i for i in range(tok.get_vocab_size(with_added_tokens=False)) if i not in special]
         base = len(allowed)
         bodies = [_text_body(tok, rng, body_len, allowed, variable) for _ in range(pool)]

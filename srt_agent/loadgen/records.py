@@ -7,6 +7,8 @@ is shared by every process of the machine, so records of different worker proces
 from __future__ import annotations
 
 import math
+import operator
+from collections import Counter
 from dataclasses import dataclass, field
 
 
@@ -60,6 +62,9 @@ class RequestRecord:
         return (self.end - self.first_token) / (self.output_tokens - 1)
 
 
+_US = 1e6
+
+
 class ItlHistogram:
     """Counts of inter-token gaps at 1 microsecond resolution, plus exact sum and sum of squares.
 
@@ -72,28 +77,23 @@ class ItlHistogram:
     __slots__ = ("counts", "n", "total", "total_sq")
 
     def __init__(self) -> None:
-        self.counts: dict[int, int] = {}
+        self.counts: Counter[int] = Counter()
         self.n = 0
         self.total = 0.0
         self.total_sq = 0.0
 
     def add_times(self, times: list[float]) -> None:
         """Add the gaps between consecutive arrival times (seconds) of one request."""
-        counts = self.counts
-        prev = None
-        for t in times:
-            if prev is not None:
-                gap = t - prev
-                us = round(gap * 1e6)
-                counts[us] = counts.get(us, 0) + 1
-                self.n += 1
-                self.total += gap
-                self.total_sq += gap * gap
-            prev = t
+        if len(times) < 2:
+            return
+        gaps = list(map(operator.sub, times[1:], times[:-1]))
+        self.counts.update(map(round, map(_US.__mul__, gaps)))
+        self.n += len(gaps)
+        self.total += sum(gaps)
+        self.total_sq += sum(map(operator.mul, gaps, gaps))
 
     def merge(self, other: ItlHistogram) -> None:
-        for us, c in other.counts.items():
-            self.counts[us] = self.counts.get(us, 0) + c
+        self.counts.update(other.counts)
         self.n += other.n
         self.total += other.total
         self.total_sq += other.total_sq
@@ -115,19 +115,20 @@ class ItlHistogram:
         pos = (self.n - 1) * q / 100.0
         lo_rank = math.floor(pos)
         frac = pos - lo_rank
-        lo = self._value_at(lo_rank)
-        if frac == 0.0:
-            return lo / 1e6
-        hi = self._value_at(lo_rank + 1)
+        lo, hi = self._values_at(lo_rank)
         return (lo + (hi - lo) * frac) / 1e6
 
-    def _value_at(self, rank: int) -> int:
+    def _values_at(self, rank: int) -> tuple[int, int]:
+        """The order statistics at rank and rank + 1 (microseconds)."""
         seen = 0
-        for us in sorted(self.counts):
+        keys = sorted(self.counts)
+        for i, us in enumerate(keys):
             seen += self.counts[us]
             if seen > rank:
-                return us
-        return max(self.counts)
+                if seen > rank + 1 or i + 1 == len(keys):
+                    return us, us
+                return us, keys[i + 1]
+        return keys[-1], keys[-1]
 
     def __getstate__(self):
         return (self.counts, self.n, self.total, self.total_sq)

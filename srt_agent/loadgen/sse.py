@@ -40,7 +40,7 @@ def split_url(url: str, endpoint: str) -> tuple[str, int, str]:
 class EventStream:
     """Parses the SSE body of one response into the request's record."""
 
-    __slots__ = ("rec", "buf", "done", "error", "times", "saw_event")
+    __slots__ = ("rec", "buf", "done", "error", "times", "saw_event", "crlf")
 
     def __init__(self, rec: RequestRecord) -> None:
         self.rec = rec
@@ -49,23 +49,56 @@ class EventStream:
         self.error: str | None = None
         self.times: list[float] = []
         self.saw_event = False
+        self.crlf: bool | None = None
 
     def feed(self, data: bytes, t: float) -> None:
+        """Take body bytes that arrived at time t (seconds, monotonic)."""
+        if not self.buf and self.crlf is False and data.endswith(b"\n\n") and data.count(b"\n") == 2:
+            # one single-line event (the usual read while streaming): a compact token event?
+            i = data.find(b'"text":"')
+            if i > 0 and data.startswith(b"data:") and b'"usage":{' not in data:
+                self.saw_event = True
+                if data[i + 8] != 34:  # not an empty string
+                    self.times.append(t)
+                return
         buf = self.buf + data if self.buf else data
-        if b"\r" in buf:
+        if self.crlf is None:
+            if b"\n" not in buf:
+                self.buf = buf
+                return
+            self.crlf = b"\r\n" in buf
+        if self.crlf:
             buf = buf.replace(b"\r\n", b"\n")
-        if b"\n\n" not in buf:
+            if buf.endswith(b"\r"):  # half of a line break: keep it for the next read
+                self.buf = buf
+                return
+        cut = buf.rfind(b"\n\n")
+        if cut < 0:
             self.buf = buf
             return
-        events = buf.split(b"\n\n")
-        self.buf = events.pop()
-        for ev in events:
-            if ev.startswith(b"data:") and b"\n" not in ev:
-                self._data(ev[5:].strip(), t)
+        whole, self.buf = buf[: cut + 2], buf[cut + 2 :]
+        # Fast path, all complete events of this read at once: when every event is a compact
+        # token event (exactly one '"text":"' or '"content":"' each, no usage object, no error),
+        # count the non-empty ones. The byte pattern cannot occur inside a JSON string value,
+        # whose quotes are escaped. Anything else is parsed event by event.
+        n_events = whole.count(b"\n\n")
+        if b'"usage":{' not in whole and b'"error"' not in whole and b"[DONE]" not in whole:
+            n = whole.count(b'"text":"')
+            if n == n_events:
+                tokens = n - whole.count(b'"text":""')
+            elif not n and whole.count(b'"content":"') == n_events:
+                tokens = n_events - whole.count(b'"content":""')
             else:
-                for line in ev.split(b"\n"):
-                    if line.startswith(b"data:"):
-                        self._data(line[5:].strip(), t)
+                tokens = -1
+            if tokens >= 0 and whole.count(b"data:") == n_events:
+                self.saw_event = True
+                if tokens:
+                    self.times.extend([t] * tokens)
+                return
+        for ev in whole.split(b"\n\n"):
+            for line in ev.split(b"\n"):
+                if line.startswith(b"data:"):
+                    self._data(line[5:].strip(), t)
 
     def _data(self, payload: bytes, t: float) -> None:
         self.saw_event = True
@@ -125,12 +158,14 @@ class _Conn(asyncio.Protocol):
         self.got_bytes = False
         self.keep_alive = True
         self.now = 0.0
+        self.body: list[bytes] = []
 
     def connection_made(self, transport) -> None:
         self.transport = transport
 
     def start(self, events: EventStream, waiter: asyncio.Future, parser_cls) -> None:
         self.parser = parser_cls(self)
+        self.body.clear()
         self.events = events
         self.waiter = waiter
         self.status = 0
@@ -143,22 +178,32 @@ class _Conn(asyncio.Protocol):
         self.got_bytes = True
         if self.parser is None:
             return
+        events = self.events
         try:
             self.parser.feed_data(data)
         except Exception as e:  # httptools.HttpParserError and friends
             self._finish(f"bad HTTP response: {e}")
             self.transport.close()
+            return
+        body = self.body
+        if body:
+            # every event completed by these bytes gets this read's timestamp
+            events.feed(body[0] if len(body) == 1 else b"".join(body), self.now)
+            body.clear()
 
     def on_headers_complete(self) -> None:
         self.status = self.parser.get_status_code()
 
     def on_body(self, body: bytes) -> None:
         if self.status == 200:
-            self.events.feed(body, self.now)
+            self.body.append(body)
         elif len(self.err_body) < 1024:
             self.err_body += body
 
     def on_message_complete(self) -> None:
+        if self.body:
+            self.events.feed(b"".join(self.body), self.now)
+            self.body.clear()
         self.keep_alive = self.parser.should_keep_alive()
         self.parser = None
         if self.status == 200:
