@@ -1,0 +1,74 @@
+"""Atomic writes: readers never see a partial file; temp files never linger."""
+
+import json
+import os
+import threading
+
+import pytest
+
+from srt_agent.atomic import append_jsonl, write_json_atomic, write_text_atomic
+
+
+def test_write_creates_parents_and_mode(tmp_path):
+    p = tmp_path / "a" / "b" / "status.json"
+    write_json_atomic(p, {"phase": "workers", "n": 1})
+    assert json.loads(p.read_text()) == {"phase": "workers", "n": 1}
+    assert p.read_text().endswith("\n")
+    write_text_atomic(tmp_path / "x.sh", "#!/bin/sh\n", mode=0o755)
+    assert os.stat(tmp_path / "x.sh").st_mode & 0o777 == 0o755
+
+
+def test_replace_leaves_no_temp_files(tmp_path):
+    p = tmp_path / "f.txt"
+    for i in range(5):
+        write_text_atomic(p, f"v{i}")
+    assert p.read_text() == "v4"
+    assert os.listdir(tmp_path) == ["f.txt"]
+
+
+def test_failed_write_keeps_old_content_and_cleans_up(tmp_path):
+    p = tmp_path / "status.json"
+    write_json_atomic(p, {"ok": 1})
+
+    with pytest.raises(TypeError):
+        write_text_atomic(p, object())  # type: ignore[arg-type]  # fails inside the write
+    assert json.loads(p.read_text()) == {"ok": 1}
+    assert os.listdir(tmp_path) == ["status.json"]
+
+
+def test_reader_never_sees_a_partial_file(tmp_path):
+    p = tmp_path / "status.json"
+    big = {"x": "y" * 200_000}
+    write_json_atomic(p, {"i": -1, **big})
+    stop = threading.Event()
+    bad: list[str] = []
+
+    def reader():
+        while not stop.is_set():
+            try:
+                json.loads(p.read_text())
+            except json.JSONDecodeError as exc:
+                bad.append(str(exc))
+
+    t = threading.Thread(target=reader)
+    t.start()
+    try:
+        for i in range(30):
+            write_json_atomic(p, {"i": i, **big})
+    finally:
+        stop.set()
+        t.join()
+    assert bad == [] and json.loads(p.read_text())["i"] == 29
+
+
+def test_append_jsonl_whole_lines(tmp_path):
+    p = tmp_path / "events.jsonl"
+    threads = [threading.Thread(target=lambda k=k: [append_jsonl(p, {"k": k, "i": i}) for i in range(50)])
+               for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    lines = p.read_text().splitlines()
+    assert len(lines) == 200
+    assert sorted((r["k"], r["i"]) for r in map(json.loads, lines)) == [(k, i) for k in range(4) for i in range(50)]
