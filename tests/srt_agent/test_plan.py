@@ -135,7 +135,8 @@ def test_seed_decode_worker_spans_two_nodes(seed):
 def test_seed_infra_on_head(seed):
     nats, etcd = seed.process("nats"), seed.process("etcd")
     assert nats.node == etcd.node == "gpu-000"
-    assert flag(nats.command, "-a") == "10.1.0.1" and flag(nats.command, "--max_payload") == "64MB"
+    assert flag(nats.command, "-a") == "10.1.0.1" and "-js" in nats.command
+    assert flag(nats.command, "-c") == "/lustre/logs/4242_run/infra/nats.conf"  # carries max_payload
     assert seed.nats_url == f"nats://10.1.0.1:{flag(nats.command, '-p')}"
     assert flag(etcd.command, "--listen-client-urls") == seed.etcd_url
     assert flag(etcd.command, "--data-dir").startswith("/lustre/logs/4242_run/")
