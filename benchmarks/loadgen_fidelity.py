@@ -6,11 +6,11 @@ Each point is CONCURRENCY:TOKEN_INTERVAL_MS. The interval grows with concurrency
 (a Python process on the same 2 cores) stays on time; the server's own lateness is measured and
 printed, so a late server is never blamed on (or credited to) the client.
 
-builtin server: an engine-like stepper in its own process (uvloop). A request gets its first token
-at the first step at least TTFT after it arrived, then one token per step; every step writes one
-SSE event to every running stream. It records, per measured request (warmup requests are
-recognised by their prompt prefix and left out), the true TTFT (first write - arrival) and the
-true gaps between its writes, and per write its lateness behind the ideal step time.
+builtin server: a fixed-timing streamer in its own process (uvloop, raw asyncio protocol): first
+token TTFT after the request arrived, then one token every interval, each on its own absolute
+deadline. It records, per measured request (warmup requests are recognised by their prompt
+prefix and left out), the true TTFT (first write - arrival), the true gaps between its writes, and
+per write its lateness behind the deadline.
 sim server: `python -m srt_agent.sim` with a fixed decode step and prefill made near-free.
 
 Clients: srt-loadgen (default settings) and, where --naive-points allows, the naive baseline of
@@ -51,69 +51,44 @@ def request_index(body: bytes) -> int | None:
 
 
 class Engine:
+    """Fixed timing per stream: first token TTFT after the request arrived, then one every interval,
+    each on its own absolute deadline (a timer per stream, so no stream waits for a global step)."""
+
     def __init__(self, ttft: float, interval: float) -> None:
         from srt_agent.loadgen.records import ItlHistogram
 
         self.ttft, self.interval = ttft, interval
         self.loop = asyncio.get_event_loop()
-        self.t0 = time.monotonic()
-        self.step = 0
-        self.waiting: list = []  # [ready_time, stream]
-        self.running: list = []
         self.hist_cls = ItlHistogram
         self.reset()
-        self.loop.call_at(self.t0 + interval, self.tick)
 
     def reset(self) -> None:
         self.ttfts: list[float] = []
         self.itl = self.hist_cls()
         self.lateness: list[float] = []
-        self.overruns = 0
 
     def add(self, proto, n: int, measured: bool) -> None:
         now = time.monotonic()
-        self.waiting.append([now + self.ttft, {"proto": proto, "left": n, "n": n, "arrival": now, "times": [],
-                                                "measured": measured}])
+        s = {"proto": proto, "left": n, "n": n, "arrival": now, "times": [], "measured": measured}
+        self.loop.call_at(now + self.ttft, self.emit, s, now + self.ttft)
 
-    def tick(self) -> None:
-        ideal = self.t0 + self.step * self.interval + self.interval
-        self.step += 1
-        now = time.monotonic()
-        if self.waiting:
-            still = []
-            for pair in self.waiting:
-                if pair[0] <= now:
-                    self.running.append(pair[1])
-                else:
-                    still.append(pair)
-            self.waiting = still
-        keep = []
-        for s in self.running:
-            tr = s["proto"].transport
-            if tr is None or tr.is_closing():
-                continue
-            t = time.monotonic()
-            tr.write(token_event(s["n"] - s["left"]))
+    def emit(self, s: dict, due: float) -> None:
+        tr = s["proto"].transport
+        if tr is None or tr.is_closing():
+            return
+        t = time.monotonic()
+        tr.write(token_event(s["n"] - s["left"]))
+        if s["measured"]:
+            s["times"].append(t)
+            self.lateness.append(t - due)
+        s["left"] -= 1
+        if s["left"] == 0:
+            tr.write(tail_events(4, s["n"]))
             if s["measured"]:
-                s["times"].append(t)
-                self.lateness.append(t - ideal)
-            s["left"] -= 1
-            if s["left"] == 0:
-                tr.write(tail_events(4, s["n"]))
-                if s["measured"]:
-                    self.ttfts.append(s["times"][0] - s["arrival"])
-                    self.itl.add_times(s["times"])
-            else:
-                keep.append(s)
-        self.running = keep
-        nxt = self.t0 + (self.step + 1) * self.interval
-        late = time.monotonic() - nxt
-        if late > 0:  # skip the steps we missed, keep the grid
-            missed = int(late / self.interval) + 1
-            self.overruns += missed
-            self.step += missed
-            nxt += missed * self.interval
-        self.loop.call_at(nxt, self.tick)
+                self.ttfts.append(s["times"][0] - s["arrival"])
+                self.itl.add_times(s["times"])
+            return
+        self.loop.call_at(due + self.interval, self.emit, s, due + self.interval)
 
     def stats(self) -> dict:
         from srt_agent.loadgen.metrics import percentile
@@ -123,7 +98,7 @@ class Engine:
         return {"requests": len(tt), "median_ttft_ms": percentile(tt, 50), "p99_ttft_ms": percentile(tt, 99),
                 "median_itl_ms": self.itl.percentile(50) * 1000, "p99_itl_ms": self.itl.percentile(99) * 1000,
                 "median_lateness_ms": percentile(late, 50), "p99_lateness_ms": percentile(late, 99),
-                "max_lateness_ms": late[-1] if late else 0.0, "overrun_steps": self.overruns}
+                "max_lateness_ms": late[-1] if late else 0.0}
 
 
 ENGINE: Engine | None = None
@@ -204,46 +179,80 @@ def main() -> None:
             n = max(1, int(conc * args.requests_per_slot))
             cfg = LoadConfig(url=url, model="m", isl=args.isl, osl=args.osl, concurrency=conc, num_prompts=n,
                              warmup_multiplier=1.0, processes=args.processes)
-            if args.server == "builtin":
-                http_json(url + "/reset", "POST")
-            r = run_point(cfg)
-            truth = http_json(url + "/stats") if args.server == "builtin" else sim_truth(interval, args)
-            rows.append(("srt-loadgen", conc, interval, r, truth))
-            report(rows[-1])
+            clients = [("srt-loadgen", lambda: run_point(cfg))]
             if conc in naive_at:
+                clients.append(("naive", lambda: run_naive(url, args.isl, args.osl, conc, n)))
+            for name, run in clients:
                 if args.server == "builtin":
                     http_json(url + "/reset", "POST")
-                nr = run_naive(url, args.isl, args.osl, conc, n)
-                truth = http_json(url + "/stats") if args.server == "builtin" else sim_truth(interval, args)
-                rows.append(("naive", conc, interval, nr, truth))
+                else:
+                    before = sim_metrics(url)
+                r = run()
+                truth = http_json(url + "/stats") if args.server == "builtin" else \
+                    sim_truth(interval, before, sim_metrics(url))
+                rows.append((name, conc, interval, r, truth))
                 report(rows[-1])
-    print("\n| client | C | interval ms | TTFT p50 / p99 ms (truth) | ITL p50 / p99 ms (truth) | "
-          "server lateness p50 / p99 ms | client CPU | warnings |")
+    print("\n| client | C | step ms | TTFT p50 / p99 ms (truth) | ITL p50 / p99 ms (truth) | "
+          "server lateness ms | client CPU | warnings |")
     print("|---|---|---|---|---|---|---|---|")
     for name, conc, interval, r, t in rows:
+        late = (f"p50 {fmt(t['median_lateness_ms'], '.2f')}, p99 {fmt(t['p99_lateness_ms'], '.2f')}"
+                if t.get("mean_lateness_ms") is None else
+                f"mean {t['mean_lateness_ms']:.2f}, max {t['max_lateness_ms']:.1f}")
         print(f"| {name} | {conc} | {interval:g} | {r['median_ttft_ms']:.1f} / {r['p99_ttft_ms']:.1f} "
-              f"({t['median_ttft_ms']:.1f} / {t['p99_ttft_ms']:.1f}) | {r['median_itl_ms']:.2f} / {r['p99_itl_ms']:.2f} "
-              f"({t['median_itl_ms']:.2f} / {t['p99_itl_ms']:.2f}) | {t['median_lateness_ms']:.2f} / "
-              f"{t['p99_lateness_ms']:.2f} | {', '.join(f'{c:.2f}' for c in r['client_cpu'])} | "
-              f"{len(r.get('client_warnings', []))} |")
+              f"({fmt(t['median_ttft_ms'])} / {fmt(t['p99_ttft_ms'])}) | {r['median_itl_ms']:.2f} / "
+              f"{r['p99_itl_ms']:.2f} ({fmt(t['median_itl_ms'], '.2f')} / {fmt(t['p99_itl_ms'], '.2f')}) | {late} | "
+              f"{', '.join(f'{c:.2f}' for c in r['client_cpu'])} | {len(r.get('client_warnings', []))} |")
+
+
+def fmt(x, spec=".1f") -> str:
+    return "-" if x is None else format(x, spec)
 
 
 def report(row) -> None:
     name, conc, interval, r, t = row
+    late = (f"server late p50/p99 {fmt(t['median_lateness_ms'], '.2f')}/{fmt(t['p99_lateness_ms'], '.2f')} ms"
+            if t.get("mean_lateness_ms") is None else
+            f"server late mean {t['mean_lateness_ms']:.2f} ms, max {t['max_lateness_ms']:.1f} ms, "
+            f"{t['late_pass_fraction']:.0%} of passes late")
     print(f"{name:11s} C={conc:5d} step {interval:g} ms: completed {r['completed']}  "
-          f"TTFT p50/p99 {r['median_ttft_ms']:.1f}/{r['p99_ttft_ms']:.1f} ms (truth {t['median_ttft_ms']:.1f}/"
-          f"{t['p99_ttft_ms']:.1f})  ITL p50/p99 {r['median_itl_ms']:.2f}/{r['p99_itl_ms']:.2f} ms (truth "
-          f"{t['median_itl_ms']:.2f}/{t['p99_itl_ms']:.2f})  server late p50/p99 {t['median_lateness_ms']:.2f}/"
-          f"{t['p99_lateness_ms']:.2f} ms  client cpu {r['client_cpu']}  warnings {r.get('client_warnings', [])}",
-          flush=True)
+          f"TTFT p50/p99 {r['median_ttft_ms']:.1f}/{r['p99_ttft_ms']:.1f} ms (truth {fmt(t['median_ttft_ms'])}/"
+          f"{fmt(t['p99_ttft_ms'])})  ITL p50/p99 {r['median_itl_ms']:.2f}/{r['p99_itl_ms']:.2f} ms (truth "
+          f"{fmt(t['median_itl_ms'], '.2f')}/{fmt(t['p99_itl_ms'], '.2f')})  {late}  client cpu {r['client_cpu']}  "
+          f"warnings {r.get('client_warnings', [])}", flush=True)
 
 
 def sim_args(port: int, interval: float, args) -> list[str]:
-    raise SystemExit("--server sim: not wired yet")
+    """A simulated SGLang worker with a fixed decode step and prefill made near-free."""
+    return ["--host", "127.0.0.1", "--port", str(port), "--model-path", "srt-loadgen-fidelity",
+            "--served-model-name", "m", "--sim-decode-step-ms", str(interval),
+            "--sim-decode-step-ms-per-request", "0", "--sim-prefill-tokens-per-s-per-gpu", "1e12",
+            "--max-running-requests", "65536", "--max-prefill-tokens", str(1 << 30), "--log-level", "warning"]
 
 
-def sim_truth(interval: float, args) -> dict:
-    raise SystemExit("--server sim: not wired yet")
+def sim_metrics(url: str) -> dict:
+    with urllib.request.urlopen(url + "/metrics", timeout=30) as r:
+        text = r.read().decode()
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.split("{")[0], float(line.rsplit(" ", 1)[1])
+            out[name] = value
+    return out
+
+
+def sim_truth(interval: float, before: dict, after: dict) -> dict:
+    """What the sim was told to do, and how late its passes actually ran (counters, so whole run).
+
+    Truth: ITL = one decode step (prefill passes of the next arrivals, near-free here, can
+    stretch it slightly); TTFT = the wait for the running decode pass (0..step) + a prefill pass.
+    """
+    d = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after}
+    passes = d.get("srt_sim:forward_passes_total", 0.0) or 1.0
+    return {"median_ttft_ms": None, "p99_ttft_ms": interval, "median_itl_ms": interval, "p99_itl_ms": interval,
+            "median_lateness_ms": None, "mean_lateness_ms": 1000 * d.get("srt_sim:lateness_seconds_total", 0) / passes,
+            "p99_lateness_ms": None, "max_lateness_ms": 1000 * after.get("srt_sim:lateness_seconds_max", 0.0),
+            "late_pass_fraction": d.get("srt_sim:late_passes_total", 0.0) / passes}
 
 
 if __name__ == "__main__":
