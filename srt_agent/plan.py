@@ -262,10 +262,11 @@ def _build(r: ResolvedJob, inp: PlanInputs, ports, port_base: int) -> Plan:
     if engine == "dynamo-mocker" and r.cluster.dynamo_venv:
         frontend_python = f"{r.cluster.dynamo_venv}/bin/python"
     if use_router:
-        port = ports.take(head.address)
+        port, metrics_port = ports.take(head.address), ports.take(head.address)
         processes.append(ProcessSpec(
             name="router", kind="router", node=head.name, address=head.address, port=port, health_path="/health",
-            container=in_container, command=_router_command(r, workers, worker_python, head.address, port, model_path)))
+            container=in_container,
+            command=_router_command(r, workers, worker_python, head.address, port, metrics_port)))
         roles_by_node[head.name].append("router")
         endpoint = Endpoint(kind="router", node=head.name, address=head.address, port=port)
     else:
@@ -375,8 +376,10 @@ def _worker_command(r: ResolvedJob, *, role, python, model_path, served, host, h
 
 
 def _router_command(r: ResolvedJob, workers: list[WorkerSpec], python: str, host: str, port: int,
-                    model_path: str) -> list[str]:
-    cmd = [python, "-m", "sglang_router.launch_router", "--host", host, "--port", str(port)]
+                    metrics_port: int) -> list[str]:
+    # the metrics exporter defaults to 0.0.0.0:29000: bind it to the job's host and own port
+    cmd = [python, "-m", "sglang_router.launch_router", "--host", host, "--port", str(port),
+           "--prometheus-host", host, "--prometheus-port", str(metrics_port)]
     if r.job.mode == "disaggregated":
         cmd.append("--pd-disaggregation")
         for w in workers:

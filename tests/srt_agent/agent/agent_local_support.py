@@ -35,8 +35,14 @@ class LocalRun:
                                 "gpus_per_node": 2}
         else:
             job["resources"] = {"agg_nodes": 1, "agg_workers": 2, "gpus_per_node": 2}
-        for k, v in (extra or {}).items():
-            job.setdefault(k, {}).update(v) if isinstance(v, dict) else job.__setitem__(k, v)
+        def merge(into: dict, new: dict) -> None:
+            for k, v in new.items():
+                if isinstance(v, dict) and isinstance(into.get(k), dict):
+                    merge(into[k], v)
+                else:
+                    into[k] = v
+
+        merge(job, extra or {})
         path = self.workdir / f"{name}.yaml"
         path.write_text(yaml.safe_dump(job, sort_keys=False))
         return path

@@ -152,3 +152,34 @@ def test_resume_refuses_a_changed_config(local_run):
                          env=local_run.env(), capture_output=True, text=True, timeout=120)
     assert res.returncode != 0
     assert "config changed" in res.stderr and "--force" in res.stderr
+
+
+def test_preflight_rejects_an_unknown_engine_flag_before_any_worker_starts(local_run):
+    job = local_run.job_file(extra={"backend": {"sglang_config": {"prefill": {"mem-fraction-statc": 0.8}}}})
+    res = local_run.apply(job, timeout=60)
+    assert res.returncode != 0
+    status = json.loads((local_run.run_dir() / "status.json").read_text())
+    assert status["state"] == "failed"
+    msg = status["failure"]["message"]
+    assert "backend.sglang_config.prefill.mem-fraction-statc" in msg and "did you mean 'mem-fraction-static'" in msg
+    assert status["components"] == []  # nothing was started
+    assert status["phases"].get("preflight") == "running"
+
+
+def test_sigusr1_early_warning_stops_at_a_safe_point(local_run):
+    """SLURM's --signal=B:USR1@N reaches the agent (the batch script execs it)."""
+    import subprocess
+
+    proc = local_run.start(local_run.job_file())
+    try:
+        local_run.wait_status(lambda s: s["state"] == "ready")
+        agent = subprocess.run(["pgrep", "-f", f"srt_agent {local_run.run_dir()}"], capture_output=True, text=True)
+        pid = int(agent.stdout.split()[0])
+        os.kill(pid, signal.SIGUSR1)
+        proc.wait(timeout=30)
+        final = json.loads((local_run.run_dir() / "status.json").read_text())
+        assert final["state"] == "cancelled" and "SIGUSR1" in final["message"]
+        events = [json.loads(line) for line in (local_run.run_dir() / "events.jsonl").read_text().splitlines()]
+        assert any(e["event"] == "signal" and "SIGUSR1" in e["signal"] for e in events)
+    finally:
+        stop_agent(proc)
