@@ -43,10 +43,10 @@ class SlurmRun:
         cfg.update(cluster_overrides)
         (workdir / "srtslurm.yaml").write_text(yaml.safe_dump(cfg))
 
-    def job(self, benchmark: dict, name: str = "slurm-it") -> Path:
+    def job(self, benchmark: dict, name: str = "slurm-it", resources: dict | None = None) -> Path:
         job = {"name": name, "model": {"path": "sim-model"},
-               "resources": {"prefill_nodes": 1, "decode_nodes": 1, "prefill_workers": 2, "decode_workers": 1,
-                             "gpus_per_node": self.gpus},
+               "resources": {**(resources or {"prefill_nodes": 1, "decode_nodes": 1, "prefill_workers": 2,
+                                              "decode_workers": 1}), "gpus_per_node": self.gpus},
                "backend": {"engine": "sim", "use_sglang_router": True,
                            "sim": {"startup_s": 0.5, "decode_step_ms": 5, "decode_step_ms_per_request": 0.0}},
                "benchmark": benchmark, "health": {"worker_timeout_s": 90, "frontend_timeout_s": 60}}
@@ -117,15 +117,22 @@ def test_apply_runs_the_plan_on_the_expected_nodes_and_gpus(local_cluster, tmp_p
     assert local_cluster.wait_job(int(job_id)) == "COMPLETED"
 
 
-def test_scancel_leaves_no_process_behind(local_cluster, tmp_path, model_dir):
+FOUR_NODES = {"prefill_nodes": 2, "decode_nodes": 2, "prefill_workers": 2, "decode_workers": 2}
+
+
+def test_2p2d_on_four_nodes_reaches_ready_and_scancel_leaves_no_process_behind(local_cluster, tmp_path, model_dir):
     run = SlurmRun(tmp_path, local_cluster, model_dir)
-    res = run.apply(run.job({"type": "manual"}, name="slurm-cancel"))
+    res = run.apply(run.job({"type": "manual"}, name="slurm-cancel", resources=FOUR_NODES))
     assert res.returncode == 0, res.stderr
     job_id = res.stdout.splitlines()[0].split()[-1]
     run_dir = run.run_dir(res.stdout)
-    status = run.wait_status(run_dir, lambda s: s["state"] == "ready")
+    status = run.wait_status(run_dir, lambda s: s["state"] in ("ready", "failed"))
+    assert status["state"] == "ready", status["failure"]
+    nodes = {c["name"]: c["node"] for c in status["components"]}
+    assert nodes == {"prefill-0": "node1", "prefill-1": "node2", "decode-0": "node3", "decode-1": "node4",
+                     "router": "node1"}
     pids = [c["pid"] for c in status["components"] if c.get("pid")]
-    assert len(pids) == 4
+    assert len(pids) == 5
     subprocess.run(["scancel", job_id], env={**os.environ, "SLURM_CONF": str(local_cluster.slurm_conf)}, check=True)
     local_cluster.wait_job(int(job_id))
     deadline = time.monotonic() + 20
@@ -134,6 +141,33 @@ def test_scancel_leaves_no_process_behind(local_cluster, tmp_path, model_dir):
     assert not [p for p in pids if _pid_alive(p)]
     out = subprocess.run(["pgrep", "-f", f"srt_agent {run_dir}"], capture_output=True, text=True)
     assert out.stdout.strip() == ""
+    sim = subprocess.run(["pgrep", "-f", f"srt_agent.sim .*{model_dir}"], capture_output=True, text=True)
+    assert sim.stdout.strip() == ""
+
+
+def test_killed_worker_is_attributed_within_2s_on_the_cluster(local_cluster, tmp_path, model_dir):
+    run = SlurmRun(tmp_path, local_cluster, model_dir)
+    res = run.apply(run.job({"type": "manual"}, name="slurm-kill", resources=FOUR_NODES))
+    assert res.returncode == 0, res.stderr
+    job_id = res.stdout.splitlines()[0].split()[-1]
+    run_dir = run.run_dir(res.stdout)
+    status = run.wait_status(run_dir, lambda s: s["state"] in ("ready", "failed"))
+    assert status["state"] == "ready", status["failure"]
+    # the srun step's task is the launch script, which exec'd the simulator: find that process
+    victim = subprocess.run(["pgrep", "-f", f"srt_agent.sim --model-path {model_dir} .*--disaggregation-mode decode"],
+                            capture_output=True, text=True).stdout.split()
+    assert victim
+    pid = int(victim[0])
+    cmdline = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    node = next(v.split(b"=", 1)[1].decode() for v in cmdline if v.startswith(b"SLURMD_NODENAME="))
+    t0 = time.monotonic()
+    os.kill(pid, 9)
+    failed = run.wait_status(run_dir, lambda s: s["failure"] is not None, timeout=10)
+    assert time.monotonic() - t0 < 2.0
+    assert failed["failure"]["node"] == node and failed["failure"]["component"].startswith("decode-")
+    assert local_cluster.wait_job(int(job_id)) in ("FAILED", "COMPLETED", "CANCELLED")
+    final = json.loads((run_dir / "status.json").read_text())
+    assert final["state"] == "failed"
 
 
 def test_segment_error_names_the_setting_and_the_job_submits_without_it(local_cluster, tmp_path, model_dir):
