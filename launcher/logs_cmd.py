@@ -1,7 +1,8 @@
 """`srtctl logs RUN [COMPONENT] [-f] [-n N]`: print or follow a component's log.
 
 COMPONENT is a component name or its prefix (`prefill-0`, `decode`, `router`, `nginx`), or one of
-`benchmark` (logs/benchmark.log), `agent` (the batch job's slurm-<id>.out) and `nginx-error`.
+`benchmark` (logs/benchmark.log), `profiling` (logs/profiling.log), `agent` (the batch job's
+slurm-<id>.out) and `nginx-error` (nginx/error.log).
 `NAME.srun` / `NAME.launcher` pick the srun or local launcher output of a component. A prefix
 that matches several components prints each log under a `==> name <==` header (followed logs
 are prefixed `[name]`). Without COMPONENT: the list of the run's logs. -f follows until the
@@ -75,6 +76,8 @@ def available_logs(view: RunView) -> list[LogEntry]:
             stem = p.name[: -len(".log")]
             if stem == "benchmark":
                 add(LogEntry("benchmark", p, what="load generator output"))
+            elif stem == "profiling":
+                add(LogEntry("profiling", p, what="profiling load generator output"))
             elif stem.endswith((".srun", ".launcher")):
                 add(LogEntry(stem, p, stem.rsplit(".", 1)[0], what=f"{stem.rsplit('.', 1)[1]} output"))
             elif "_" in stem:

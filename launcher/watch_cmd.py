@@ -44,6 +44,8 @@ def watch(path, *, interval: float = 2.0, tail: int = 15, console=None, max_seco
             view = refresh(view, query_slurm=ask)
             live.update(render_view(view, tail, compact=True), refresh=True)
         live.update(render_view(view, tail, compact=True), refresh=True)
+    if not con.is_terminal:
+        con.print()  # Live leaves its last frame without a line end when not on a terminal
     return view
 
 

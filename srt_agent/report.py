@@ -199,9 +199,11 @@ def pareto_figure(runs: list[RunData], per_gpu: str = "total"):
     ax.set_ylabel(PER_GPU_LABELS[per_gpu].split(" (")[0])
     ax.set_title("Throughput per GPU vs per-user speed (Pareto frontier over the concurrency sweep)", fontsize=11)
     ax.grid(True, alpha=0.3)
-    ax.margins(x=0.08, y=0.08)
-    ax.set_xlim(left=0)
-    ax.set_ylim(bottom=0)
+    xs = [x for line in ax.get_lines() for x in line.get_xdata()]
+    ys = [y for line in ax.get_lines() for y in line.get_ydata()]
+    if xs and ys:  # from 0, with room on the right for the c=N labels
+        ax.set_xlim(0, max(xs) * 1.12 or 1.0)
+        ax.set_ylim(0, max(ys) * 1.08 or 1.0)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8, loc="best")
     isl_osl = sorted({r.isl_osl for r in runs if r.points})

@@ -114,10 +114,8 @@ def log_lines(fx: Fixture, name: str, lines: list[str]) -> None:
 def start_process(fx: Fixture, name: str, pid: int) -> None:
     """What Supervisor.start writes, plus the launcher log and the first lines of the process log."""
     p = fx.plan.process(name)
-    # Supervisor.start passes these in one call with state="starting"; split in two because
-    # StatusWriter.event(kind, **fields) collides with the component field `kind` (reported).
-    fx.status.component(p.name, kind=p.kind, role=p.role, node=p.node, port=p.port, log=f"logs/{p.log}")
-    fx.status.component(p.name, state="starting", health="unknown", started_at=now())
+    fx.status.component(p.name, kind=p.kind, role=p.role, node=p.node, port=p.port, state="starting",
+                        health="unknown", started_at=now(), log=f"logs/{p.log}")
     (fx.run_dir / "logs" / f"{p.name}.launcher.log").write_text(f"[launcher] {p.name} on {p.node}\n")
     log_lines(fx, name, [f"{p.name} starting on {p.node} port {p.port}"])
     fx.status.component(p.name, pid=pid, step=None, state="running")
@@ -243,8 +241,7 @@ def teardown(fx: Fixture, state: str, *, stopped: list[str] | None = None) -> No
         if fx.status.data["components"].get(name, {}).get("state") not in (None, "failed", "exited"):
             s.component(name, state="stopped", exit_code=0, exited_at=now())
     s.update(state=state)
-    # agent.main passes state=state here, which collides with phase()'s own `state` (reported)
-    s.phase("teardown", "done", final_state=state)
+    s.phase("teardown", "done", outcome=state)
 
 
 def new_ledger(fx: Fixture) -> Ledger:

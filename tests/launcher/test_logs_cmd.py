@@ -91,8 +91,13 @@ def test_agent_output_of_a_batch_job(capsys, tmp_path_factory, tmp_path):
     logs = rf.copy_logs(tmp_path_factory, tmp_path / "logs")
     run = rf.run_dir(logs, "pending")
     (run / "slurm-1005.out").write_text("[srt-agent] starting\n")
+    (run / "logs" / "profiling.log").write_text("round 1\n")
+    (run / "nginx" / "error.log").write_text("[warn] upstream\n")
     _, out, _ = logs_out(capsys, logs, "1005")
     assert "agent" in out and "slurm-1005.out" in out
+    assert "logs/profiling.log" in out and "nginx/error.log" in out
+    _, out, _ = logs_out(capsys, logs, "1005", "nginx-error")
+    assert out == "[warn] upstream\n"
     _, out, _ = logs_out(capsys, logs, "1005", "agent")
     assert out == "[srt-agent] starting\n"
     rc, _, err = logs_out(capsys, logs, "1005", "prefill-0")
