@@ -185,7 +185,7 @@ class Scheduler:
         while waiting and len(batch) < room:
             gen = waiting[0]
             if gen.aborted:
-                waiting.popleft()
+                self._drop(waiting.popleft())
                 continue
             if self.role != "decode":
                 if batch and gen.prompt_tokens > budget:
@@ -201,7 +201,9 @@ class Scheduler:
     def _finish_prefill(self, batch: list[Generation]) -> None:
         # On a prefill worker the server caps max_new_tokens at 1, so every request ends here.
         for gen in batch:
-            if not gen.aborted and self._emit(gen) is None and not gen.aborted:
+            if gen.aborted:
+                self._drop(gen)
+            elif self._emit(gen) is None:
                 self.running.append(gen)
         if self.on_prefill_done is not None:
             self.on_prefill_done(batch)
@@ -211,7 +213,9 @@ class Scheduler:
         append = still.append
         emit = self._emit
         for gen in self.running:
-            if not gen.aborted and emit(gen) is None and not gen.aborted:
+            if gen.aborted:
+                self._drop(gen)
+            elif emit(gen) is None:
                 append(gen)
         self.running = still
 
@@ -231,6 +235,11 @@ class Scheduler:
             gen.finish_reason = reason
             if gen.done is not None and not gen.done.done():
                 gen.done.set_result(reason)
+
+    def _drop(self, gen: Generation) -> None:
+        """A request whose client went away: stop generating, release its handler."""
+        self.stats.aborted += 1
+        self._fail(gen, ConnectionResetError("client disconnected"))
 
     def _fail(self, gen: Generation, exc: BaseException) -> None:
         gen.aborted = True

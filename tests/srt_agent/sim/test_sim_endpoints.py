@@ -230,3 +230,30 @@ def test_builtin_vocab_without_model_dir_reports_a_local_tokenizer(start_sim):
     resp = client.post("/v1/completions", json={"prompt": "hello there, world!", "max_tokens": 3}).json()
     assert resp["usage"]["prompt_tokens"] == 5  # hello there , world !
     assert json.dumps(resp)
+
+
+def test_client_disconnect_frees_the_slot(start_sim):
+    import socket
+    import time
+
+    sim = start_sim("--sim-decode-step-ms", "10", "--sim-decode-step-ms-per-request", "0")
+    client = httpx.Client(base_url=sim.url)
+
+    def gauge(name: str) -> float:
+        line = next(x for x in client.get("/metrics").text.splitlines() if x.startswith(name + "{"))
+        return float(line.rsplit(" ", 1)[1])
+
+    body = b'{"prompt": "x", "max_tokens": 100000, "ignore_eos": true, "stream": true}'
+    for _ in range(3):
+        conn = socket.create_connection(("127.0.0.1", sim.port))
+        conn.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%b" % (len(body), body))
+        received = b""
+        while b"data: " not in received:
+            received += conn.recv(65536)
+        conn.close()
+    deadline = time.monotonic() + 5
+    while gauge("sglang:num_running_reqs") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert gauge("sglang:num_running_reqs") == 0
+    assert client.post("/v1/completions", json={"prompt": "x", "max_tokens": 2}).status_code == 200
+    assert "Traceback" not in sim.log
