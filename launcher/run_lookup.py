@@ -146,8 +146,11 @@ class RunView:
     def state(self) -> str:
         if self.status and self.status.get("state"):
             return self.status["state"]
-        if self.slurm:
-            return "queued" if self.slurm.get("state") in ("PENDING", "CONFIGURING") else "starting"
+        slurm_state = (self.slurm or {}).get("state")
+        if slurm_state in ("PENDING", "CONFIGURING", "REQUEUED", "SUSPENDED"):
+            return "queued"
+        if slurm_state in ("RUNNING", "COMPLETING"):
+            return "starting"
         return "unknown"
 
     @property

@@ -146,7 +146,7 @@ def _slurm_text(slurm: dict) -> str:
     text = f"SLURM: {slurm.get('state')}"
     if slurm.get("state") == "PENDING" and slurm.get("reason"):
         text += f" ({slurm['reason']})"
-    if slurm.get("elapsed"):
+    if slurm.get("elapsed") and slurm.get("state") != "PENDING":
         text += f"  elapsed {slurm['elapsed']} of {slurm.get('time_limit') or '?'}"
     if slurm.get("nodes"):
         text += f"  on {slurm['nodes']}"

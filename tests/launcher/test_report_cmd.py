@@ -59,9 +59,8 @@ def test_two_runs_overlay(capsys, logs, tmp_path):
 
 def test_one_run_defaults_to_its_report_dir(capsys, tmp_path_factory, tmp_path):
     logs = rf.copy_logs(tmp_path_factory, tmp_path / "logs")
-    assert main(["report", "--logs-dir", str(logs), "1006"]) == 0
+    assert main(["report", "--logs-dir", str(logs), "1006", "--no-plots"]) == 0
     run = rf.run_dir(logs, "agg")
-    assert png_size(run / "report" / "pareto.png")[0] > 0
     md = (run / "report" / "report.md").read_text()
     assert "fixture-agg (job 1006, 2A, 4 GPUs)" in md
     results = json.loads((run / "results" / "rollup.json").read_text())["points"]

@@ -250,9 +250,10 @@ def _cluster_up() -> bool:
 
 @pytest.mark.cluster
 def test_squeue_state_of_a_held_job_then_gone(tmp_path_factory, tmp_path, monkeypatch):
+    if REAL_SLURM_CONF:
+        monkeypatch.setenv("SLURM_CONF", REAL_SLURM_CONF)
     if not _cluster_up():
         pytest.skip("local SLURM cluster not running (scripts/local-cluster up; export SLURM_CONF)")
-    monkeypatch.setenv("SLURM_CONF", REAL_SLURM_CONF)
     res = subprocess.run(["sbatch", "--parsable", "--hold", "-J", "srt-monitor-test", "-N", "1",
                           "-o", "/dev/null", "--wrap", "sleep 60"], capture_output=True, text=True, check=True)
     job_id = res.stdout.strip().split(";")[0]
