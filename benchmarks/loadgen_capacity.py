@@ -240,12 +240,17 @@ def main() -> None:
                     rows.append((name, k, conc, r))
                     print(f"{name:13s} procs={k} C={conc:5d}  {r['output_throughput']:>10,.0f} tok/s  "
                           f"{r['request_throughput']:>8,.0f} req/s  completed {r['completed']}/{n}  "
-                          f"client cpu {r['client_cpu']}", flush=True)
-    print("\n| client | processes | C | output tok/s | req/s | client CPU (cores, per process) |")
-    print("|---|---|---|---|---|---|")
+                          f"client cpu {r['client_cpu']}  {cpu_per_token(r):.2f} cpu-us/token", flush=True)
+    print("\n| client | processes | C | output tok/s | req/s | client CPU (cores, per process) | client CPU us/token |")
+    print("|---|---|---|---|---|---|---|")
     for name, k, conc, r in rows:
         print(f"| {name} | {k} | {conc} | {r['output_throughput']:,.0f} | {r['request_throughput']:,.0f} | "
-              f"{', '.join(f'{c:.2f}' for c in r['client_cpu'])} |")
+              f"{', '.join(f'{c:.2f}' for c in r['client_cpu'])} | {cpu_per_token(r):.2f} |")
+
+
+def cpu_per_token(r: dict) -> float:
+    """Client CPU time per streamed token (microseconds): what the client costs, whatever else runs."""
+    return 1e6 * sum(r["client_cpu"]) / r["output_throughput"] if r["output_throughput"] else float("nan")
 
 
 if __name__ == "__main__":
