@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -170,7 +171,7 @@ def test_local_agent_process_keeps_a_quiet_run_alive(tmp_path_factory, tmp_path)
     os.utime(run / "status.json", (old, old))
     fake = tmp_path / "srt_agent"  # a process with the agent's argv shape: `... srt_agent RUN_DIR`
     fake.write_text("import time; time.sleep(30)\n")
-    proc = subprocess.Popen(["python3", str(fake), "srt_agent", str(run)])
+    proc = subprocess.Popen([sys.executable, str(fake), "srt_agent", str(run)])
     try:
         time.sleep(0.2)
         assert run_lookup.load_view(run).liveness is None
