@@ -1,7 +1,8 @@
 """status.json (replaced atomically, versioned schema) and events.jsonl (append-only).
 
 Schema (version 1), documented in docs/monitoring.md:
-  schema_version, job_id, name, run_dir, executor, state, phase, started_at, updated_at,
+  schema_version, job_id, name, run_dir, executor, agent_pid, agent_host, state, phase, message,
+  started_at, updated_at,
   endpoint, components[{name, kind, role, node, port, pid, step, state, health, started_at,
   ready_at, exited_at, exit_code, log}], failure{component, node, exit_code, message, log_tail},
   benchmark{points_total, points_done, current, results[]}, profiles[], phases{name: state}
@@ -9,6 +10,8 @@ Schema (version 1), documented in docs/monitoring.md:
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
@@ -34,7 +37,8 @@ class StatusWriter:
         self._lock = threading.Lock()
         self.data: dict[str, Any] = {
             "schema_version": SCHEMA_VERSION, "job_id": job_id, "name": name, "run_dir": str(self.run_dir),
-            "executor": executor, "state": "starting", "phase": "start", "started_at": now(), "updated_at": now(),
+            "executor": executor, "agent_pid": os.getpid(), "agent_host": socket.gethostname(),
+            "state": "starting", "phase": "start", "started_at": now(), "updated_at": now(),
             "endpoint": None, "components": {}, "failure": None, "phases": {},
             "benchmark": {"points_total": 0, "points_done": 0, "current": None, "results": []},
             "profiles": [], "message": None,
