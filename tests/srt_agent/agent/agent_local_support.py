@@ -54,6 +54,10 @@ class LocalRun:
         return subprocess.run([sys.executable, "-m", "launcher.cli", "apply", "--local", "-f", str(job), *args],
                               cwd=self.workdir, env=self.env(), capture_output=True, text=True, timeout=timeout)
 
+    def srtctl(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "launcher.cli", *args], cwd=self.workdir, env=self.env(),
+                              capture_output=True, text=True, timeout=timeout)
+
     def start(self, job: Path, *args: str) -> subprocess.Popen:
         return subprocess.Popen([sys.executable, "-m", "launcher.cli", "apply", "--local", "-f", str(job), *args],
                                 cwd=self.workdir, env=self.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,

@@ -64,6 +64,12 @@ def test_worker_death_fails_the_job_within_2s(local_run, sig, expect_code):
         final = json.loads((local_run.run_dir() / "status.json").read_text())
         assert final["state"] == "failed"
         assert not [p for p in _pids(final) if pid_alive(p)]
+        # the monitoring commands tell the same story from the real run directory
+        st = local_run.srtctl("status", local_run.run_dir().name, "--json")
+        assert st.returncode == 1
+        assert json.loads(st.stdout)["failure"]["component"] == "decode-0"
+        logs = local_run.srtctl("logs", local_run.run_dir().name, "decode-0")
+        assert logs.returncode == 0 and "[srt] node=local1" in logs.stdout
     finally:
         stop_agent(proc)
 
@@ -135,6 +141,15 @@ def test_resume_skips_finished_points(local_run):
     skipped = {e["concurrency"] for e in events if e["event"] == "point_skipped"}
     assert skipped == {int(k[1:]) for k in done_before}
     assert json.loads((run / "ledger.json").read_text())["attempts"].__len__() == 2
+    # monitoring against the real resumed run: status, runs, report
+    st = local_run.srtctl("status", run.name, "--json")
+    assert st.returncode == 0 and json.loads(st.stdout)["benchmark"]["points_done"] == 3
+    runs = local_run.srtctl("runs", "--json")
+    assert runs.returncode == 0 and run.name in runs.stdout
+    rep = local_run.srtctl("report", run.name)
+    assert rep.returncode == 0
+    for png in ("pareto.png", "latency.png"):
+        assert (run / "report" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_resume_refuses_a_changed_config(local_run):
