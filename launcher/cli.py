@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(_module=module)
-        if name in _requested(sys.argv[1:]) or "-h" in sys.argv or "--help" in sys.argv:
+        if name in _requested(sys.argv[1:]):  # only the command being run (or asked about) is imported
             _load(module).add_arguments(p)
     return parser
 

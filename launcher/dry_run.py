@@ -40,7 +40,17 @@ def render_files(prep) -> dict[str, str]:
                                              setup_script=prep.setup_script,
                                              dynamo_cache=f"{srtctl_root(prep.cluster)}/.cache")
         files[f"launch/{p.name}.sh"] = text
-    return files
+    return _without_secrets(prep, files)
+
+
+def _without_secrets(prep, files: dict[str, str]) -> dict[str, str]:
+    """job.yaml and resolved.json carry the job's environment verbatim; secrets never reach dry-runs/."""
+    from srt_agent.secrets import is_secret_name, redact_text
+
+    b = prep.resolved.job.backend
+    values = [v for env in (b.prefill_environment, b.decode_environment, b.aggregated_environment)
+              for k, v in env.items() if is_secret_name(k) and v]
+    return {name: redact_text(text, values) for name, text in files.items()} if values else files
 
 
 def _redacted_plan(plan) -> dict:
