@@ -73,18 +73,18 @@ def summarize(
     """Result dict of one benchmark point.
 
     records: the measured requests (warmup excluded). start: the measured phase's start
-    (monotonic seconds). itl: gaps already folded by the workers; gaps of records that still
-    carry chunk_times are added to a copy. total_gpus / decode_gpus: denominators of the
+    (monotonic seconds). itl: gaps of successful requests already folded by the workers; gaps
+    of successful records that still carry chunk_times are added to a copy. total_gpus / decode_gpus: denominators of the
     per-GPU keys (decode_gpus only for disaggregated serving).
     """
     hist = ItlHistogram()
     if itl is not None:
         hist.merge(itl)
-    for r in records:
+    done = [r for r in records if r.ok]
+    for r in done:
         if r.chunk_times:
             hist.add_times(r.chunk_times)
 
-    done = [r for r in records if r.ok]
     failed = len(records) - len(done)
     ends = [r.end for r in records if r.end is not None]
     duration = (max(ends) - start) if ends else 0.0

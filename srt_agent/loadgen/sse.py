@@ -223,6 +223,11 @@ class _Conn(asyncio.Protocol):
             w.set_result(error)
 
 
+def _expire(waiter: asyncio.Future) -> None:
+    if not waiter.done():
+        waiter.set_result("timeout")
+
+
 class LeanSlot:
     """A concurrency slot that owns one keep-alive connection (reopened when the server closes it)."""
 
@@ -258,7 +263,7 @@ class LeanSlot:
             conn.start(events, waiter, self._parser_cls)
             conn.transport.write(payload)
             rec.sent = monotonic()
-            timer = loop.call_later(self.timeout, waiter.set_result, "timeout") if self.timeout else None
+            timer = loop.call_later(self.timeout, _expire, waiter) if self.timeout else None
             error = await waiter
             if timer is not None:
                 timer.cancel()

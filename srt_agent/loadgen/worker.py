@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import os
 import random
 import resource
 import time
@@ -113,8 +114,9 @@ class Worker:
         rec.requested_output_tokens = self.spec.workload.output_lens[g]
         rec.input_tokens = self.spec.workload.input_lens[g]
         await slot.request(self.body(g), rec)
-        if rec.chunk_times:
-            self.itl.add_times(rec.chunk_times)
+        if rec.chunk_times is not None:
+            if rec.ok:
+                self.itl.add_times(rec.chunk_times)
             rec.chunk_times = None
 
     async def closed_loop(self, indices: list[int], start: float) -> list[RequestRecord]:
@@ -206,18 +208,38 @@ def new_event_loop(use_uvloop: bool) -> asyncio.AbstractEventLoop:
     return asyncio.new_event_loop()
 
 
+def _watch_parent(conn) -> None:
+    """While a phase runs the parent sends nothing: readable means it is gone. Stop at once
+    rather than keep loading the server for nobody."""
+    try:
+        conn.recv()
+    except (EOFError, OSError):
+        pass
+    os._exit(3)
+
+
+def _unwatch(loop, conn) -> None:
+    loop.remove_reader(conn.fileno())
+    os.set_blocking(conn.fileno(), True)  # add_reader made it non-blocking
+
+
 async def _serve(conn, spec: WorkerSpec) -> None:
+    loop = asyncio.get_running_loop()
     worker = Worker(spec)
     await worker.open()
     conn.send(("connected",))
     try:
         msg = conn.recv()
         assert msg[0] == "warmup", msg
+        loop.add_reader(conn.fileno(), _watch_parent, conn)
         warm = await worker.closed_loop(spec.warmup, monotonic()) if spec.warmup else []
+        _unwatch(loop, conn)
         conn.send(("warmed", sum(1 for r in warm if not r.ok)))
         msg = conn.recv()
         assert msg[0] == "measure", msg
+        loop.add_reader(conn.fileno(), _watch_parent, conn)
         result = await worker.measure(msg[1])
+        _unwatch(loop, conn)
         result.warmup_failed = sum(1 for r in warm if not r.ok)
         conn.send(("done", result))
     finally:

@@ -116,3 +116,24 @@ def test_unreachable_server_fails_every_request():
                              warmup_multiplier=0, processes=1))
     assert (r["completed"], r["failed"]) == (0, 4)
     assert "connect failed" in next(iter(r["errors"]))
+
+
+def test_workers_stop_when_the_parent_dies(sse_server, tmp_path):
+    """Killing the CLI (as the agent does on cancel) must not leave workers loading the server."""
+    import os
+    import signal
+    import time
+
+    cli = subprocess.Popen([sys.executable, "-m", "srt_agent.loadgen", "--url", sse_server.url, "--model",
+                            "ok;ttft=1;itl=200", "--isl", "4", "--osl", "50", "--concurrency", "2",
+                            "--num-prompts", "4", "--warmup-multiplier", "0"])
+    deadline = time.monotonic() + 20
+    while sse_server.in_flight < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sse_server.in_flight == 2
+    os.kill(cli.pid, signal.SIGKILL)
+    cli.wait()
+    deadline = time.monotonic() + 5
+    while sse_server.in_flight and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sse_server.in_flight == 0

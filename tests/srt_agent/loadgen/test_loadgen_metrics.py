@@ -23,8 +23,8 @@ def records():
         rec(0, 100.0, 100.001, 100.05, 100.25, 5, [100.05, 100.10, 100.15, 100.20, 100.25]),
         # TTFT 100, E2EL 400, TPOT 300/3 = 100, ITL 100 x3
         rec(1, 100.0, 100.002, 100.10, 100.40, 4, [100.10, 100.20, 100.30, 100.40]),
-        # failed: not in latency stats, counts as failed, schedule delay 10
-        rec(2, 100.25, 100.26, None, 100.30, 0, [], ok=False, error="HTTP 500: boom"),
+        # failed mid-stream: not in latency or ITL stats, counts as failed, schedule delay 10
+        rec(2, 100.25, 100.26, 100.27, 100.30, 0, [100.27, 100.28], ok=False, error="connection closed"),
         # TTFT 50, E2EL 250, TPOT 200/1 = 200, ITL 200
         rec(3, 100.25, 100.253, 100.30, 100.50, 2, [100.30, 100.50]),
     ]
@@ -71,7 +71,7 @@ def test_summary_hand_computed():
     assert r["p99_schedule_delay_ms"] == approx(9.79)
     assert r["achieved_request_rate"] == approx(4 / 0.26)
     assert r["max_concurrency"] == 2 and r["request_rate"] == "inf"
-    assert r["errors"] == {"HTTP 500: boom": 1}
+    assert r["errors"] == {"connection closed": 1}
     assert r["client_warnings"] == []
 
 
@@ -88,8 +88,9 @@ def test_folded_histogram_equals_raw_times():
     recs = records()
     raw = summarize(recs, start=START, max_concurrency=2)
     hist = ItlHistogram()
-    for r in recs:
-        hist.add_times(r.chunk_times)
+    for r in recs:  # what a worker does: fold successful requests, drop the raw times
+        if r.ok:
+            hist.add_times(r.chunk_times)
         r.chunk_times = None
     folded = summarize(recs, start=START, max_concurrency=2, itl=hist)
     for k in ("mean_itl_ms", "median_itl_ms", "p90_itl_ms", "p99_itl_ms", "std_itl_ms"):
