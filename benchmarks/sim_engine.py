@@ -107,7 +107,9 @@ def run_point(port: int, concurrency: int, osl: int, warmup: float, seconds: flo
            "--sim-decode-step-ms-per-request", "0", "--sim-kv-transfer-ms", "0",
            "--max-running-requests", str(max(concurrency, 1)), "--stream-interval", str(stream_interval),
            "--sim-event-loop", event_loop, "--log-level", "warning"]
-    server = subprocess.Popen(cmd, preexec_fn=lambda: pin(0))
+    server = subprocess.Popen(cmd)
+    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
+        os.sched_setaffinity(server.pid, {0})
     try:
         wait_healthy(f"http://127.0.0.1:{port}")
         queue = mp.get_context("spawn").Queue()

@@ -13,6 +13,7 @@ holds about n / dp_size of them, and a step lasts as long as the fullest rank's 
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import math
 
 ROLES = ("null", "prefill", "decode")
@@ -110,3 +111,15 @@ class SimConfig:
     def decode_step_seconds(self, running: int) -> float:
         per_rank = math.ceil(running / self.dp_size)
         return (self.decode_step_ms + self.decode_step_ms_per_request * per_rank) / 1000.0
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """127.0.0.0/8, ::1 or "localhost": the only addresses the simulator listens on or contacts."""
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

@@ -32,16 +32,31 @@ CATCH_UP_S = 0.005
 
 
 class TokenSink(Protocol):
-    def push(self, gen: "Generation", index: int, finish: str | None) -> None:
+    def push(self, gen: Generation, index: int, finish: str | None) -> None:
         """`index`: candidate index of the new token, -1 for EOS (no text), -2 for no token."""
 
 
 class Generation:
     """One request's generation state: prompt size, limits, its token stream, its sink."""
 
-    __slots__ = ("rid", "prompt_tokens", "max_new_tokens", "min_new_tokens", "ignore_eos", "eos_p",
-                 "rng", "ncand", "n_out", "out", "done", "aborted", "finish_reason", "arrival",
-                 "room", "tokens")
+    __slots__ = (
+        "aborted",
+        "arrival",
+        "done",
+        "eos_p",
+        "finish_reason",
+        "ignore_eos",
+        "max_new_tokens",
+        "min_new_tokens",
+        "n_out",
+        "ncand",
+        "out",
+        "prompt_tokens",
+        "rid",
+        "rng",
+        "room",
+        "tokens",
+    )
 
     def __init__(self, rid: str, prompt_tokens: int, max_new_tokens: int, *, min_new_tokens: int = 0,
                  ignore_eos: bool = False, eos_probability: float = 0.0, seed_material: bytes = b"",
@@ -76,8 +91,18 @@ class Generation:
 
 
 class Stats:
-    __slots__ = ("requests", "prompt_tokens", "generation_tokens", "forward_passes", "prefill_passes",
-                 "decode_passes", "lateness_max_s", "lateness_sum_s", "late_passes", "aborted")
+    __slots__ = (
+        "aborted",
+        "decode_passes",
+        "forward_passes",
+        "generation_tokens",
+        "late_passes",
+        "lateness_max_s",
+        "lateness_sum_s",
+        "prefill_passes",
+        "prompt_tokens",
+        "requests",
+    )
 
     def __init__(self) -> None:
         self.requests = self.prompt_tokens = self.generation_tokens = 0
@@ -157,7 +182,7 @@ class Scheduler:
             start = prev_end if now - prev_end <= CATCH_UP_S else now
             end = start + duration
             delay = end - clock()
-            await asyncio.sleep(delay if delay > 0 else 0)
+            await asyncio.sleep(max(0, delay))
             if duration > 0:  # zero-duration passes run as fast as they can: no schedule to miss
                 late = clock() - end
                 if late > 0.001:
@@ -250,5 +275,4 @@ class Scheduler:
         s = self.stats
         s.late_passes += 1
         s.lateness_sum_s += late
-        if late > s.lateness_max_s:
-            s.lateness_max_s = late
+        s.lateness_max_s = max(s.lateness_max_s, late)

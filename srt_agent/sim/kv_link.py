@@ -17,28 +17,18 @@ or a request without bootstrap fields, the decode worker waits --sim-kv-transfer
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import time
 
 import aiohttp
 from aiohttp import web
 
+from srt_agent.sim.config import is_loopback_host  # noqa: F401  (re-exported)
+
 log = logging.getLogger("srt_agent.sim")
 
 PATH = "/sim/kv"
 DONE_ROOM_TTL_S = 600.0
-
-
-def is_loopback_host(host: str | None) -> bool:
-    if not host:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 class RoomBoard:
@@ -58,11 +48,10 @@ class RoomBoard:
         ws = web.WebSocketResponse(autoping=True)
         await ws.prepare(request)
         async for msg in ws:
-            if msg.type != aiohttp.WSMsgType.TEXT:
+            parts = msg.data.split() if msg.type == aiohttp.WSMsgType.TEXT else []
+            if not parts or parts[0] != "w":
                 continue
-            kind, *rooms = msg.data.split()
-            if kind != "w":
-                continue
+            rooms = parts[1:]
             ready = []
             for room in rooms:
                 if self.done.pop(room, None) is not None:
@@ -109,11 +98,9 @@ class _Link:
     async def _read(self) -> None:
         try:
             async for msg in self.ws:
-                if msg.type != aiohttp.WSMsgType.TEXT:
-                    continue
-                kind, *rooms = msg.data.split()
-                if kind == "d":
-                    for room in rooms:
+                parts = msg.data.split() if msg.type == aiohttp.WSMsgType.TEXT else []
+                if parts and parts[0] == "d":
+                    for room in parts[1:]:
                         fut = self.pending.pop(room, None)
                         if fut is not None and not fut.done():
                             fut.set_result(None)

@@ -28,14 +28,21 @@ import time
 import uuid
 from pathlib import Path
 
+import aiohttp
 from aiohttp import web
 
 from srt_agent.sim.config import SimConfig
 from srt_agent.sim.engine import Generation, Scheduler
 from srt_agent.sim.kv_link import KvLinkClient, RoomBoard, is_loopback_host
 from srt_agent.sim.profiler import ProfileError, Profiler
-from srt_agent.sim.streams import (COLLECTOR, ChatStream, CompletionStream, GenerateStream, Transport,
-                                   generate_finish)
+from srt_agent.sim.streams import (
+    COLLECTOR,
+    ChatStream,
+    ChunkWriter,
+    CompletionStream,
+    GenerateStream,
+    generate_finish,
+)
 from srt_agent.sim.vocab import Vocab
 
 log = logging.getLogger("srt_agent.sim")
@@ -219,8 +226,8 @@ class SimServer:
             except asyncio.TimeoutError:
                 raise RequestError(f"KV transfer for bootstrap room {room} timed out after "
                                    f"{self.config.kv_timeout_s:g} s", 500) from None
-            except (OSError, ConnectionError) as exc:
-                raise RequestError(f"KV bootstrap at {host}:{port} failed: {exc}", 500) from None
+            except (OSError, aiohttp.ClientError) as exc:
+                raise RequestError(f"KV bootstrap at {host}:{port} failed: {exc!r}", 500) from None
         elif room is not None and not self._warned_remote_bootstrap:
             self._warned_remote_bootstrap = True
             log.warning("bootstrap host %r is not loopback or has no port: not contacted; decode waits "
@@ -237,7 +244,7 @@ class SimServer:
         await self._before_queue(gen, body)  # KV hand-off errors still get a proper status code
         resp = web.StreamResponse(headers=SSE_HEADERS)
         await resp.prepare(request)
-        io = Transport(request.transport, resp.headers.get("Transfer-Encoding") == "chunked")
+        io = ChunkWriter(request.transport, resp.headers.get("Transfer-Encoding") == "chunked")
         gen.out = make_sink(io)
         if isinstance(gen.out, ChatStream):
             io.write(gen.out.role_chunk())
@@ -489,7 +496,7 @@ class SimServer:
 
     async def metrics(self, request: web.Request) -> web.Response:
         s, sched = self.scheduler.stats, self.scheduler
-        label = '{model_name=%s}' % json.dumps(self.config.model_name)
+        label = f"{{model_name={json.dumps(self.config.model_name)}}}"
         rows = [
             ("sglang:num_requests_total", "counter", s.requests),
             ("sglang:prompt_tokens_total", "counter", s.prompt_tokens),

@@ -35,10 +35,10 @@ def finish_json(finish: str | None, eos_id: int) -> str:
     return f'"finish_reason":"{finish}","matched_stop":null'
 
 
-class Transport:
+class ChunkWriter:
     """Writes SSE text to the client socket, chunk-framed if the response is chunked."""
 
-    __slots__ = ("transport", "chunked")
+    __slots__ = ("chunked", "transport")
 
     def __init__(self, transport: asyncio.Transport | None, chunked: bool) -> None:
         self.transport = transport
@@ -59,9 +59,9 @@ class Transport:
 class _SSEStream:
     """Shared logic: batch tokens per stream_interval, write, end with usage and [DONE]."""
 
-    __slots__ = ("io", "vocab", "interval", "pending", "include_usage", "head", "mid", "sent_any")
+    __slots__ = ("head", "include_usage", "interval", "io", "mid", "pending", "sent_any", "vocab")
 
-    def __init__(self, io: Transport, vocab: Vocab, interval: int, include_usage: bool) -> None:
+    def __init__(self, io: ChunkWriter, vocab: Vocab, interval: int, include_usage: bool) -> None:
         self.io = io
         self.vocab = vocab
         self.interval = interval
@@ -98,9 +98,9 @@ class _SSEStream:
 
 
 class CompletionStream(_SSEStream):
-    __slots__ = ("prefix", "suffix", "eos_id", "envelope")
+    __slots__ = ("envelope", "eos_id", "prefix", "suffix")
 
-    def __init__(self, io: Transport, vocab: Vocab, interval: int, include_usage: bool, *, rid: str,
+    def __init__(self, io: ChunkWriter, vocab: Vocab, interval: int, include_usage: bool, *, rid: str,
                  created: int, model: str) -> None:
         super().__init__(io, vocab, interval, include_usage)
         self.envelope = (f'{{"id":"{rid}","object":"text_completion","created":{created},'
@@ -120,9 +120,9 @@ class CompletionStream(_SSEStream):
 
 
 class ChatStream(_SSEStream):
-    __slots__ = ("prefix", "suffix", "eos_id", "envelope")
+    __slots__ = ("envelope", "eos_id", "prefix", "suffix")
 
-    def __init__(self, io: Transport, vocab: Vocab, interval: int, include_usage: bool, *, rid: str,
+    def __init__(self, io: ChunkWriter, vocab: Vocab, interval: int, include_usage: bool, *, rid: str,
                  created: int, model: str) -> None:
         super().__init__(io, vocab, interval, include_usage)
         self.envelope = (f'{{"id":"{rid}","object":"chat.completion.chunk","created":{created},'
@@ -156,11 +156,11 @@ def generate_finish(finish: str | None, n_out: int, eos_id: int) -> str:
 class GenerateStream(_SSEStream):
     """SGLang native /generate stream: each event carries the cumulative text so far."""
 
-    __slots__ = ("rid", "text_so_far", "eos_id", "t0")
+    __slots__ = ("eos_id", "rid", "t0", "text_so_far")
 
-    def __init__(self, io: Transport, vocab: Vocab, interval: int, *, rid: str, t0: float) -> None:
+    def __init__(self, io: ChunkWriter, vocab: Vocab, interval: int, *, rid: str, t0: float) -> None:
         super().__init__(io, vocab, interval, False)
-        self.rid = rid
+        self.rid = json.dumps(rid)
         self.text_so_far = ""
         self.eos_id = vocab.eos_id
         self.t0 = t0
@@ -176,7 +176,7 @@ class GenerateStream(_SSEStream):
         pending.clear()
         self.sent_any = True
         e2e = asyncio.get_running_loop().time() - self.t0
-        out = (f'data: {{"text":"{self.text_so_far}","meta_info":{{"id":"{self.rid}",'
+        out = (f'data: {{"text":"{self.text_so_far}","meta_info":{{"id":{self.rid},'
                f'"finish_reason":{generate_finish(finish, gen.n_out, self.eos_id)},'
                f'"prompt_tokens":{gen.prompt_tokens},"completion_tokens":{gen.n_out},'
                f'"cached_tokens":0,"e2e_latency":{e2e:.6f}}},"index":0}}\n\n')

@@ -206,13 +206,14 @@ class TokenizerVocab(Vocab):
             source = named.get("default") or next(iter(named.values()), None)
         if not isinstance(source, str):
             return None
-        try:
-            from jinja2.sandbox import ImmutableSandboxedEnvironment
+        from jinja2 import TemplateError
+        from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+        try:
             env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
             env.globals["raise_exception"] = _raise_template_error
             return env.from_string(source)
-        except Exception as exc:  # a template SGLang could not use either
+        except TemplateError as exc:  # a template SGLang could not use either
             log.warning("chat_template of the model dir does not compile (%s); using ChatML", exc)
             return None
 
@@ -223,11 +224,14 @@ class TokenizerVocab(Vocab):
         try:
             return self._template.render(messages=plain, add_generation_prompt=True, tools=None,
                                          bos_token=self._bos or "", eos_token=self._eos or "")
-        except Exception:
+        except _RENDER_ERRORS:
             return _builtin_chat(messages)
 
     def count_text(self, text: str) -> int:
         return len(self.tokenizer.encode(text).ids)
+
+
+_RENDER_ERRORS = (ValueError, TypeError, LookupError, AttributeError, ArithmeticError)
 
 
 def _raise_template_error(message: str) -> None:

@@ -65,7 +65,7 @@ class SimProcess:
         self.port = port
         self.url = f"http://127.0.0.1:{port}" if port else None
         self.log_path = log_path
-        self._log = open(log_path, "wb")
+        self._log = open(log_path, "wb")  # noqa: SIM115 (open for the process's lifetime)
         self.proc = subprocess.Popen([sys.executable, "-m", "srt_agent.sim", *args],
                                      stdout=self._log, stderr=subprocess.STDOUT)
 

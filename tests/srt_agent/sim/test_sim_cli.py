@@ -8,10 +8,11 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
-
 from sim_helpers import http_status
+
 from srt_agent.sim.cli import build_parser, parse_config
 from srt_agent.sim.config import SimConfig
 from srt_agent.sim.sglang_server_args import SGLANG_SERVER_FLAGS
@@ -112,7 +113,7 @@ def test_clean_exit_on_signal_even_while_streaming(start_sim, sig):
 def test_port_in_use_exits_1(start_sim):
     sim = start_sim()
     proc = subprocess.run([sys.executable, "-m", "srt_agent.sim", "--port", str(sim.port)], capture_output=True,
-                          text=True, timeout=30)
+                          text=True, timeout=30, check=False)
     assert proc.returncode == 1
     assert "Cannot start the simulated server" in proc.stdout
 
@@ -123,3 +124,15 @@ def test_ignored_flags_logged_in_one_line(start_sim):
     assert len(lines) == 1
     for part in ("--mem-fraction-static=0.8", "--enable-dp-attention", "--kv-cache-dtype=fp8_e4m3"):
         assert part in lines[0]
+
+
+def test_non_loopback_host_is_replaced_by_loopback(start_sim):
+    sim = start_sim("--host", "0.0.0.0")  # a real config's value; the simulator stays on loopback
+    assert "--host 0.0.0.0 is not a loopback address" in sim.log
+    listening = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        if state == "0A":  # LISTEN
+            addr, port = local.split(":")
+            listening.add((addr, int(port, 16)))
+    assert ("0100007F", sim.port) in listening and ("00000000", sim.port) not in listening

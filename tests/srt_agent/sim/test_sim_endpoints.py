@@ -6,7 +6,6 @@ import json
 
 import httpx
 import pytest
-
 from sim_helpers import FAST, SimProcess, free_port, sse_events
 
 

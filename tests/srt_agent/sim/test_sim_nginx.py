@@ -4,6 +4,7 @@ tested elsewhere): round robin, unbuffered SSE, and HTTP/1.0 upstreams (no chunk
 from __future__ import annotations
 
 import asyncio
+import itertools
 import shutil
 import statistics
 import subprocess
@@ -12,7 +13,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from sim_helpers import free_port, http_status, require_tool, sse_events
 
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
@@ -114,14 +114,14 @@ def test_round_robin_and_unbuffered_sse(start_sim, nginx):
     for arrivals, events in results:
         assert events[-1] == "[DONE]" and events[-2]["usage"]["completion_tokens"] == 6
         # chunks arrive one decode step apart, not all at once at the end: nginx does not buffer
-        gaps = [b - a for a, b in zip(arrivals[:6], arrivals[1:6])]
+        gaps = [b - a for a, b in itertools.pairwise(arrivals[:6])]
         assert statistics.median(gaps) >= 0.04, gaps
 
 
 def test_http10_upstream_streams_without_chunked_encoding(start_sim, nginx):
     sim = start_sim("--sim-decode-step-ms", "20", "--sim-decode-step-ms-per-request", "0")
     url = nginx([sim.port])
-    ((arrivals, events),) = asyncio.run(timed_streams(url, 1, path="/http10/v1/completions"))
+    ((_arrivals, events),) = asyncio.run(timed_streams(url, 1, path="/http10/v1/completions"))
     assert events[-1] == "[DONE]"
     assert "".join(e["choices"][0]["text"] for e in events[:-2]).count(" ") == 6
     assert events[-2]["usage"]["completion_tokens"] == 6

@@ -6,9 +6,9 @@ import json
 
 import httpx
 import pytest
+from sim_helpers import FAST
 from tokenizers import Tokenizer
 
-from sim_helpers import FAST
 from srt_agent.sim.model_dir import shared_model_dir, write_model_dir
 from srt_agent.sim.vocab import BuiltinVocab, TokenizerVocab, load_vocab
 

@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import httpx
-
 from sim_helpers import FAST, free_port
 
 

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from sim_helpers import FAST, free_port, http_status, require_tool, sse_events
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
