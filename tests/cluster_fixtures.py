@@ -116,6 +116,7 @@ class LocalCluster:
 
 def skip_or_fail(reason: str) -> None:
     """Skip with the reason, but fail under CI=true: CI must run everything."""
+    __tracebackhide__ = True  # report the caller's line, not this one
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"{reason} (CI=true: not skipping)", pytrace=False)
     pytest.skip(reason)
@@ -210,7 +211,7 @@ def start_cluster(*, nodes: int = 4, gpus: int = 4, cpus: int = 16, partition: s
         "SRT_CLUSTER_SLURMD_PORT": str(slurmd_ports[0]),
     }
     proc = subprocess.run([str(LOCAL_CLUSTER_SCRIPT), "up"], env=env, capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL)
+                          timeout=timeout, stdin=subprocess.DEVNULL, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"scripts/local-cluster up failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
     return LocalCluster.from_state_dir(state_dir, started_here=True)

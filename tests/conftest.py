@@ -14,11 +14,25 @@ from pathlib import Path
 import pytest
 
 try:
-    from cluster_fixtures import (LocalCluster, free_loopback_ports, running_cluster_from_env,
-                                  skip_or_fail, start_cluster, stop_cluster, unavailable_reason)
+    from cluster_fixtures import (
+        LocalCluster,
+        free_loopback_ports,
+        running_cluster_from_env,
+        skip_or_fail,
+        start_cluster,
+        stop_cluster,
+        unavailable_reason,
+    )
 except ImportError:  # tests/ imported as a package
-    from tests.cluster_fixtures import (LocalCluster, free_loopback_ports, running_cluster_from_env,
-                                        skip_or_fail, start_cluster, stop_cluster, unavailable_reason)
+    from tests.cluster_fixtures import (
+        LocalCluster,
+        free_loopback_ports,
+        running_cluster_from_env,
+        skip_or_fail,
+        start_cluster,
+        stop_cluster,
+        unavailable_reason,
+    )
 
 
 @pytest.fixture(scope="session")

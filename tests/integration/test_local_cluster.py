@@ -19,11 +19,25 @@ from pathlib import Path
 import pytest
 
 try:
-    from cluster_fixtures import (LOCAL_CLUSTER_SCRIPT, LocalCluster, in_loopback_only_netns,
-                                  skip_or_fail, start_cluster, stop_cluster, unavailable_reason)
+    from cluster_fixtures import (
+        LOCAL_CLUSTER_SCRIPT,
+        LocalCluster,
+        in_loopback_only_netns,
+        skip_or_fail,
+        start_cluster,
+        stop_cluster,
+        unavailable_reason,
+    )
 except ImportError:  # tests/ imported as a package
-    from tests.cluster_fixtures import (LOCAL_CLUSTER_SCRIPT, LocalCluster, in_loopback_only_netns,
-                                        skip_or_fail, start_cluster, stop_cluster, unavailable_reason)
+    from tests.cluster_fixtures import (
+        LOCAL_CLUSTER_SCRIPT,
+        LocalCluster,
+        in_loopback_only_netns,
+        skip_or_fail,
+        start_cluster,
+        stop_cluster,
+        unavailable_reason,
+    )
 
 SEGMENT_REJECTED = "sbatch: unrecognized option '--segment=2'"
 GRES_REJECTED = "sbatch: error: Invalid generic resource (gres) specification"
@@ -53,6 +67,14 @@ def is_running(pid: int) -> bool:
     except (FileNotFoundError, ProcessLookupError):
         return False
     return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+def has_our_conf(pid: int, cluster: LocalCluster) -> bool:
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return f"SLURM_CONF={cluster.slurm_conf}".encode() in environ
 
 
 @pytest.mark.cluster
@@ -159,10 +181,9 @@ def test_down_cancels_jobs_and_stops_every_daemon(run_dir: Path) -> None:
         stop_cluster(cluster, remove_state=False)
     try:
         assert not [name for name, pid in pids.items() if is_running(pid)]
-        sleepers = subprocess.run(["pgrep", "-f", "^sleep 300$"], capture_output=True, text=True).stdout.split()
-        ours = [p for p in sleepers if f"SLURM_CONF={cluster.slurm_conf}".encode()
-                in Path(f"/proc/{p}/environ").read_bytes()] if sleepers else []
-        assert ours == []
+        sleepers = subprocess.run(["pgrep", "-f", "^sleep 300$"], capture_output=True, text=True,
+                                  check=False).stdout.split()
+        assert [pid for pid in sleepers if is_running(int(pid)) and has_our_conf(int(pid), cluster)] == []
     finally:
         stop_cluster(cluster)
 
