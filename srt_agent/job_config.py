@@ -214,14 +214,14 @@ class HealthSection(Strict):
 
 class JobConfig(Strict):
     name: str = Field(..., min_length=1, max_length=200, description="job name (SLURM job name and run directory)")
-    model: ModelSection
+    model: ModelSection = Field(..., description="the model and the container that serves it")
     extra_mount: list[str] = Field(default_factory=list, description="extra container mounts 'host:container[:flags]'")
-    resources: ResourcesSection
-    slurm: SlurmSection = Field(default_factory=SlurmSection)
-    backend: BackendSection = Field(default_factory=BackendSection)
-    benchmark: BenchmarkSection = Field(default_factory=BenchmarkSection)
-    profiling: ProfilingSection = Field(default_factory=ProfilingSection)
-    health: HealthSection = Field(default_factory=HealthSection)
+    resources: ResourcesSection = Field(..., description="nodes and workers per role: disaggregated (prefill_*/decode_*) or aggregated (agg_*)")
+    slurm: SlurmSection = Field(default_factory=SlurmSection, description="SLURM settings; unset ones come from srtslurm.yaml")
+    backend: BackendSection = Field(default_factory=BackendSection, description="engine, per-role flags and environment, endpoint (nginx + frontends or router)")
+    benchmark: BenchmarkSection = Field(default_factory=BenchmarkSection, description="what to run against the deployment once it is ready")
+    profiling: ProfilingSection = Field(default_factory=ProfilingSection, description="torch or nsys profiling (needs benchmark.type: manual)")
+    health: HealthSection = Field(default_factory=HealthSection, description="readiness deadlines and shutdown grace")
 
     @field_validator("name")
     @classmethod
