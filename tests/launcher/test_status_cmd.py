@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -17,8 +16,6 @@ from launcher import run_lookup
 from launcher.cli import main
 from launcher.status_cmd import status_json
 from srt_agent.errors import RunNotFound
-
-REAL_SLURM_CONF = os.environ.get("SLURM_CONF")
 
 
 @pytest.fixture(autouse=True)
@@ -238,23 +235,9 @@ def test_empty_logs_dir(capsys, tmp_path):
 # ---------------------------------------------------------------------------- real SLURM
 
 
-def _cluster_up() -> bool:
-    conf = REAL_SLURM_CONF
-    if not conf or not Path(conf).is_file() or not shutil.which("sbatch"):
-        return False
-    try:
-        return subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=10,
-                              check=False).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-
-
 @pytest.mark.cluster
-def test_squeue_state_of_a_held_job_then_gone(tmp_path_factory, tmp_path, monkeypatch):
-    if REAL_SLURM_CONF:
-        monkeypatch.setenv("SLURM_CONF", REAL_SLURM_CONF)
-    if not _cluster_up():
-        pytest.skip("local SLURM cluster not running (scripts/local-cluster up; export SLURM_CONF)")
+def test_squeue_state_of_a_held_job_then_gone(local_cluster, tmp_path, monkeypatch):
+    monkeypatch.setenv("SLURM_CONF", str(local_cluster.slurm_conf))
     res = subprocess.run(["sbatch", "--parsable", "--hold", "-J", "srt-monitor-test", "-N", "1",
                           "-o", "/dev/null", "--wrap", "sleep 60"], capture_output=True, text=True, check=True)
     job_id = res.stdout.strip().split(";")[0]
