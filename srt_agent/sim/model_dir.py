@@ -3,7 +3,8 @@
 `write_model_dir(path)` writes what tokenizer-loading servers need (Dynamo's mocker and
 frontend, sglang-router, the simulated engine): tokenizer.json (word-level, padded to
 `vocab_size` tokens so that any token id a simulator emits decodes to a word), tokenizer_config.json
-with a ChatML `chat_template`, config.json and generation_config.json. No network, no weights.
+with a ChatML `chat_template` (also as chat_template.jinja, the newer HF layout), config.json and
+generation_config.json. No network, no weights.
 
 The vocabulary is the simulated engine's built-in one (`vocab.builtin_vocab_tokens`), so a
 prompt counts the same number of tokens with or without the directory. No BOS is added.
@@ -49,6 +50,7 @@ def write_model_dir(path: str | os.PathLike, vocab_size: int = DEFAULT_VOCAB_SIZ
         "model_max_length": CONTEXT_LENGTH,
         "chat_template": CHAT_TEMPLATE,
     })
+    _write_atomic(out / "chat_template.jinja", CHAT_TEMPLATE)
     _write_json(out / "config.json", {
         "architectures": ["LlamaForCausalLM"],
         "model_type": "llama",
@@ -79,7 +81,7 @@ def shared_model_dir(vocab_size: int = DEFAULT_VOCAB_SIZE) -> Path:
     Used when a worker's --model-path is not a local directory (e.g. a hub name), so that
     /server_info can still report a local tokenizer and nothing downloads one.
     """
-    root = Path(tempfile.gettempdir()) / f"srt-sim-model-v1-{vocab_size}"
+    root = Path(tempfile.gettempdir()) / f"srt-sim-model-v2-{vocab_size}"
     if (root / "generation_config.json").is_file():
         return root
     staging = Path(tempfile.mkdtemp(prefix=root.name + ".", dir=root.parent))

@@ -57,40 +57,49 @@ class ChunkWriter:
 
 
 class _SSEStream:
-    """Shared logic: batch tokens per stream_interval, write, end with usage and [DONE]."""
+    """Shared logic: batch tokens per stream_interval, write, end with usage and [DONE].
 
-    __slots__ = ("head", "include_usage", "interval", "io", "mid", "pending", "sent_any", "vocab")
+    Subclasses set `prefix` and `suffix` (a content chunk is prefix + escaped text + suffix) and
+    implement `final_chunk` and `usage_chunk`.
+    """
+
+    __slots__ = ("cand", "include_usage", "interval", "io", "pending", "prefix", "sent_any", "suffix")
 
     def __init__(self, io: ChunkWriter, vocab: Vocab, interval: int, include_usage: bool) -> None:
         self.io = io
-        self.vocab = vocab
+        self.cand = vocab.candidate_json
         self.interval = interval
         self.pending: list[int] = []
         self.include_usage = include_usage
         self.sent_any = False
+        self.prefix = self.suffix = ""
 
     def push(self, gen: Generation, index: int, finish: str | None) -> None:
-        pending = self.pending
-        if index >= 0:
-            pending.append(index)
-        if finish is None and self.sent_any and len(pending) < self.interval:
+        if finish is None and index >= 0:  # the common case: one more token, stream goes on
+            if self.interval == 1:
+                text = self.cand[index]
+            else:
+                pending = self.pending
+                pending.append(index)
+                if self.sent_any and len(pending) < self.interval:
+                    return
+                text = "".join([self.cand[i] for i in pending])
+                pending.clear()
+            self.sent_any = True
+            if not self.io.write(self.prefix + text + self.suffix):
+                gen.aborted = True
             return
-        cand = self.vocab.candidate_json
-        text = cand[pending[0]] if len(pending) == 1 else "".join([cand[i] for i in pending])
-        pending.clear()
-        self.sent_any = True
-        out = self.chunk(text, finish)
-        if finish is not None:
-            out = self.closing(gen, out)
-        if not self.io.write(out):
-            gen.aborted = True
-
-    def closing(self, gen: Generation, out: str) -> str:
+        if index >= 0:
+            self.pending.append(index)
+        text = "".join([self.cand[i] for i in self.pending])
+        self.pending.clear()
+        out = self.final_chunk(text, finish)
         if self.include_usage:
             out += self.usage_chunk(gen)
-        return out + DONE
+        if not self.io.write(out + DONE):
+            gen.aborted = True
 
-    def chunk(self, text: str, finish: str | None) -> str:
+    def final_chunk(self, text: str, finish: str) -> str:
         raise NotImplementedError
 
     def usage_chunk(self, gen: Generation) -> str:
@@ -98,7 +107,7 @@ class _SSEStream:
 
 
 class CompletionStream(_SSEStream):
-    __slots__ = ("envelope", "eos_id", "prefix", "suffix")
+    __slots__ = ("envelope", "eos_id")
 
     def __init__(self, io: ChunkWriter, vocab: Vocab, interval: int, include_usage: bool, *, rid: str,
                  created: int, model: str) -> None:
@@ -109,9 +118,7 @@ class CompletionStream(_SSEStream):
         self.suffix = '","logprobs":null,"finish_reason":null,"matched_stop":null}],"usage":null}\n\n'
         self.eos_id = vocab.eos_id
 
-    def chunk(self, text: str, finish: str | None) -> str:
-        if finish is None:
-            return self.prefix + text + self.suffix
+    def final_chunk(self, text: str, finish: str) -> str:
         return (f'{self.prefix}{text}","logprobs":null,{finish_json(finish, self.eos_id)}}}],'
                 f'"usage":null}}\n\n')
 
@@ -120,7 +127,7 @@ class CompletionStream(_SSEStream):
 
 
 class ChatStream(_SSEStream):
-    __slots__ = ("envelope", "eos_id", "prefix", "suffix")
+    __slots__ = ("envelope", "eos_id")
 
     def __init__(self, io: ChunkWriter, vocab: Vocab, interval: int, include_usage: bool, *, rid: str,
                  created: int, model: str) -> None:
@@ -135,9 +142,7 @@ class ChatStream(_SSEStream):
         return (f'data: {self.envelope},"choices":[{{"index":0,"delta":{{"role":"assistant","content":""}},'
                 f'"logprobs":null,"finish_reason":null,"matched_stop":null}}],"usage":null}}\n\n')
 
-    def chunk(self, text: str, finish: str | None) -> str:
-        if finish is None:
-            return self.prefix + text + self.suffix
+    def final_chunk(self, text: str, finish: str) -> str:
         return (f'{self.prefix}{text}"}},"logprobs":null,{finish_json(finish, self.eos_id)}}}],'
                 f'"usage":null}}\n\n')
 
@@ -171,7 +176,7 @@ class GenerateStream(_SSEStream):
             pending.append(index)
         if finish is None and self.sent_any and len(pending) < self.interval:
             return
-        cand = self.vocab.candidate_json
+        cand = self.cand
         self.text_so_far += "".join([cand[i] for i in pending])
         pending.clear()
         self.sent_any = True

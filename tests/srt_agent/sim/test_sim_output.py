@@ -58,7 +58,8 @@ def test_concurrent_requests_do_not_change_each_others_text(start_sim):
 def test_write_model_dir(tmp_path):
     out = write_model_dir(tmp_path / "m")
     names = {p.name for p in out.iterdir()}
-    assert {"tokenizer.json", "tokenizer_config.json", "config.json", "generation_config.json"} <= names
+    assert {"tokenizer.json", "tokenizer_config.json", "config.json", "generation_config.json",
+            "chat_template.jinja"} <= names
     tok = Tokenizer.from_file(str(out / "tokenizer.json"))
     assert tok.get_vocab_size() == 32000
     # Dynamo's mocker emits random ids around 600-2000: every one must decode to a word
