@@ -10,7 +10,8 @@ Once the deployment is ready the agent:
 3. drives `profiling.concurrency` streams of `isl`/`osl` requests through the public endpoint
    with the load generator (`python -m srt_agent.loadgen`, log in logs/profiling.log, result in
    results/profiling_load.json); latency does not matter here, but a load that returned no
-   tokens fails the phase;
+   tokens fails the phase. torch: while some worker has not finished its `num_steps` (no trace
+   yet), another round follows (results/profiling_load_2.json, ...; at most MAX_LOAD_ROUNDS);
 4. POSTs `stop_profile` to each target (SGLang stops by itself after `num_steps` and then answers
    this call with an error, so errors here are only recorded as events);
 5. waits until every target's trace files exist and stop growing (deadline
@@ -55,6 +56,8 @@ TORCH_ACTIVITIES = ["CPU", "GPU"]
 NSYS_ACTIVITIES = ["CUDA_PROFILER"]
 PROFILING_LOG = "logs/profiling.log"
 LOAD_RESULT = "results/profiling_load.json"
+MAX_LOAD_ROUNDS = 4  # load rounds while some worker has not reached num_steps (prefill batches arrivals)
+ROUND_GRACE_S = 2.0  # after a round, how long traces of workers that stopped by themselves may take
 
 
 @dataclass
@@ -173,12 +176,12 @@ def profile_request(profiling, target: ProfileTarget) -> dict:
 
 
 def profiling_num_prompts(profiling) -> int:
-    """Requests in the profiling load: enough for every worker to run `stop_step` forward steps.
+    """Requests in one round of the profiling load.
 
     SGLang counts forward steps since server start; a decode worker runs about one step per
     output token of the running batch (num_prompts x (osl - 1) / concurrency steps), a prefill
-    worker at least one step per arrival wave. If a worker still ran fewer steps, the trace ends
-    with the load (the agent calls stop_profile).
+    worker one step per batch of arrivals (between num_prompts / concurrency and num_prompts).
+    Rounds repeat (up to MAX_LOAD_ROUNDS) while a worker has not finished its `num_steps`.
     """
     c, steps = profiling.concurrency, profiling.stop_step
     decode_cover = math.ceil(steps * c / max(1, profiling.osl - 1))
@@ -282,7 +285,8 @@ def collect_traces(targets: list[ProfileTarget], before: dict[Path, tuple[int, f
 
 
 async def wait_for_traces(targets: list[ProfileTarget], before: dict[Path, tuple[int, float]], *,
-                          deadline_s: float, settle_s: float = SETTLE_S, poll_s: float = POLL_S) -> list[Path]:
+                          deadline_s: float, settle_s: float = SETTLE_S, poll_s: float = POLL_S,
+                          hint: str = "see the worker logs in logs/") -> list[Path]:
     """Every target has at least one new non-empty file and no file changed for `settle_s`."""
     start = time.monotonic()
     last: dict[Path, int] | None = None
@@ -299,7 +303,7 @@ async def wait_for_traces(targets: list[ProfileTarget], before: dict[Path, tuple
                 raise ProfilingError(
                     f"profiling produced no trace after {deadline_s:.0f} s for {len(missing)} of "
                     f"{_count(targets)}: " + "; ".join(missing)
-                    + " (check the worker logs; raise profiling.trace_timeout_s if traces are slow to write)")
+                    + f" ({hint})")
             return sorted(files)  # present but still growing at the deadline: report what is there
         await anyio.sleep(poll_s)
 
@@ -418,17 +422,31 @@ async def run_profiling(ctx, plan: Plan) -> list[str]:
                  workers={t.worker: t.output_dir for t in targets})
     stopped = False
     try:
-        out = run_dir / LOAD_RESULT
-        out.parent.mkdir(parents=True, exist_ok=True)
-        cmd = profiling_loadgen_command(plan, profiling, out, tokenizer=tokenizer_dir(ctx.resolved.model_path))
+        tokenizer = tokenizer_dir(ctx.resolved.model_path)
         n = profiling_num_prompts(profiling)
-        status.update(message=f"profiling ({profiling.type}): {n} requests isl={profiling.isl} osl={profiling.osl} "
-                              f"concurrency={profiling.concurrency} through {plan.endpoint.url}")
-        rc = await run_loadgen(cmd, run_dir / PROFILING_LOG)
-        result = check_load_result(out, rc)
-        status.event("profiling_load_done", completed=result.get("completed"), failed=result.get("failed"),
-                     output_tokens=result.get("total_output_tokens"), duration=result.get("duration"),
-                     file=LOAD_RESULT)
+        # nsys writes its report a while after the capture range ends, so "no report yet" says nothing
+        # about the steps: one round there (stop_profile ends a range the load did not fill)
+        rounds = MAX_LOAD_ROUNDS if profiling.type == "torch" else 1
+        for round_no in range(1, rounds + 1):
+            rel = LOAD_RESULT if round_no == 1 else LOAD_RESULT.replace(".json", f"_{round_no}.json")
+            out = run_dir / rel
+            out.parent.mkdir(parents=True, exist_ok=True)
+            cmd = profiling_loadgen_command(plan, profiling, out, tokenizer=tokenizer)
+            status.update(message=f"profiling ({profiling.type}): load round {round_no}: {n} requests "
+                                  f"isl={profiling.isl} osl={profiling.osl} concurrency={profiling.concurrency} "
+                                  f"through {plan.endpoint.url}")
+            rc = await run_loadgen(cmd, run_dir / PROFILING_LOG)
+            result = check_load_result(out, rc)
+            status.event("profiling_load_done", round=round_no, completed=result.get("completed"),
+                         failed=result.get("failed"), output_tokens=result.get("total_output_tokens"),
+                         duration=result.get("duration"), file=rel)
+            if round_no == rounds:
+                break
+            missing = await _still_missing(targets, before, ROUND_GRACE_S)
+            if not missing:
+                break
+            status.event("profiling_load_again", waiting_for=missing,
+                         note="a worker has not run num_steps steps yet; sending another round")
         problems = await stop_profiles(targets)
         stopped = True
         if problems:
@@ -440,11 +458,25 @@ async def run_profiling(ctx, plan: Plan) -> list[str]:
                 await stop_profiles(targets)
 
     status.update(message=f"profiling ({profiling.type}): waiting for trace files")
-    paths = await wait_for_traces(targets, before, deadline_s=deadline_s)
+    hint = "see the worker logs in logs/"
+    if hasattr(profiling, "trace_timeout_s"):
+        hint += "; raise profiling.trace_timeout_s if traces are slow to write"
+    paths = await wait_for_traces(targets, before, deadline_s=deadline_s, hint=hint)
     files = [_relative(p, run_dir) for p in paths]
     status.event("profiling_traces", files=files)
     status.update(message=f"profiling ({profiling.type}): {len(files)} trace file(s) in profiles/")
     return files
+
+
+async def _still_missing(targets: list[ProfileTarget], before: dict[Path, tuple[int, float]],
+                         grace_s: float) -> list[str]:
+    """Targets without a trace yet, after giving self-stopped workers `grace_s` to write theirs."""
+    deadline = time.monotonic() + grace_s
+    while True:
+        _files, missing = collect_traces(targets, before)
+        if not missing or time.monotonic() >= deadline:
+            return missing
+        await anyio.sleep(min(POLL_S, 0.2))
 
 
 def _relative(path: Path, run_dir: Path) -> str:

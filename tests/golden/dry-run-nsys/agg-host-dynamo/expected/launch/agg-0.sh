@@ -17,6 +17,7 @@ export DYN_TCP_RESPONSE_STREAM_HOST=node0
 export DYN_TCP_RPC_HOST=node0
 export ETCD_ENDPOINTS=http://node0:10002
 export NATS_SERVER=nats://node0:10000
+echo "[srt] node=${SLURMD_NODENAME:-?} CUDA_VISIBLE_DEVICES=${CUDA_VISIBLE_DEVICES:-}"
 if ! /usr/bin/python3 -c 'import importlib.metadata as m, sys; sys.exit(m.version("ai-dynamo") != sys.argv[1])' 0.7.0 2>/dev/null; then
   cache=/srv/srt-slurm/.cache/ai-dynamo-0.7.0
   if [ ! -f "$cache/.complete" ]; then
