@@ -28,7 +28,8 @@ from srt_agent.sim.config import is_loopback_host  # noqa: F401  (re-exported)
 log = logging.getLogger("srt_agent.sim")
 
 PATH = "/sim/kv"
-DONE_ROOM_TTL_S = 600.0
+DONE_ROOM_TTL_S = 120.0  # rooms whose decode never asked are forgotten after this
+SWEEP_EVERY_S = 30.0
 
 
 class RoomBoard:
@@ -37,7 +38,7 @@ class RoomBoard:
     def __init__(self) -> None:
         self.done: dict[str, float] = {}
         self.waiters: dict[str, web.WebSocketResponse] = {}
-        self._sweep_at = time.monotonic() + DONE_ROOM_TTL_S
+        self._sweep_at = time.monotonic() + SWEEP_EVERY_S
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -78,7 +79,7 @@ class RoomBoard:
             if not ws.closed:
                 asyncio.get_running_loop().create_task(_send(ws, "d " + " ".join(ready)))
         if now > self._sweep_at:
-            self._sweep_at = now + DONE_ROOM_TTL_S
+            self._sweep_at = now + SWEEP_EVERY_S
             self.done = {r: t for r, t in self.done.items() if now - t < DONE_ROOM_TTL_S}
 
 

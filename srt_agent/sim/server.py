@@ -504,6 +504,7 @@ class SimServer:
             ("sglang:num_running_reqs", "gauge", sched.num_running),
             ("sglang:num_queue_reqs", "gauge", sched.num_waiting),
             ("srt_sim:forward_passes_total", "counter", s.forward_passes),
+            ("srt_sim:aborted_requests_total", "counter", s.aborted),
             ("srt_sim:late_passes_total", "counter", s.late_passes),
             ("srt_sim:lateness_seconds_total", "counter", round(s.lateness_sum_s, 6)),
             ("srt_sim:lateness_seconds_max", "gauge", round(s.lateness_max_s, 6)),

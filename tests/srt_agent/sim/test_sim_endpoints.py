@@ -254,5 +254,6 @@ def test_client_disconnect_frees_the_slot(start_sim):
     while gauge("sglang:num_running_reqs") and time.monotonic() < deadline:
         time.sleep(0.05)
     assert gauge("sglang:num_running_reqs") == 0
+    assert gauge("srt_sim:aborted_requests_total") == 3
     assert client.post("/v1/completions", json={"prompt": "x", "max_tokens": 2}).status_code == 200
     assert "Traceback" not in sim.log
