@@ -124,14 +124,11 @@ def _worker_sees_logs(proc: ProcessSpec, run_dir: Path) -> str:
 def nsys_output(proc: ProcessSpec) -> str | None:
     """The `-o` of an `nsys profile ...` wrapped command, or None if the command is not wrapped."""
     cmd = proc.command
-    if len(cmd) < 2 or cmd[1] != "profile" or "nsys" not in Path(cmd[0]).name:
+    if len(cmd) < 4 or cmd[1] != "profile":  # `NSYS profile [options] -o FILE command...`
         return None
-    for i, arg in enumerate(cmd[:-1]):
+    for i, arg in enumerate(cmd[2:-1], start=2):
         if arg in ("-o", "--output"):
             return cmd[i + 1]
-        if arg == "--":
-            break
-    for arg in cmd:
         if arg.startswith("--output="):
             return arg.split("=", 1)[1]
     return None
