@@ -9,8 +9,10 @@ $SGLANG_TORCH_PROFILER_DIR, else /tmp, one file per tensor-parallel rank:
 
 Each file is gzip'd Chrome-trace JSON (openable in Perfetto / chrome://tracing): one complete
 ("X") event per forward pass (prefill or decode, with batch size and tokens), plus an `srt_sim`
-object naming node, role, rank, activities and the per-pass list. With activities
-["CUDA_PROFILER"] only (the nsys trigger in SGLang) no torch trace is written, as in SGLang.
+object naming node, role, rank, activities and the per-pass list. As in SGLang, trace files are
+written for the "CPU"/"GPU" activities (default both), "MEM" adds one
+`{time}-TP-{rank}-memory.pickle` per rank, and "CUDA_PROFILER" alone (SGLang's nsys trigger)
+writes no file, only the start/stop log lines.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import gzip
 import json
 import logging
 import os
+import pickle
 import time
 from pathlib import Path
 
@@ -90,17 +93,35 @@ class Profiler:
         self.active = False
         self._stopping = False
         passes, self.passes = self.passes, []
-        if self.activities == ["CUDA_PROFILER"]:
-            log.info("Stop profiling (CUDA profiler range, %d passes).", len(passes))
-            return []
+        log.info("Stop profiling... (%d forward passes recorded)", len(passes))
         paths = await asyncio.get_running_loop().run_in_executor(None, self._write, passes)
         self.written.extend(paths)
+        if "CUDA_PROFILER" in self.activities:
+            log.info("CUDA profiler range ended (cudaProfilerStop).")
         log.info("Profiling done. Traces are saved to: %s (%d files)", self.output_dir, len(paths))
         return paths
 
     def _write(self, passes: list[tuple[int, str, float, float, int, int]]) -> list[Path]:
         out = Path(self.output_dir)
         out.mkdir(parents=True, exist_ok=True)
+        paths = []
+        if {"CPU", "GPU"} & set(self.activities):
+            paths += self._write_traces(out, passes)
+        if "MEM" in self.activities:
+            paths += self._write_memory_snapshots(out)
+        return paths
+
+    def _write_memory_snapshots(self, out: Path) -> list[Path]:
+        paths = []
+        for rank in range(self.config.tp_size):
+            path = out / f"{time.time()}-TP-{rank}-memory.pickle"
+            snapshot = {"simulated": True, "node": self.node, "role": self.config.role, "tp_rank": rank,
+                        "segments": [], "device_traces": []}
+            _write_atomic(path, pickle.dumps(snapshot))
+            paths.append(path)
+        return paths
+
+    def _write_traces(self, out: Path, passes: list[tuple[int, str, float, float, int, int]]) -> list[Path]:
         cfg = self.config
         per_node = max(1, cfg.tp_size // cfg.nnodes)
         steps = [{"forward_ct": ct, "kind": kind, "start_s": round(t0 - self._t0, 6),
@@ -133,9 +154,12 @@ class Profiler:
                 },
             }
             path = out / f"{self.profile_id}-TP-{rank}.trace.json.gz"
-            tmp = path.with_name("." + path.name + ".tmp")
-            with gzip.open(tmp, "wt", encoding="utf-8") as fh:
-                json.dump(trace, fh, separators=(",", ":"))
-            os.replace(tmp, path)
+            _write_atomic(path, gzip.compress(json.dumps(trace, separators=(",", ":")).encode()))
             paths.append(path)
         return paths
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name("." + path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)

@@ -84,4 +84,14 @@ def test_cuda_profiler_activity_writes_no_torch_trace(start_sim, tmp_path):
     keep_busy(sim.url, 0.1).join()
     assert client.post("/stop_profile").status_code == 200
     assert not out.exists() or not list(out.iterdir())
-    assert "Stop profiling (CUDA profiler range" in sim.log
+    assert "CUDA profiler range ended" in sim.log
+
+
+def test_mem_activity_writes_memory_snapshots(start_sim, tmp_path):
+    sim = start_sim("--tp-size", "2", *FAST)
+    out = tmp_path / "mem"
+    client = httpx.Client(base_url=sim.url)
+    assert client.post("/start_profile", json={"output_dir": str(out), "activities": ["MEM"]}).status_code == 200
+    assert client.post("/stop_profile").status_code == 200
+    names = sorted(re.sub(r"^[\d.]+", "T", p.name) for p in out.iterdir())
+    assert names == ["T-TP-0-memory.pickle", "T-TP-1-memory.pickle"]
