@@ -393,3 +393,27 @@ def test_plan_json_round_trip(seed):
     data = json.loads(text)
     assert data["schema_version"] == 1 and data["endpoint"]["kind"] == "nginx"
     assert re.fullmatch(r"http://10\.1\.0\.1:\d+", back.endpoint.url)
+
+
+def test_flags_reach_the_worker_command_as_separate_arguments():
+    r = agg(1, 1, backend="  sglang_config:\n    aggregated:\n      cuda_graph_bs: [1, 2, 4]\n"
+                          "      disable-radix-cache: false\n      enable-torch-compile: true\n"
+                          "      json-model-override-args: {\"a\": 1}\n      chat-template: \"a b; $(x)\"\n")
+    cmd = plan_of(r).process("agg-0").command
+    tail = cmd[cmd.index("--tp-size") + 2:]
+    assert tail == ["--cuda-graph-bs", "1", "2", "4", "--enable-torch-compile",
+                    "--json-model-override-args", '{"a":1}', "--chat-template", "a b; $(x)"]
+
+
+def test_hostile_mount_paths_stay_whole():
+    from srt_agent.srun import srun_command
+
+    mounts = ["/data/with space:/in container", "/q/it's \"quoted\"/$(x):/m:ro", "/ünï/`y`;z:/u"]
+    r = load_job_text(f"name: t\nmodel:\n  path: deepseek-r1\n  container: latest\nextra_mount: {json.dumps(mounts)}\n"
+                      "resources:\n  agg_nodes: 1\n  agg_workers: 1\n", CLUSTER)
+    plan = plan_of(r)
+    assert plan.container_mounts[-3:] == mounts
+    argv = srun_command(["true"], nodes=["n"], job_name="j", container_image=plan.container_image,
+                        container_mounts=plan.container_mounts)
+    (arg,) = [a for a in argv if a.startswith("--container-mounts=")]
+    assert arg[len("--container-mounts="):].split(",") == plan.container_mounts
