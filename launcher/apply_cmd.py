@@ -43,11 +43,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"Started local job {job_id}")
         print(f"Logs: {display(run_dir)}/")
         sys.stdout.flush()
-        return run_local_agent(run_dir, job_id)
+        return run_local_agent(run_dir, job_id, extra_env=prep.secret_environment())
     staging = logs / f".pending-{prep.timestamp}-{secrets.token_hex(3)}"
     write_files(staging, prep.files)
     try:
-        job_id = sbatch.submit(staging / "job.sbatch", cluster_file=prep.cluster.source)
+        job_id = sbatch.submit(staging / "job.sbatch", cluster_file=prep.cluster.source,
+                               env=prep.secret_environment())
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -70,10 +71,10 @@ def _json(data: dict) -> str:
     return json.dumps(data, indent=2) + "\n"
 
 
-def run_local_agent(run_dir: Path, job_id: str, force: bool = False) -> int:
+def run_local_agent(run_dir: Path, job_id: str, force: bool = False, extra_env: dict[str, str] | None = None) -> int:
     """Run the agent here in the foreground; SIGTERM/SIGINT/SIGHUP are passed on and waited for,
     so srtctl never exits before the agent has torn everything down."""
-    env = {**os.environ, "SRT_EXECUTOR": "local", "SRT_JOB_ID": job_id}
+    env = {**os.environ, **(extra_env or {}), "SRT_EXECUTOR": "local", "SRT_JOB_ID": job_id}
     if force:
         env["SRT_FORCE_RESUME"] = "1"
     proc = subprocess.Popen([sys.executable, "-m", "srt_agent", str(run_dir)], env=env)
@@ -90,6 +91,25 @@ def run_local_agent(run_dir: Path, job_id: str, force: bool = False) -> int:
             signal.signal(s, handler)
 
 
+def _secrets_from_original(run_dir: Path) -> dict[str, str]:
+    """Secret environment values are not stored in the run directory: take them from the job file
+    the run was submitted from, if it is still there (the agent says which are missing if not)."""
+    import json
+
+    from srt_agent.secrets import SECRETS_ENV_VAR, split_job_secrets
+    from srt_agent.yaml_source import load_yaml
+
+    job_file = Path(json.loads((run_dir / "resolved.json").read_text())["job_file"])
+    if not job_file.is_file():
+        return {}
+    try:
+        data = load_yaml(job_file).data or {}
+    except Exception:
+        return {}
+    _, secrets = split_job_secrets(data)
+    return {SECRETS_ENV_VAR: json.dumps(secrets)} if secrets else {}
+
+
 def _resume(args: argparse.Namespace) -> int:
     import json
 
@@ -99,11 +119,12 @@ def _resume(args: argparse.Namespace) -> int:
         raise ConfigError("not a run directory (no metadata.json)", file=str(run_dir), key="--resume",
                           hint="pass a directory printed by `srtctl apply` (Logs: ...)")
     meta = json.loads(meta_path.read_text())
+    secret_env = _secrets_from_original(run_dir)
     if meta.get("executor") == "local" or args.local:
         print(f"Resuming local job {meta['job_id']}")
         print(f"Logs: {display(run_dir)}/")
         sys.stdout.flush()
-        return run_local_agent(run_dir, str(meta["job_id"]), force=args.force)
+        return run_local_agent(run_dir, str(meta["job_id"]), force=args.force, extra_env=secret_env)
     from srt_agent.resolved import ResolvedJob
 
     from .prepare import Prepared, placeholder_nodes  # noqa: F401
@@ -115,7 +136,7 @@ def _resume(args: argparse.Namespace) -> int:
     script = run_dir / "job.resume.sbatch"
     write_files(run_dir, {"job.resume.sbatch": render_sbatch(prep, fixed_run_dir=str(run_dir))})
     extra = ["--export=ALL,SRT_FORCE_RESUME=1"] if args.force else []
-    job_id = sbatch.submit(script, cluster_file=resolved.cluster.source, hold=False, extra=extra)
+    job_id = sbatch.submit(script, cluster_file=resolved.cluster.source, hold=False, extra=extra, env=secret_env)
     print(f"Submitted batch job {job_id}")
     print(f"Logs: {display(run_dir)}/")
     return 0

@@ -32,6 +32,15 @@ class Prepared:
     tags: list[str]
     plan: Plan
     files: dict[str, str] = field(default_factory=dict)  # file name -> content
+    secrets: dict[str, dict[str, str]] = field(default_factory=dict)  # kept out of every file
+
+    def secret_environment(self) -> dict[str, str]:
+        """Environment for sbatch / the local agent that carries the secret values."""
+        import json as _json
+
+        from srt_agent.secrets import SECRETS_ENV_VAR
+
+        return {SECRETS_ENV_VAR: _json.dumps(self.secrets)} if self.secrets else {}
 
     @property
     def run_dir_placeholder(self) -> str:
@@ -101,8 +110,13 @@ def prepare(job_file: str | Path, *, setup_script: str | None = None, tags: str 
         setup_script=script))
     prep = Prepared(resolved=resolved, cluster=cluster, job_path=Path(job_file), timestamp=ts, run_suffix=suffix,
                     setup_script=script, tags=tag_list, plan=plan)
-    prep.files["job.yaml"] = Path(job_file).read_text()
-    prep.files["resolved.json"] = json.dumps(resolved.to_json(), indent=2) + "\n"
+    from srt_agent.secrets import redact_text, split_job_secrets
+
+    data = resolved.to_json()
+    data["job"], prep.secrets = split_job_secrets(data["job"])
+    secret_values = [v for section in prep.secrets.values() for v in section.values()]
+    prep.files["job.yaml"] = redact_text(Path(job_file).read_text(), secret_values)
+    prep.files["resolved.json"] = json.dumps(data, indent=2) + "\n"
     prep.files["job.sbatch"] = render_sbatch(prep)
     return prep
 

@@ -26,10 +26,14 @@ def explain(stderr: str, cluster_file: str | None) -> str:
     return f"sbatch refused the job: {text or '(no message)'}"
 
 
-def submit(script: Path, *, cluster_file: str | None, hold: bool = True, extra: list[str] | None = None) -> str:
+def submit(script: Path, *, cluster_file: str | None, hold: bool = True, extra: list[str] | None = None,
+           env: dict[str, str] | None = None) -> str:
+    """sbatch the script; `env` is added to the environment sbatch exports to the job."""
+    import os
+
     cmd = ["sbatch", "--parsable", *(["--hold"] if hold else []), *(extra or []), str(script)]
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})})
     except FileNotFoundError:
         raise SubmitError("sbatch not found on PATH",) from None
     if proc.returncode != 0:

@@ -84,8 +84,16 @@ class ResolvedJob:
                    layouts=_layouts(job, r["gpus_per_node"]))
 
     @classmethod
-    def read(cls, path: str | Path) -> "ResolvedJob":
-        return cls.from_json(json.loads(Path(path).read_text()))
+    def read(cls, path: str | Path, secrets: dict[str, dict[str, str]] | None = None) -> "ResolvedJob":
+        """Read resolved.json, putting back secret environment values (kept out of the file)."""
+        from .secrets import merge_job_secrets
+
+        data = json.loads(Path(path).read_text())
+        missing = merge_job_secrets(data["job"], secrets or {})
+        if missing:
+            raise ConfigError(f"secret value(s) not available to the agent: {', '.join(missing)}",
+                              file=str(path), hint="resume from a shell where the original job file still exists")
+        return cls.from_json(data)
 
 
 def _layouts(job: JobConfig, gpus_per_node: int) -> dict[str, RoleLayout]:

@@ -27,3 +27,41 @@ def redact_text(text: str, secrets: list[str]) -> str:
     for s in sorted((s for s in secrets if s and len(s) >= 4), key=len, reverse=True):
         text = text.replace(s, REDACTED)
     return text
+
+
+ENV_SECTIONS = ("prefill_environment", "decode_environment", "aggregated_environment")
+SECRETS_ENV_VAR = "SRT_SECRET_ENV"
+
+
+def split_job_secrets(job_json: dict) -> tuple[dict, dict[str, dict[str, str]]]:
+    """(job JSON with secret environment values replaced by ***, the secret values by section).
+
+    Files in the run directory keep the redacted form; the values travel to the agent in the
+    SRT_SECRET_ENV environment variable (sbatch exports the submitting environment)."""
+    import copy
+
+    redacted = copy.deepcopy(job_json)
+    secrets: dict[str, dict[str, str]] = {}
+    backend = redacted.get("backend") or {}
+    for section in ENV_SECTIONS:
+        env = backend.get(section) or {}
+        for name, value in env.items():
+            if is_secret_name(name) and value:
+                secrets.setdefault(section, {})[name] = value
+                env[name] = REDACTED
+    return redacted, secrets
+
+
+def merge_job_secrets(job_json: dict, secrets: dict[str, dict[str, str]]) -> list[str]:
+    """Put secret values back into a redacted job JSON; returns the names still missing."""
+    missing = []
+    backend = job_json.get("backend") or {}
+    for section in ENV_SECTIONS:
+        env = backend.get(section) or {}
+        for name, value in env.items():
+            if value == REDACTED and is_secret_name(name):
+                if name in secrets.get(section, {}):
+                    env[name] = secrets[section][name]
+                else:
+                    missing.append(f"backend.{section}.{name}")
+    return missing

@@ -137,7 +137,10 @@ async def run_agent(run_dir: Path, launcher: Launcher | None = None) -> int:
     status = ctx.status
     force = os.environ.get("SRT_FORCE_RESUME") == "1"
     try:
-        ledger = Ledger(run_dir / "ledger.json", fingerprint(ctx.resolved.job.model_dump(mode="json")), force=force)
+        from ..secrets import split_job_secrets
+
+        job_json, _ = split_job_secrets(ctx.resolved.job.model_dump(mode="json"))
+        ledger = Ledger(run_dir / "ledger.json", fingerprint(job_json), force=force)
     except SrtError as exc:
         status.fail(str(exc))
         print(f"[srt-agent] error: {exc}", file=sys.stderr, flush=True)
@@ -215,4 +218,8 @@ def main(argv: list[str]) -> int:
     if not (run_dir / "resolved.json").is_file():
         print(f"error: {run_dir} is not a run directory (no resolved.json)", file=sys.stderr)
         return 2
-    return anyio.run(run_agent, run_dir)
+    try:
+        return anyio.run(run_agent, run_dir)
+    except SrtError as exc:  # before status.json exists (e.g. unreadable run directory)
+        print(f"[srt-agent] error: {exc}", file=sys.stderr, flush=True)
+        return exc.exit_code

@@ -51,8 +51,17 @@ def choose_launcher(resolved: ResolvedJob, job_id: str) -> Launcher:
                         address_mode=resolved.cluster.node_addresses)
 
 
+def take_secrets() -> dict[str, dict[str, str]]:
+    """Secret environment values from srtctl (never written to the run directory); removed from
+    os.environ so that processes only get the ones their role needs."""
+    from ..secrets import SECRETS_ENV_VAR
+
+    raw = os.environ.pop(SECRETS_ENV_VAR, "")
+    return json.loads(raw) if raw else {}
+
+
 def load_context(run_dir: Path, launcher: Launcher | None = None) -> RunContext:
-    resolved = ResolvedJob.read(run_dir / "resolved.json")
+    resolved = ResolvedJob.read(run_dir / "resolved.json", take_secrets())
     metadata = json.loads((run_dir / "metadata.json").read_text())
     job_id = os.environ.get("SLURM_JOB_ID") or os.environ.get("SRT_JOB_ID") or str(metadata["job_id"])
     metadata["job_id"] = job_id

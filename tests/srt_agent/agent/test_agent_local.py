@@ -198,3 +198,26 @@ def test_sigusr1_early_warning_stops_at_a_safe_point(local_run):
         assert any(e["event"] == "signal" and "SIGUSR1" in e["signal"] for e in events)
     finally:
         stop_agent(proc)
+
+
+def test_secrets_reach_the_worker_but_no_file_of_the_run(local_run):
+    secret = "hf_Zq9SuperSecretTokenValue"
+    job = local_run.job_file(extra={"backend": {"decode_environment": {"HF_TOKEN": secret, "PLAIN_SETTING": "x1"}}})
+    dry = local_run.srtctl("dry-run", "-f", str(job), "--local")
+    assert dry.returncode == 0, dry.stderr
+    assert secret not in dry.stdout + dry.stderr
+    proc = local_run.start(job)
+    try:
+        status = local_run.wait_status(lambda s: s["state"] == "ready")
+        decode = next(c for c in status["components"] if c["name"] == "decode-0")
+        environ = open(f"/proc/{decode['pid']}/environ", "rb").read().split(b"\0")
+        assert f"HF_TOKEN={secret}".encode() in environ and b"PLAIN_SETTING=x1" in environ
+    finally:
+        stop_agent(proc)
+    leaked = []
+    for root in (local_run.workdir / "logs", local_run.workdir / "dry-runs"):
+        for path in root.rglob("*"):
+            # job.yaml is the user's own file, kept as submitted
+            if path.is_file() and path.name != "job.yaml" and secret.encode() in path.read_bytes():
+                leaked.append(str(path))
+    assert not leaked
