@@ -48,6 +48,7 @@ class ProcessSpec(BaseModel):
     critical: bool = True
     setup_script: bool = False
     dynamo_version: str | None = None
+    python: str | None = Field(None, description="the interpreter the command runs on (nsys may wrap it)")
 
     @property
     def log(self) -> str:
@@ -223,7 +224,7 @@ def _build(r: ResolvedJob, inp: PlanInputs, ports, port_base: int) -> Plan:
                 k = w % lay.workers_per_node
                 gpus = list(range(k * lay.gpus_per_worker, (k + 1) * lay.gpus_per_worker))
             leader = w_nodes[0]
-            http_port = ports.take(leader.address)
+            http_port = ports.take(leader.address) if engine == "sim" or use_router else None
             bootstrap = ports.take(leader.address) if role == "prefill" else None
             dist_port = ports.take(leader.address) if len(w_nodes) > 1 else None
             names = []
@@ -247,13 +248,13 @@ def _build(r: ResolvedJob, inp: PlanInputs, ports, port_base: int) -> Plan:
                     name=name, kind="worker", node=node.name, address=node.address, role=role, worker=w,
                     node_rank=rank, command=cmd, env=env, container=in_container, gpus=gpus,
                     port=health_port if rank == 0 else None, health_path=health_path if rank == 0 else None,
-                    setup_script=inp.setup_script is not None,
+                    setup_script=inp.setup_script is not None, python=worker_python,
                     dynamo_version=backend.dynamo_version if (needs_dynamo and engine == "sglang") else None))
                 names.append(name)
                 roles_by_node[node.name].append(role)
             workers.append(WorkerSpec(
                 role=role, index=w, nodes=[n.name for n in w_nodes], leader=leader.name,
-                leader_address=leader.address, gpus=gpus, http_port=http_port if engine != "dynamo-mocker" else None,
+                leader_address=leader.address, gpus=gpus, http_port=http_port,
                 bootstrap_port=bootstrap, dist_init_port=dist_port, tp=sizes["tp"], dp=sizes["dp"], ep=sizes["ep"],
                 processes=names))
 
@@ -282,7 +283,7 @@ def _build(r: ResolvedJob, inp: PlanInputs, ports, port_base: int) -> Plan:
             processes.append(ProcessSpec(
                 name=f"frontend-{i}", kind="frontend", node=node.name, address=node.address, port=port,
                 health_path="/health", container=in_container and engine != "dynamo-mocker",
-                command=frontend_command(frontend_python, node.address, port),
+                command=frontend_command(frontend_python, node.address, port), python=frontend_python,
                 env={**_dynamo_env(nats_url, etcd_url, node.address, None),
                      **({"HF_HUB_OFFLINE": "1"} if engine == "dynamo-mocker" else {})},
                 dynamo_version=backend.dynamo_version if engine == "sglang" else None))

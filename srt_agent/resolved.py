@@ -185,6 +185,10 @@ def resolve_job(doc: YamlDocument, cluster: ClusterConfig) -> ResolvedJob:
             f"profiling ({job.profiling.type}) and benchmarking ({job.benchmark.type}) are mutually exclusive",
             file=doc.path, line=doc.line_of(("benchmark", "type")) or doc.line_of(("profiling",)),
             key="benchmark.type", value=job.benchmark.type, hint='set benchmark.type: "manual" when profiling'))
+    if job.profiling.type != "none" and job.backend.engine == "dynamo-mocker":
+        errors.append(ConfigError("Dynamo's mocker has no profiler", file=doc.path,
+                                  line=doc.line_of(("profiling", "type")), key="profiling.type",
+                                  value=job.profiling.type, hint="profile with engine sglang, or sim for a dry run"))
     if job.backend.use_sglang_router and job.backend.engine == "dynamo-mocker":
         errors.append(ConfigError("the dynamo-mocker engine only runs behind Dynamo frontends", file=doc.path,
                                   line=doc.line_of(("backend", "use_sglang_router")), key="backend.use_sglang_router",

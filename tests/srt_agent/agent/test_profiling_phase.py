@@ -507,11 +507,7 @@ GOLDEN_CASES = {
 }
 # (case, file) -> bug: the golden file holds the correct output; the test xfails until the bug is fixed,
 # and fails once the output matches (then delete the entry)
-KNOWN_BUGS = {
-    ("agg-host-dynamo", "launch/agg-0.sh"):
-        "launch_script.render_launch_script takes the Dynamo install check's python from command[0], "
-        "which is the nsys binary once the plan wraps the worker",
-}
+KNOWN_BUGS: dict[tuple[str, str], str] = {}
 
 
 def normalise(text: str) -> str:
