@@ -25,7 +25,6 @@ import asyncio
 import json
 import os
 import re
-import subprocess
 import sys
 import time
 import urllib.request
@@ -34,8 +33,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 
-from loadgen_capacity import (SSE_HEAD, HttpServerProtocol, run_naive, serve, server_process,  # noqa: E402
-                              tail_events, token_event, wait_port)
+from loadgen_capacity import SSE_HEAD, HttpServerProtocol, run_naive, server_process, tail_events, token_event
 
 PROMPT = re.compile(rb'"prompt":\[(\d+),(\d+),(\d+),(\d+)')
 WARMUP_BASE = 1 << 40
@@ -179,9 +177,9 @@ def main() -> None:
             n = max(1, int(conc * args.requests_per_slot))
             cfg = LoadConfig(url=url, model="m", isl=args.isl, osl=args.osl, concurrency=conc, num_prompts=n,
                              warmup_multiplier=1.0, processes=args.processes)
-            clients = [("srt-loadgen", lambda: run_point(cfg))]
+            clients = [("srt-loadgen", lambda cfg=cfg: run_point(cfg))]
             if conc in naive_at:
-                clients.append(("naive", lambda: run_naive(url, args.isl, args.osl, conc, n)))
+                clients.append(("naive", lambda url=url, conc=conc, n=n: run_naive(url, args.isl, args.osl, conc, n)))
             for name, run in clients:
                 if args.server == "builtin":
                     http_json(url + "/reset", "POST")

@@ -12,5 +12,12 @@ from .records import ItlHistogram, RequestRecord
 from .runner import LoadConfig, run_point, write_result
 from .validity import check_point
 
-__all__ = ["LoadConfig", "run_point", "write_result", "check_point", "summarize", "RequestRecord",
-           "ItlHistogram"]
+__all__ = [
+           "ItlHistogram",
+           "LoadConfig",
+           "RequestRecord",
+           "check_point",
+           "run_point",
+           "summarize",
+           "write_result",
+]

@@ -78,10 +78,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def format_summary(r: dict) -> str:
     lines = [
-        f"concurrency {r['max_concurrency']}  rate {r['request_rate']}  completed {r['completed']}  "
-        f"failed {r['failed']}  duration {r['duration']:.2f} s",
-        f"throughput: {r['request_throughput']:.2f} req/s  {r['output_throughput']:.1f} out tok/s  "
-        f"{r['total_token_throughput']:.1f} total tok/s",
+        (f"concurrency {r['max_concurrency']}  rate {r['request_rate']}  completed {r['completed']}  "
+         f"failed {r['failed']}  duration {r['duration']:.2f} s"),
+        (f"throughput: {r['request_throughput']:.2f} req/s  {r['output_throughput']:.1f} out tok/s  "
+         f"{r['total_token_throughput']:.1f} total tok/s"),
     ]
     for m in ("ttft", "tpot", "itl", "e2el"):
         lines.append(f"{m.upper():5s} ms: mean {r[f'mean_{m}_ms']:.2f}  median {r[f'median_{m}_ms']:.2f}  "

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from .records import ItlHistogram, RequestRecord
 
@@ -52,7 +52,7 @@ def _hist_stats_ms(prefix: str, hist: ItlHistogram) -> dict[str, float]:
     return out
 
 
-def _per(numerator: float, denominator: float | int | None) -> float | None:
+def _per(numerator: float, denominator: float | None) -> float | None:
     if not denominator:
         return None
     return numerator / denominator

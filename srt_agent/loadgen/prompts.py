@@ -60,7 +60,7 @@ class Workload:
             inner = prefix
         return b"[" + inner + b"]" if self.kind == "ids" else b'"' + inner + b'"'
 
-    def subset(self, indices: list[int]) -> "Workload":
+    def subset(self, indices: list[int]) -> Workload:
         return Workload(self.kind, self.bodies, {g: self.prefixes[g] for g in indices},
                         {g: self.input_lens[g] for g in indices}, {g: self.output_lens[g] for g in indices})
 

@@ -40,7 +40,7 @@ def split_url(url: str, endpoint: str) -> tuple[str, int, str]:
 class EventStream:
     """Parses the SSE body of one response into the request's record."""
 
-    __slots__ = ("rec", "buf", "done", "error", "times", "saw_event", "crlf")
+    __slots__ = ("buf", "crlf", "done", "error", "rec", "saw_event", "times")
 
     def __init__(self, rec: RequestRecord) -> None:
         self.rec = rec

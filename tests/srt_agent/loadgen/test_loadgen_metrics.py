@@ -32,7 +32,7 @@ def records():
 
 def test_summary_hand_computed():
     r = summarize(records(), start=START, max_concurrency=2, total_gpus=4, decode_gpus=2)
-    approx = lambda x: pytest.approx(x, rel=1e-6, abs=1e-6)  # noqa: E731
+    approx = lambda x: pytest.approx(x, rel=1e-6, abs=1e-6)
     assert r["completed"] == 3 and r["failed"] == 1
     assert r["duration"] == approx(0.5)
     assert r["total_input_tokens"] == 30 and r["total_output_tokens"] == 11

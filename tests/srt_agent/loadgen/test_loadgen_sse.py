@@ -59,7 +59,7 @@ def test_crlf_line_breaks_and_spaced_json():
 
 
 def test_chat_deltas_count_as_tokens():
-    chunk = lambda c: {"choices": [{"index": 0, "delta": {"content": c}}]}  # noqa: E731
+    chunk = lambda c: {"choices": [{"index": 0, "delta": {"content": c}}]}
     rec, _ = run([(1.0, ev(chunk(""))), (2.0, ev(chunk("hi"))), (3.0, ev(chunk(" there")))])
     assert rec.chunk_times == [2.0, 3.0]
 
