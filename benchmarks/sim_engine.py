@@ -100,10 +100,19 @@ def wait_healthy(url: str, timeout: float = 20.0) -> None:
     raise RuntimeError(f"{url} did not become healthy")
 
 
+def late_passes(port: int) -> tuple[int, float]:
+    """(late passes, max lateness in s) from the server's /metrics."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    values = {line.split("{")[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+              if line and not line.startswith("#")}
+    return int(values["srt_sim:late_passes_total"]), values["srt_sim:lateness_seconds_max"]
+
+
 def run_point(port: int, concurrency: int, osl: int, warmup: float, seconds: float, event_loop: str,
-              stream_interval: int) -> dict:
+              stream_interval: int, step_ms: float = 0.0) -> dict:
     cmd = [sys.executable, "-m", "srt_agent.sim", "--host", "127.0.0.1", "--port", str(port),
-           "--sim-prefill-tokens-per-s-per-gpu", "0", "--sim-decode-step-ms", "0",
+           "--sim-prefill-tokens-per-s-per-gpu", "0", "--sim-decode-step-ms", str(step_ms),
            "--sim-decode-step-ms-per-request", "0", "--sim-kv-transfer-ms", "0",
            "--max-running-requests", str(max(concurrency, 1)), "--stream-interval", str(stream_interval),
            "--sim-event-loop", event_loop, "--log-level", "warning"]
@@ -121,12 +130,14 @@ def run_point(port: int, concurrency: int, osl: int, warmup: float, seconds: flo
         result = queue.get(timeout=warmup + seconds + 60)
         s1, w1 = cpu_seconds(server.pid), time.perf_counter()
         client.join(10)
+        late, late_max = late_passes(port)
     finally:
         server.terminate()
         server.wait(10)
     tok_s = result["tokens"] / result["seconds"]
     server_cpu = (s1 - s0) / (w1 - w0)
     return {"concurrency": concurrency, "osl": osl, "stream_interval": stream_interval, "event_loop": event_loop,
+            "decode_step_ms": step_ms, "late_passes": late, "lateness_max_s": late_max,
             "tokens": result["tokens"], "tok_per_s": tok_s, "server_cpu": server_cpu,
             "server_us_per_token": (server_cpu * 1e6 / tok_s) if tok_s else float("nan"),
             "client_cpu": result["client_cpu_s"] / result["seconds"]}
@@ -141,16 +152,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=30900)
     parser.add_argument("--event-loop", choices=["auto", "uvloop", "asyncio"], nargs="+", default=["auto"])
     parser.add_argument("--stream-interval", type=int, default=1)
+    parser.add_argument("--decode-step-ms", type=float, default=0.0,
+                        help="0 (default) = zero-latency mode; > 0 checks that the server keeps a real schedule")
     parser.add_argument("--json", help="also write the rows to this JSON file")
     args = parser.parse_args(argv)
     rows = []
-    print(f"{'loop':>8} {'conc':>6} {'osl':>5} {'tokens/s':>10} {'server CPU':>10} {'us/token':>9} {'client CPU':>10}")
+    print(f"{'loop':>8} {'step ms':>7} {'conc':>6} {'osl':>5} {'tokens/s':>10} {'server CPU':>10} {'us/token':>9} "
+          f"{'client CPU':>10} {'late passes':>11}")
     for loop in args.event_loop:
         for c in args.concurrency:
-            row = run_point(args.port, c, args.osl, args.warmup, args.seconds, loop, args.stream_interval)
+            row = run_point(args.port, c, args.osl, args.warmup, args.seconds, loop, args.stream_interval,
+                            args.decode_step_ms)
             rows.append(row)
-            print(f"{loop:>8} {c:>6} {args.osl:>5} {row['tok_per_s']:>10.0f} {row['server_cpu']:>9.0%} "
-                  f"{row['server_us_per_token']:>9.1f} {row['client_cpu']:>9.0%}", flush=True)
+            print(f"{loop:>8} {args.decode_step_ms:>7g} {c:>6} {args.osl:>5} {row['tok_per_s']:>10.0f} "
+                  f"{row['server_cpu']:>10.0%} {row['server_us_per_token']:>9.1f} {row['client_cpu']:>10.0%} "
+                  f"{row['late_passes']:>11}", flush=True)
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(rows, fh, indent=2)

@@ -11,9 +11,12 @@ A single asyncio task runs forward passes back to back while there is work:
   token at the end of the pass.
 
 Prefill passes take priority over decode passes, as in SGLang, so a burst of arrivals stretches
-inter-token latency. Passes are scheduled on absolute deadlines so timer jitter does not
-accumulate; if the process falls more than `CATCH_UP_S` behind, the lag is recorded in
-`stats.lateness_*` (exported on /metrics) and the schedule restarts from now.
+inter-token latency. Passes follow each other back to back on absolute deadlines (a pass starts
+when the previous one ended, a prefill pass not before its requests arrived), so timer jitter and
+the CPU time spent writing the previous pass's tokens do not accumulate: like SGLang's overlap
+scheduler, that work overlaps the next pass. If writing tokens takes longer than a whole pass, or
+the process wakes up late, the pass is late: recorded in `stats.lateness_*` (exported on /metrics),
+and the schedule continues from now (no burst to catch up).
 
 Tokens are pushed synchronously to each request's `out` sink (see streams.py), so every token
 due at a pass is written to its socket in the same loop iteration, with no task switch per token.
@@ -28,7 +31,8 @@ from typing import Protocol
 
 from srt_agent.sim.config import SimConfig
 
-CATCH_UP_S = 0.005
+LATE_S = 0.002  # a pass ending later than this after its deadline counts as late
+TIMER_SLACK_S = 0.0005
 
 
 class TokenSink(Protocol):
@@ -172,21 +176,26 @@ class Scheduler:
                 prev_end = clock()
                 continue
             batch = self._admit()
+            start = prev_end
             if batch is not None and self.role != "decode":
                 tokens = sum(g.prompt_tokens for g in batch)
                 duration, kind, size = config.prefill_seconds(tokens), "prefill", len(batch)
+                start = max(start, max(g.arrival for g in batch))  # no prefill before arrival
             else:
                 tokens = size = len(self.running)
                 duration, kind = config.decode_step_seconds(size), "decode"
-            now = clock()
-            start = prev_end if now - prev_end <= CATCH_UP_S else now
             end = start + duration
-            delay = end - clock()
-            await asyncio.sleep(max(0, delay))
-            if duration > 0:  # zero-duration passes run as fast as they can: no schedule to miss
+            now = clock()
+            if end > now:
+                # epoll rounds timeouts up to whole milliseconds: aim half a millisecond early
+                await asyncio.sleep(max(0.0, end - now - TIMER_SLACK_S))
                 late = clock() - end
-                if late > 0.001:
-                    self._record_lateness(late)
+            else:  # the previous pass's token writing took longer than this whole pass
+                late = now - end
+                end = now
+                await asyncio.sleep(0)
+            if late > LATE_S and duration > 0:  # zero-duration passes have no schedule to miss
+                self._record_lateness(late)
             prev_end = end
             self.forward_ct += 1
             self.stats.forward_passes += 1
