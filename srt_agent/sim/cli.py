@@ -221,6 +221,9 @@ async def _serve(config: SimConfig) -> int:
     # sglang-router loads its tokenizer from the reported model_path: always report a local
     # directory, or the router would try to download one from the hub.
     reported_tokenizer = tokenizer_dir or _shared_tokenizer_dir(config.model_path)
+    if not local_dir(config.model_path):
+        log.info("--model-path %s is not a local directory: /server_info reports model_path=%s (a local "
+                 "tokenizer for routers)", config.model_path, reported_tokenizer)
     server = SimServer(config, vocab, tokenizer_path=reported_tokenizer,
                        reported_model_path=local_dir(config.model_path) or reported_tokenizer)
     log.info("role=%s tp=%d dp=%d ep=%d nnodes=%d max_running=%d prefill=%g tok/s/GPU "
