@@ -4,8 +4,8 @@ It takes the same command line as `python -m sglang.launch_server`: the flags th
 models are parsed for real, every other SGLang server flag (see sglang_server_args.py) is
 accepted and listed in one "ignored" log line, and unknown flags are accepted with a warning.
 A node with --node-rank > 0 is a follower of a multi-node worker: like SGLang's followers it
-serves no HTTP and just stays up until SIGTERM/SIGINT. The simulator only ever listens on
-loopback: a non-loopback --host (e.g. 0.0.0.0 from a real config) is replaced by 127.0.0.1.
+serves no HTTP and just stays up until SIGTERM/SIGINT. It listens on --host as given (default
+127.0.0.1): on a real cluster the plan passes the node's address so routers on other nodes reach it.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from srt_agent.sim import config as defaults
-from srt_agent.sim.config import SimConfig, is_loopback_host
+from srt_agent.sim.config import SimConfig
 from srt_agent.sim.sglang_server_args import SGLANG_SERVER_FLAGS
 
 log = logging.getLogger("srt_agent.sim")
@@ -143,7 +143,7 @@ def parse_config(argv: list[str] | None = None) -> tuple[SimConfig, argparse.Nam
         if dest.startswith(IGNORED_PREFIX) and values is not None:
             ignored[dest[len(IGNORED_PREFIX):]] = _ignored_value(values)
     tokenizer_dir = local_dir(ns.tokenizer_path) or local_dir(ns.model_path)
-    host = ns.host if is_loopback_host(ns.host) else LOOPBACK
+    host = ns.host
     try:
         config = SimConfig(
             model_path=ns.model_path, tokenizer_path=ns.tokenizer_path, served_model_name=ns.served_model_name,
@@ -279,8 +279,6 @@ def main(argv: list[str] | None = None) -> int:
     ignored = _describe_ignored(argv, ns)
     if ignored:
         log.info("Ignored SGLang flags (accepted, not modelled): %s", ignored)
-    if config.host != ns.host:
-        log.warning("--host %s is not a loopback address: the simulator listens on %s only", ns.host, config.host)
     if unknown:
         log.warning("Unknown flags (not SGLang server flags the simulator knows; ignored): %s", " ".join(unknown))
     if config.node_rank > 0:

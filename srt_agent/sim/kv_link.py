@@ -10,8 +10,8 @@ that coupling so time to first token includes the prefill's queueing and compute
   "w ROOM [ROOM...]" for rooms it waits for, and gets "d ROOM [ROOM...]" when their prefill
   finished; it then waits --sim-kv-transfer-ms and joins the decode batch.
 
-Only loopback bootstrap hosts are contacted (127.0.0.0/8, ::1, localhost); for any other host,
-or a request without bootstrap fields, the decode worker waits --sim-kv-transfer-ms only.
+The bootstrap host is the one the router sends (the prefill worker's address); a request without
+bootstrap fields waits --sim-kv-transfer-ms only.
 """
 
 from __future__ import annotations

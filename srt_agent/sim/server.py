@@ -33,7 +33,7 @@ from aiohttp import web
 
 from srt_agent.sim.config import SimConfig
 from srt_agent.sim.engine import Generation, Scheduler
-from srt_agent.sim.kv_link import KvLinkClient, RoomBoard, is_loopback_host
+from srt_agent.sim.kv_link import KvLinkClient, RoomBoard
 from srt_agent.sim.profiler import ProfileError, Profiler
 from srt_agent.sim.streams import (
     COLLECTOR,
@@ -220,7 +220,7 @@ class SimServer:
             host = host[0] if host else None
         if isinstance(port, list):
             port = port[0] if port else None
-        if room is not None and port and is_loopback_host(host):
+        if room is not None and port and host:
             try:
                 await self.kv.wait(str(host), int(port), str(room))
             except asyncio.TimeoutError:
@@ -230,8 +230,8 @@ class SimServer:
                 raise RequestError(f"KV bootstrap at {host}:{port} failed: {exc!r}", 500) from None
         elif room is not None and not self._warned_remote_bootstrap:
             self._warned_remote_bootstrap = True
-            log.warning("bootstrap host %r is not loopback or has no port: not contacted; decode waits "
-                        "--sim-kv-transfer-ms only", host)
+            log.warning("request has a bootstrap room but no bootstrap host/port: decode waits "
+                        "--sim-kv-transfer-ms only")
         if self.config.kv_transfer_ms:
             await asyncio.sleep(self.config.kv_transfer_ms / 1000.0)
 

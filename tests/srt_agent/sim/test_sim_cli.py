@@ -126,13 +126,29 @@ def test_ignored_flags_logged_in_one_line(start_sim):
         assert part in lines[0]
 
 
-def test_non_loopback_host_is_replaced_by_loopback(start_sim):
-    sim = start_sim("--host", "0.0.0.0")  # a real config's value; the simulator stays on loopback
-    assert "--host 0.0.0.0 is not a loopback address" in sim.log
-    listening = set()
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        local, state = line.split()[1], line.split()[3]
-        if state == "0A":  # LISTEN
-            addr, port = local.split(":")
-            listening.add((addr, int(port, 16)))
-    assert ("0100007F", sim.port) in listening and ("00000000", sim.port) not in listening
+def test_host_is_honoured(tmp_path):
+    """The simulator binds --host as given: on a real cluster that is the node's address."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.2", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "srt_agent.sim", "--host", "127.0.0.2", "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        listening: set = set()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and ("0200007F", port) not in listening:
+            for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+                local, state = line.split()[1], line.split()[3]
+                if state == "0A":  # LISTEN
+                    addr, p = local.split(":")
+                    listening.add((addr, int(p, 16)))
+            time.sleep(0.1)
+        assert ("0200007F", port) in listening and ("0100007F", port) not in listening
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

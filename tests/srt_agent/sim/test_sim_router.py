@@ -140,5 +140,5 @@ def test_pd_mode_sends_each_request_to_prefill_and_decode(start_sim, router, mod
                            timeout=30).json()
     assert generated["meta_info"]["completion_tokens"] == 4  # the decode worker's answer, not the prefill's
     assert [metric(s.url, "sglang:num_requests_total") - c for s, c in zip((prefill, decode), counts)] == [2, 2]
-    assert "is not loopback" not in decode.log
+    assert "no bootstrap host/port" not in decode.log
     assert_loopback_only(log)
