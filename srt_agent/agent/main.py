@@ -123,13 +123,14 @@ async def _finish(ctx: RunContext, ledger: Ledger) -> None:
             ctx.status.event("report_failed", error=str(exc))
     cloud = ctx.resolved.cluster.cloud
     if cloud is not None and cloud.sync_on_finish:
-        try:
-            from ..sync import sync_run
+        from ..sync import sync_on_finish
 
-            await anyio.to_thread.run_sync(lambda: sync_run(ctx.run_dir, cloud))
-            ctx.status.event("synced", bucket=cloud.bucket)
-        except Exception as exc:
-            ctx.status.event("sync_failed", error=str(exc))
+        report = await anyio.to_thread.run_sync(
+            lambda: sync_on_finish(ctx.run_dir, ctx.resolved.cluster, log=lambda m: print(f"[srt-agent] {m}")))
+        if report is not None:
+            ctx.status.event("synced", bucket=cloud.bucket, uploaded=len(report.uploaded), skipped=len(report.skipped))
+        else:
+            ctx.status.event("sync_failed", bucket=cloud.bucket)
 
 
 async def run_agent(run_dir: Path, launcher: Launcher | None = None) -> int:
@@ -184,9 +185,6 @@ async def run_agent(run_dir: Path, launcher: Launcher | None = None) -> int:
                 status.fail(f"{type(error).__name__}: {error}" if not isinstance(error, SrtError) else str(error))
         status.phase("teardown")
         await sup.stop_all()
-        if error is None:
-            with anyio.CancelScope(shield=True):
-                await _finish(ctx, ledger)
         if error is not None:
             state, code = "failed", getattr(error, "exit_code", 1) or 1
         elif stop is not None:
@@ -196,6 +194,9 @@ async def run_agent(run_dir: Path, launcher: Launcher | None = None) -> int:
             state, code = "succeeded", 0
         status.update(state=state)
         status.phase("teardown", "done", outcome=state)
+        if error is None:
+            with anyio.CancelScope(shield=True):
+                await _finish(ctx, ledger)
         tg.cancel_scope.cancel()
     if error is not None:
         print(f"[srt-agent] failed: {error}", file=sys.stderr, flush=True)

@@ -221,3 +221,60 @@ def test_secrets_reach_the_worker_but_no_file_of_the_run(local_run):
             if path.is_file() and path.name != "job.yaml" and secret.encode() in path.read_bytes():
                 leaked.append(str(path))
     assert not leaked
+
+
+def test_results_sync_to_s3_when_the_job_ends(local_run, tmp_path):
+    """cloud.sync_on_finish: the agent uploads the run directory to a real S3 server on loopback."""
+    import socket
+    import subprocess
+    import sys
+
+    import boto3
+    import httpx
+    import yaml
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    endpoint = f"http://127.0.0.1:{port}"
+    aws = {"AWS_ACCESS_KEY_ID": "testkey", "AWS_SECRET_ACCESS_KEY": "s3cr3t-Value-Never-Logged",
+           "AWS_EC2_METADATA_DISABLED": "true", "AWS_DEFAULT_REGION": "us-east-1"}
+    moto = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                            env={**os.environ, **aws}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{endpoint}/moto-api/", timeout=1, trust_env=False)
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline, "moto did not start"
+                time.sleep(0.1)
+        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testkey",
+                          aws_secret_access_key=aws["AWS_SECRET_ACCESS_KEY"])
+        s3.create_bucket(Bucket="results")
+        cfg_path = local_run.workdir / "srtslurm.yaml"
+        cfg = yaml.safe_load(cfg_path.read_text())
+        cfg["cloud"] = {"endpoint_url": endpoint, "bucket": "results", "prefix": "team/", "sync_on_finish": True}
+        cfg_path.write_text(yaml.safe_dump(cfg))
+        os.environ.update(aws)
+        try:
+            res = local_run.apply(local_run.job_file(benchmark={
+                "type": "sa-bench", "isl": 16, "osl": 4, "concurrencies": [2], "prompt_multiplier": 1,
+                "warmup_multiplier": 0}))
+        finally:
+            for k in aws:
+                os.environ.pop(k, None)
+        assert res.returncode == 0, res.stderr[-2000:]
+        run = local_run.run_dir()
+        keys = {o["Key"] for o in s3.list_objects_v2(Bucket="results").get("Contents", [])}
+        assert f"team/{run.name}/results/result_isl16_osl4_c2.json" in keys
+        remote_status = json.loads(s3.get_object(Bucket="results", Key=f"team/{run.name}/status.json")["Body"].read())
+        assert remote_status["state"] == "succeeded"
+        events = [json.loads(x) for x in (run / "events.jsonl").read_text().splitlines()]
+        assert any(e["event"] == "synced" and e["uploaded"] > 0 for e in events)
+        assert not [p for p in run.rglob("*") if p.is_file() and aws["AWS_SECRET_ACCESS_KEY"].encode() in p.read_bytes()]
+        assert aws["AWS_SECRET_ACCESS_KEY"] not in res.stdout + res.stderr
+    finally:
+        moto.terminate()
+        moto.wait(timeout=10)
