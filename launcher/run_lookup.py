@@ -253,31 +253,28 @@ def liveness(view: RunView) -> str | None:
 
 
 def local_agent_running(run_dir: Path, status: dict | None = None) -> bool:
-    """Is an agent (`python -m srt_agent RUN_DIR`) for this run alive on this machine?"""
-    pid = (status or {}).get("agent_pid")
-    if isinstance(pid, int) and (status or {}).get("agent_host") in (None, socket.gethostname()):
-        try:
-            os.kill(pid, 0)
-            return True
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
+    """Is an agent (`python -m srt_agent RUN_DIR`) for this run alive on this machine?
+
+    status.json's agent_pid is checked first, and only counts if that process is still the agent
+    of this run (pids are reused); otherwise every process's command line is scanned."""
     target = str(run_dir.resolve())
     proc = Path("/proc")
     if not proc.is_dir():
         return True  # cannot tell: assume alive
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
+
+    def is_agent(entry: Path) -> bool:
         try:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
-            continue
+            return False
         args = [a.decode(errors="replace") for a in argv if a]
-        if "srt_agent" in args and any(a.rstrip("/") == target for a in args):
+        return "srt_agent" in args and any(a.rstrip("/") == target for a in args)
+
+    pid = (status or {}).get("agent_pid")
+    if isinstance(pid, int) and (status or {}).get("agent_host") in (None, socket.gethostname()):
+        if is_agent(proc / str(pid)):
             return True
-    return False
+    return any(is_agent(entry) for entry in proc.iterdir() if entry.name.isdigit())
 
 
 # ---------------------------------------------------------------------------- results
