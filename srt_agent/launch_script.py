@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .plan import CONTAINER_CONFIGS, CONTAINER_LOGS, Plan, ProcessSpec
+from .plan import CONTAINER_CONFIGS, CONTAINER_LOGS, CONTAINER_SRTCTL, Plan, ProcessSpec
 from .secrets import split_env
 from .templating import render
 
@@ -19,6 +19,8 @@ def render_launch_script(plan: Plan, proc: ProcessSpec, *, log_dir: str, configs
     """(script text, secret environment to pass through the launcher instead of the file)."""
     plain, secret = split_env(proc.env)
     paths = process_paths(plan, proc, log_dir)
+    if proc.container:  # the checkout (and its .cache) is mounted at /srtctl inside the container
+        dynamo_cache = f"{CONTAINER_SRTCTL}/.cache"
     setup = None
     if setup_script and proc.setup_script:
         setup = f"{CONTAINER_CONFIGS if proc.container else configs_dir}/{setup_script}"

@@ -52,3 +52,12 @@ def test_installs_once_and_reuses_the_cache(tmp_path):
     for i in range(3):
         log = (tmp_path / "logs" / f"n0_decode-{i}.log").read_text()
         assert f"PYTHONPATH={tmp_path}/cache/ai-dynamo-0.7.0" in log
+
+
+def test_container_workers_use_the_cache_under_the_mounted_checkout(tmp_path):
+    proc = ProcessSpec(name="decode-0", kind="worker", node="n0", address="10.0.0.1", role="decode", worker=0,
+                       command=["python3", "-m", "dynamo.sglang"], dynamo_version="0.7.0", container=True)
+    text, _ = render_launch_script(None, proc, log_dir="/host/run", configs_dir="/host/configs",  # type: ignore[arg-type]
+                                   setup_script=None, dynamo_cache="/host/srtctl/.cache")
+    assert "cache=/srtctl/.cache/ai-dynamo-0.7.0" in text and "/host/srtctl" not in text
+    assert "exec >>/logs/logs/n0_decode-0.log" in text
