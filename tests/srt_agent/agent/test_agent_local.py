@@ -278,3 +278,30 @@ def test_results_sync_to_s3_when_the_job_ends(local_run, tmp_path):
     finally:
         moto.terminate()
         moto.wait(timeout=10)
+
+
+def test_setup_script_runs_on_every_worker_node_before_the_worker(local_run):
+    import yaml
+
+    root = local_run.workdir / "checkout"
+    (root / "configs").mkdir(parents=True)
+    marks = local_run.workdir / "marks"
+    marks.mkdir()
+    (root / "configs" / "custom-setup.sh").write_text(
+        f'#!/bin/bash\necho "setup ran" > {marks}/"$SLURMD_NODENAME-$$"\n')
+    cfg_path = local_run.workdir / "srtslurm.yaml"
+    cfg = yaml.safe_load(cfg_path.read_text())
+    cfg["srtctl_root"] = str(root)
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    job = local_run.job_file(benchmark={"type": "sa-bench", "isl": 8, "osl": 2, "concurrencies": [1],
+                                        "prompt_multiplier": 1, "warmup_multiplier": 0})
+    bad = local_run.apply(job, "--setup-script", "../custom-setup.sh")
+    assert bad.returncode == 2 and "--setup-script" in bad.stderr
+    res = local_run.apply(job, "--setup-script", "custom-setup.sh")
+    assert res.returncode == 0, res.stderr[-2000:]
+    nodes = sorted(p.name.split("-")[0] for p in marks.iterdir())
+    assert nodes == ["local0", "local1"]  # prefill and decode nodes; the router runs no setup script
+    run = local_run.run_dir()
+    assert json.loads((run / "metadata.json").read_text())["setup_script"] == "custom-setup.sh"
+    log = (run / "logs" / "local1_decode-0.log").read_text()
+    assert log.index("running setup script") < log.index("fired up")
