@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -77,7 +78,11 @@ def run_local_agent(run_dir: Path, job_id: str, force: bool = False, extra_env: 
     env = {**os.environ, **(extra_env or {}), "SRT_EXECUTOR": "local", "SRT_JOB_ID": job_id}
     if force:
         env["SRT_FORCE_RESUME"] = "1"
-    proc = subprocess.Popen([sys.executable, "-m", "srt_agent", str(run_dir)], env=env)
+    # the agent's output goes to the terminal and, as under SLURM, to slurm-<job id>.out in the run dir
+    proc = subprocess.Popen([sys.executable, "-m", "srt_agent", str(run_dir)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    copier = threading.Thread(target=_tee, args=(proc.stdout, run_dir / f"slurm-{job_id}.out"), daemon=True)
+    copier.start()
 
     def forward(signum, _frame):
         if proc.poll() is None:
@@ -85,10 +90,21 @@ def run_local_agent(run_dir: Path, job_id: str, force: bool = False, extra_env: 
 
     previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
     try:
-        return proc.wait()
+        code = proc.wait()
+        copier.join(timeout=5)
+        return code
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+
+
+def _tee(stream, path: Path) -> None:
+    with open(path, "ab") as out:
+        for line in iter(stream.readline, b""):
+            out.write(line)
+            out.flush()
+            sys.stdout.buffer.write(line)
+            sys.stdout.flush()
 
 
 def _secrets_from_original(run_dir: Path) -> dict[str, str]:

@@ -65,6 +65,7 @@ class StatusWriter:
                 self.data["phase"] = name
             self._flush()
         self.event("phase", phase=name, state=state, **extra)
+        print(f"[srt-agent] {now()} phase {name}: {state}", flush=True)
 
     def component(self, name: str, **fields: Any) -> None:
         with self._lock:
@@ -85,6 +86,7 @@ class StatusWriter:
             self.data["state"] = "failed"
             self._flush()
         self.event("failure", component=component, node=node, exit_code=exit_code, message=message)
+        print(f"[srt-agent] {now()} FAILED: {message}", flush=True)
 
     def benchmark(self, **fields: Any) -> None:
         with self._lock:
