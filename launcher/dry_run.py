@@ -26,6 +26,10 @@ def render_files(prep) -> dict[str, str]:
     files = dict(prep.files)
     files["plan.json"] = json.dumps(_redacted_plan(prep.plan), indent=2) + "\n"
     files["commands.txt"] = commands_text(prep.plan)
+    if prep.plan.nats_url:
+        from srt_agent.templating import render
+
+        files["infra/nats.conf"] = render("nats.conf.j2", max_payload=prep.resolved.job.backend.nats_max_payload)
     if any(p.kind == "nginx" for p in prep.plan.processes):
         from srt_agent.nginx import render_nginx_conf
 

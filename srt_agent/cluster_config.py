@@ -97,7 +97,7 @@ class ClusterConfig(Strict):
 
 
 def find_cluster_file(cwd: Path | None = None, srtctl_root: str | None = None) -> Path | None:
-    """$SRTSLURM_CONFIG, then ./srtslurm.yaml, then <srtctl_root>/srtslurm.yaml."""
+    """$SRTSLURM_CONFIG, then ./srtslurm.yaml, then $SRTCTL_ROOT/srtslurm.yaml, then the checkout's."""
     env = os.environ.get(CLUSTER_FILE_ENV)
     if env:
         p = Path(env)
@@ -111,6 +111,9 @@ def find_cluster_file(cwd: Path | None = None, srtctl_root: str | None = None) -
     root = srtctl_root or os.environ.get("SRTCTL_ROOT")
     if root and (Path(root) / CLUSTER_FILE_NAME).is_file():
         return Path(root) / CLUSTER_FILE_NAME
+    checkout = Path(__file__).resolve().parent.parent  # where `make setup` writes it
+    if (checkout / CLUSTER_FILE_NAME).is_file():
+        return checkout / CLUSTER_FILE_NAME
     return None
 
 

@@ -217,8 +217,7 @@ def test_secrets_reach_the_worker_but_no_file_of_the_run(local_run):
     leaked = []
     for root in (local_run.workdir / "logs", local_run.workdir / "dry-runs"):
         for path in root.rglob("*"):
-            # job.yaml is the user's own file, kept as submitted
-            if path.is_file() and path.name != "job.yaml" and secret.encode() in path.read_bytes():
+            if path.is_file() and secret.encode() in path.read_bytes():
                 leaked.append(str(path))
     assert not leaked
 
