@@ -69,7 +69,7 @@ class ClusterConfig(Strict):
     python: str | None = Field(None, description="python for host processes (container_runtime none); default: srtctl's own")
     dynamo_venv: str | None = Field(None, description="existing venv with Dynamo; used as is, nothing is installed")
     node_addresses: Literal["probe", "loopback"] = Field("probe", description="`probe`: each node's first address; `loopback`: 127.0.0.1 (single-host test clusters)")
-    logs_dir: str | None = Field(None, description="where run directories go; default: <srtctl_root>/logs or ./logs")
+    logs_dir: str | None = Field(None, description="where run directories go; default: ./logs (relative to where srtctl runs)")
 
     _source: str | None = None
 
