@@ -78,7 +78,7 @@ def run_local_agent(run_dir: Path, job_id: str, force: bool = False, extra_env: 
     env = {**os.environ, **(extra_env or {}), "SRT_EXECUTOR": "local", "SRT_JOB_ID": job_id}
     if force:
         env["SRT_FORCE_RESUME"] = "1"
-    # the agent's output goes to the terminal and, as under SLURM, to slurm-<job id>.out in the run dir
+    # the agent's output goes to stderr and, as under SLURM, to slurm-<job id>.out in the run dir
     proc = subprocess.Popen([sys.executable, "-m", "srt_agent", str(run_dir)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     copier = threading.Thread(target=_tee, args=(proc.stdout, run_dir / f"slurm-{job_id}.out"), daemon=True)
@@ -103,8 +103,8 @@ def _tee(stream, path: Path) -> None:
         for line in iter(stream.readline, b""):
             out.write(line)
             out.flush()
-            sys.stdout.buffer.write(line)
-            sys.stdout.flush()
+            sys.stderr.buffer.write(line)  # stdout keeps only srtctl's own lines (job id, Logs:)
+            sys.stderr.flush()
 
 
 def _secrets_from_original(run_dir: Path) -> dict[str, str]:

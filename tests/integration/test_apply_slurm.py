@@ -239,3 +239,34 @@ def test_aggregated_router_path(local_cluster, tmp_path, model_dir):
     for w in ("agg-0", "agg-1"):
         log = next((run_dir / "logs").glob(f"*_{w}.log")).read_text()
         assert "POST /v1/completions" in log or "completions" in log or "[srt]" in log
+
+
+def test_scancel_mid_sweep_then_resume_through_sbatch(local_cluster, tmp_path, model_dir):
+    """Kill the job mid-sweep (scancel: SIGTERM to the agent), then `srtctl apply --resume RUN_DIR`
+    resubmits into the same run directory: finished points are kept and skipped."""
+    run = SlurmRun(tmp_path, local_cluster, model_dir)
+    job = run.job({"type": "sa-bench", "isl": 16, "osl": 150, "concurrencies": [1, 2, 3], "prompt_multiplier": 2,
+                   "warmup_multiplier": 0}, name="slurm-resume")
+    res = run.apply(job)
+    assert res.returncode == 0, res.stderr
+    first_id = res.stdout.splitlines()[0].split()[-1]
+    run_dir = run.run_dir(res.stdout)
+    env = {**os.environ, "SRTSLURM_CONFIG": str(tmp_path / "srtslurm.yaml"), "SLURM_CONF": str(local_cluster.slurm_conf)}
+    run.wait_status(run_dir, lambda s: s["benchmark"]["points_done"] >= 1 or s["state"] == "failed")
+    subprocess.run(["scancel", first_id], env=env, check=True)
+    local_cluster.wait_job(int(first_id))
+    done = set(json.loads((run_dir / "ledger.json").read_text())["points"])
+    assert "c1" in done and len(done) < 3
+    kept = (run_dir / "results" / "result_isl16_osl150_c1.json").read_bytes()
+    res = subprocess.run([sys.executable, "-m", "launcher.cli", "apply", "--resume", str(run_dir)], cwd=tmp_path,
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    second_id = res.stdout.splitlines()[0].split()[-1]
+    assert second_id != first_id
+    status = run.wait_status(run_dir, lambda s: s["state"] in ("succeeded", "failed") and s["job_id"] == second_id)
+    assert status["state"] == "succeeded", status["failure"]
+    assert status["benchmark"]["points_done"] == 3
+    assert (run_dir / "results" / "result_isl16_osl150_c1.json").read_bytes() == kept
+    events = [json.loads(x) for x in (run_dir / "events.jsonl").read_text().splitlines()]
+    assert {e["concurrency"] for e in events if e["event"] == "point_skipped"} == {int(k[1:]) for k in done}
+    assert (run_dir / f"slurm-{second_id}.out").is_file()
