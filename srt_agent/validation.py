@@ -90,8 +90,8 @@ def convert_error(exc: ValidationError, model: type[BaseModel], doc: YamlDocumen
             msg = err["msg"]
             if msg.startswith("Value error, "):
                 msg = msg[len("Value error, "):]
-            shown = repr(value) if not isinstance(value, (dict, list)) else type(value).__name__
-            message = f"{msg} (got {shown})"
+            # a whole section (model-level check) is not worth echoing back
+            message = msg if isinstance(value, (dict, list)) else f"{msg} (got {value!r})"
             ctx = err.get("ctx") or {}
             expected = ctx.get("expected")
             if expected:
