@@ -28,6 +28,10 @@ async def _healthy(client: httpx.AsyncClient, url: str) -> bool:
         return False
 
 
+async def _check_into(results: dict[str, bool], client: httpx.AsyncClient, name: str, url: str) -> None:
+    results[name] = await _healthy(client, url)
+
+
 async def wait_processes_healthy(procs: list[ProcessSpec], status: StatusWriter, *, deadline_s: float,
                                  what: str) -> None:
     """Poll every process's health URL until all answer 200, reporting 'k of n ready'."""
@@ -37,13 +41,9 @@ async def wait_processes_healthy(procs: list[ProcessSpec], status: StatusWriter,
     async with http_client() as client:
         while pending:
             results: dict[str, bool] = {}
-
-            async def check(name: str, url: str) -> None:
-                results[name] = await _healthy(client, url)
-
             async with anyio.create_task_group() as tg:
                 for name, p in pending.items():
-                    tg.start_soon(check, name, p.health_url)
+                    tg.start_soon(_check_into, results, client, name, p.health_url)
             for name, ok in results.items():
                 if ok:
                     del pending[name]

@@ -17,6 +17,9 @@ from pathlib import Path
 
 import anyio
 
+if sys.version_info < (3, 11):  # pragma: no cover - anyio brings the backport on 3.10
+    from exceptiongroup import BaseExceptionGroup
+
 from ..errors import ComponentFailed, SrtError
 from .health import smoke_request, wait_processes_healthy, wait_registered
 from .launchers import Launcher
