@@ -145,7 +145,7 @@ def _resume(args: argparse.Namespace) -> int:
 
     from .prepare import Prepared, placeholder_nodes  # noqa: F401
 
-    resolved = ResolvedJob.read(run_dir / "resolved.json")
+    resolved = ResolvedJob.read(run_dir / "resolved.json", need_secrets=False)
     prep = Prepared(resolved=resolved, cluster=resolved.cluster, job_path=Path(resolved.job_file),
                     timestamp="", run_suffix="", setup_script=meta.get("setup_script"), tags=meta.get("tags", []),
                     plan=None)  # type: ignore[arg-type]

@@ -110,15 +110,30 @@ def prepare(job_file: str | Path, *, setup_script: str | None = None, tags: str 
         setup_script=script))
     prep = Prepared(resolved=resolved, cluster=cluster, job_path=Path(job_file), timestamp=ts, run_suffix=suffix,
                     setup_script=script, tags=tag_list, plan=plan)
-    from srt_agent.secrets import redact_text, split_job_secrets
+    from srt_agent.secrets import split_job_secrets
 
     data = resolved.to_json()
     data["job"], prep.secrets = split_job_secrets(data["job"])
     secret_values = [v for section in prep.secrets.values() for v in section.values()]
-    prep.files["job.yaml"] = redact_text(Path(job_file).read_text(), secret_values)
+    prep.files["job.yaml"] = redacted_job_text(Path(job_file).read_text(), secret_values)
     prep.files["resolved.json"] = json.dumps(data, indent=2) + "\n"
     prep.files["job.sbatch"] = render_sbatch(prep)
     return prep
+
+
+def redacted_job_text(text: str, secret_values: list[str]) -> str:
+    """The job file as submitted; with secret environment values, the parsed file re-serialised
+    with *** in their place (a text search could miss a value written with YAML escapes)."""
+    if not secret_values:
+        return text
+    import yaml
+
+    from srt_agent.secrets import redact_text, split_job_secrets
+
+    data, _ = split_job_secrets(yaml.safe_load(text) or {})
+    out = ("# srtctl: secret environment values replaced by ***; comments and layout not kept\n"
+           + yaml.safe_dump(data, sort_keys=False))
+    return redact_text(out, secret_values)
 
 
 def render_sbatch(prep: Prepared, fixed_run_dir: str | None = None) -> str:

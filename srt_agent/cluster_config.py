@@ -50,6 +50,16 @@ class CloudConfig(Strict):
     region: str | None = Field(None, description="region name, if the endpoint needs one")
     sync_on_finish: bool = Field(False, description="the agent uploads the run directory when the job ends")
 
+    @field_validator("endpoint_url")
+    @classmethod
+    def _no_credentials(cls, v: str | None) -> str | None:
+        from urllib.parse import urlsplit
+
+        if v is not None and (urlsplit(v).username or urlsplit(v).password):
+            raise ValueError("endpoint_url must not carry credentials; use the standard AWS sources "
+                             "(AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, ~/.aws/credentials, AWS_PROFILE)")
+        return v
+
 
 class ClusterConfig(Strict):
     """Everything site-specific; job files stay portable between clusters."""

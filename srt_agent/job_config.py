@@ -126,7 +126,7 @@ class BackendSection(Strict):
     @field_validator("nats_max_payload")
     @classmethod
     def _payload(cls, v: str) -> str:
-        if not re.fullmatch(r"\d+(\s*[KMG]B?)?", str(v).strip(), re.IGNORECASE):
+        if not re.fullmatch(r"\d+( ?[KMG]B?)?", str(v).strip(), re.IGNORECASE):
             raise ValueError("nats_max_payload must be a size like 64MB or 8388608")
         return str(v).strip()
 

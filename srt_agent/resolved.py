@@ -84,13 +84,16 @@ class ResolvedJob:
                    layouts=_layouts(job, r["gpus_per_node"]))
 
     @classmethod
-    def read(cls, path: str | Path, secrets: dict[str, dict[str, str]] | None = None) -> "ResolvedJob":
-        """Read resolved.json, putting back secret environment values (kept out of the file)."""
+    def read(cls, path: str | Path, secrets: dict[str, dict[str, str]] | None = None,
+             *, need_secrets: bool = True) -> "ResolvedJob":
+        """Read resolved.json, putting back secret environment values (kept out of the file).
+
+        need_secrets=False: for the submit side, which only renders the sbatch script."""
         from .secrets import merge_job_secrets
 
         data = json.loads(Path(path).read_text())
         missing = merge_job_secrets(data["job"], secrets or {})
-        if missing:
+        if missing and need_secrets:
             raise ConfigError(f"secret value(s) not available to the agent: {', '.join(missing)}",
                               file=str(path), hint="resume from a shell where the original job file still exists")
         return cls.from_json(data)
@@ -125,6 +128,14 @@ def _check_roles(job: JobConfig, doc: YamlDocument, gpus_per_node: int) -> tuple
         flags = job.role_flags(role)
         lay = layouts[role]
         loc = ("backend", "sglang_config", section)
+        from .secrets import is_secret_flag
+
+        for flag in flags:
+            if is_secret_flag(flag):
+                errors.append(ConfigError(
+                    f"'{flag}' looks like a secret; a command-line value shows in ps, plan.json and logs",
+                    file=doc.path, line=doc.line_of(loc + (flag,)), key=".".join(loc + (flag,)),
+                    hint="remove it (secrets belong in *_environment, which srtctl keeps out of every file)"))
         for owned in PLAN_OWNED_FLAGS:
             if owned in flags:
                 errors.append(ConfigError(
@@ -219,7 +230,7 @@ def resolve_job(doc: YamlDocument, cluster: ClusterConfig) -> ResolvedJob:
     if errors:
         raise ConfigErrors(errors)
     return ResolvedJob(
-        job=job, cluster=cluster, job_file=doc.path, model_path=model_path,
+        job=job, cluster=cluster, job_file=str(Path(doc.path).resolve()), model_path=model_path,
         container=container if cluster.container_runtime == "pyxis" else None,
         account=job.slurm.account or cluster.default_account,
         partition=job.slurm.partition or cluster.default_partition,

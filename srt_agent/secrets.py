@@ -12,6 +12,14 @@ def is_secret_name(name: str) -> bool:
     return bool(_SECRET_NAME.search(name))
 
 
+_SECRET_FLAG = re.compile(r"(api-key|token|secret|password|passwd|credential)", re.I)
+
+
+def is_secret_flag(flag: str) -> bool:
+    """An engine flag whose value is a secret (e.g. --api-key, --admin-api-key)."""
+    return bool(_SECRET_FLAG.search(flag))
+
+
 def split_env(env: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
     """(plain, secret) parts of an environment."""
     plain = {k: v for k, v in env.items() if not is_secret_name(k)}

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import math
+import shlex
 import sys
 from pathlib import Path
 
@@ -20,6 +21,11 @@ from .status import StatusWriter
 ROLLUP_KEYS = ["max_concurrency", "completed", "failed", "duration", "request_throughput", "output_throughput",
                "total_token_throughput", "mean_ttft_ms", "median_ttft_ms", "p99_ttft_ms", "mean_tpot_ms",
                "median_tpot_ms", "p99_tpot_ms", "mean_itl_ms", "p99_itl_ms", "mean_e2el_ms", "p99_e2el_ms"]
+
+
+def point_key(isl: int, osl: int, concurrency: int) -> str:
+    """Ledger key of a point: its whole shape, so a forced resume never reuses another config's."""
+    return f"isl{isl}_osl{osl}_c{concurrency}"
 
 
 def tokenizer_dir(model_path: str) -> str | None:
@@ -49,7 +55,7 @@ def loadgen_command(plan: Plan, job, concurrency: int, out: Path, *, isl: int, o
 
 async def run_loadgen(cmd: list[str], log: Path) -> int:
     with open(log, "ab") as f:
-        f.write((" ".join(cmd) + "\n").encode())
+        f.write((shlex.join(cmd) + "\n").encode())
         proc = await anyio.open_process(cmd, stdout=f, stderr=f)
         try:
             return await proc.wait()
@@ -72,9 +78,12 @@ async def run_benchmark(plan: Plan, job, run_dir: Path, ledger: Ledger, status: 
     results_dir = run_dir / "results"
     results_dir.mkdir(exist_ok=True)
     results: list[dict] = []
-    status.benchmark(points_total=len(points), points_done=sum(1 for c in points if ledger.point_done(f"c{c}")))
+    def key_of(c: int) -> str:
+        return point_key(b.isl, b.osl, c)
+
+    status.benchmark(points_total=len(points), points_done=sum(1 for c in points if ledger.point_done(key_of(c))))
     for c in points:
-        key = f"c{c}"
+        key = key_of(c)
         done = ledger.point_done(key)
         if done and (run_dir / done).is_file():
             results.append(json.loads((run_dir / done).read_text()))
@@ -83,6 +92,7 @@ async def run_benchmark(plan: Plan, job, run_dir: Path, ledger: Ledger, status: 
         out = results_dir / f"result_isl{b.isl}_osl{b.osl}_c{c}.json"
         status.benchmark(current=c)
         status.event("point_start", concurrency=c)
+        out.unlink(missing_ok=True)  # never mistake an unfinished attempt's file for this one's
         cmd = loadgen_command(plan, job, c, out, isl=b.isl, osl=b.osl, model_path=model_path)
         rc = await run_loadgen(cmd, run_dir / "logs" / "benchmark.log")
         if not out.is_file():
@@ -94,7 +104,7 @@ async def run_benchmark(plan: Plan, job, run_dir: Path, ledger: Ledger, status: 
         ledger.mark_point(key, rel)
         results.append(result)
         status.event("point_done", concurrency=c, file=rel, output_throughput=result.get("output_throughput"))
-        status.benchmark(points_done=sum(1 for p in points if ledger.point_done(f"c{p}")), current=None,
+        status.benchmark(points_done=sum(1 for p in points if ledger.point_done(key_of(p))), current=None,
                          results=[{k: r.get(k) for k in ROLLUP_KEYS[:7]} for r in results])
     write_rollup(results, run_dir / "results")
     return results

@@ -216,19 +216,11 @@ def run_point(config: LoadConfig) -> dict:
 
 
 def write_result(result: dict, path: str | os.PathLike) -> Path:
-    """Write the result JSON atomically (temporary file in the same directory + os.replace)."""
+    """Write the result JSON atomically and durably (srt_agent.atomic: temp file, fsync, rename)."""
+    from srt_agent.atomic import write_text_atomic
+
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(result, f, indent=2, allow_nan=False)
-            f.write("\n")
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_text_atomic(target, json.dumps(result, indent=2, allow_nan=False) + "\n")
     return target
 
 

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -43,13 +44,16 @@ class SlurmRun:
         cfg.update(cluster_overrides)
         (workdir / "srtslurm.yaml").write_text(yaml.safe_dump(cfg))
 
-    def job(self, benchmark: dict, name: str = "slurm-it", resources: dict | None = None) -> Path:
+    def job(self, benchmark: dict, name: str = "slurm-it", resources: dict | None = None,
+            environment: dict | None = None) -> Path:
         job = {"name": name, "model": {"path": "sim-model"},
                "resources": {**(resources or {"prefill_nodes": 1, "decode_nodes": 1, "prefill_workers": 2,
                                               "decode_workers": 1}), "gpus_per_node": self.gpus},
                "backend": {"engine": "sim", "use_sglang_router": True,
                            "sim": {"startup_s": 0.5, "decode_step_ms": 5, "decode_step_ms_per_request": 0.0}},
                "benchmark": benchmark, "health": {"worker_timeout_s": 90, "frontend_timeout_s": 60}}
+        if environment:
+            job["backend"]["decode_environment"] = environment
         path = self.workdir / f"{name}.yaml"
         path.write_text(yaml.safe_dump(job))
         return path
@@ -160,10 +164,12 @@ def test_killed_worker_is_attributed_within_2s_on_the_cluster(local_cluster, tmp
     pid = int(victim[0])
     cmdline = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
     node = next(v.split(b"=", 1)[1].decode() for v in cmdline if v.startswith(b"SLURMD_NODENAME="))
-    t0 = time.monotonic()
+    t0 = time.time()
     os.kill(pid, 9)
     failed = run.wait_status(run_dir, lambda s: s["failure"] is not None, timeout=10)
-    assert time.monotonic() - t0 < 2.0
+    events = [json.loads(x) for x in (run_dir / "events.jsonl").read_text().splitlines()]
+    recorded = datetime.fromisoformat(next(e["ts"] for e in events if e["event"] == "failure")).timestamp()
+    assert recorded - t0 < 2.0, f"failure recorded {recorded - t0:.2f}s after the kill (agent's clock)"
     assert failed["failure"]["node"] == node and failed["failure"]["component"].startswith("decode-")
     assert local_cluster.wait_job(int(job_id)) in ("FAILED", "COMPLETED", "CANCELLED")
     final = json.loads((run_dir / "status.json").read_text())
@@ -246,7 +252,8 @@ def test_scancel_mid_sweep_then_resume_through_sbatch(local_cluster, tmp_path, m
     resubmits into the same run directory: finished points are kept and skipped."""
     run = SlurmRun(tmp_path, local_cluster, model_dir)
     job = run.job({"type": "sa-bench", "isl": 16, "osl": 150, "concurrencies": [1, 2, 3], "prompt_multiplier": 2,
-                   "warmup_multiplier": 0}, name="slurm-resume")
+                   "warmup_multiplier": 0}, name="slurm-resume",
+                  environment={"HF_TOKEN": "hf_resumeSecretValue123"})
     res = run.apply(job)
     assert res.returncode == 0, res.stderr
     first_id = res.stdout.splitlines()[0].split()[-1]
@@ -256,7 +263,7 @@ def test_scancel_mid_sweep_then_resume_through_sbatch(local_cluster, tmp_path, m
     subprocess.run(["scancel", first_id], env=env, check=True)
     local_cluster.wait_job(int(first_id))
     done = set(json.loads((run_dir / "ledger.json").read_text())["points"])
-    assert "c1" in done and len(done) < 3
+    assert "isl16_osl150_c1" in done and len(done) < 3
     kept = (run_dir / "results" / "result_isl16_osl150_c1.json").read_bytes()
     res = subprocess.run([sys.executable, "-m", "launcher.cli", "apply", "--resume", str(run_dir)], cwd=tmp_path,
                          env=env, capture_output=True, text=True, timeout=120)
@@ -268,5 +275,9 @@ def test_scancel_mid_sweep_then_resume_through_sbatch(local_cluster, tmp_path, m
     assert status["benchmark"]["points_done"] == 3
     assert (run_dir / "results" / "result_isl16_osl150_c1.json").read_bytes() == kept
     events = [json.loads(x) for x in (run_dir / "events.jsonl").read_text().splitlines()]
-    assert {e["concurrency"] for e in events if e["event"] == "point_skipped"} == {int(k[1:]) for k in done}
+    assert {e["concurrency"] for e in events if e["event"] == "point_skipped"} == {int(k.rsplit("_c", 1)[1]) for k in done}
     assert (run_dir / f"slurm-{second_id}.out").is_file()
+    # the secret reached the resumed workers (from the original job file), and no file of the run
+    log = (run_dir / "launch" / "decode-0.sh").read_text()
+    assert "hf_resumeSecretValue123" not in log and 'HF_TOKEN="${HF_TOKEN}"' in log
+    assert not [p for p in run_dir.rglob("*") if p.is_file() and b"hf_resumeSecretValue123" in p.read_bytes()]

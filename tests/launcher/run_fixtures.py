@@ -22,7 +22,7 @@ from pathlib import Path
 import yaml
 
 from launcher.prepare import metadata, prepare, run_suffix, write_files
-from srt_agent.agent.benchmark_phase import ROLLUP_KEYS, write_rollup
+from srt_agent.agent.benchmark_phase import ROLLUP_KEYS, point_key, write_rollup
 from srt_agent.agent.ledger import Ledger, fingerprint
 from srt_agent.agent.status import StatusWriter, now
 from srt_agent.atomic import write_json_atomic
@@ -201,10 +201,10 @@ def run_points(fx: Fixture, ledger: Ledger, concurrencies: list[int], *, stop_af
     s = fx.status
     results: list[dict] = []
     s.benchmark(points_total=len(concurrencies),
-                points_done=sum(1 for c in concurrencies if ledger.point_done(f"c{c}")))
+                points_done=sum(1 for c in concurrencies if ledger.point_done(point_key(isl, osl, c))))
     measured = 0
     for c in concurrencies:
-        done = ledger.point_done(f"c{c}")
+        done = ledger.point_done(point_key(isl, osl, c))
         if done and (fx.run_dir / done).is_file():
             import json
 
@@ -224,11 +224,11 @@ def run_points(fx: Fixture, ledger: Ledger, concurrencies: list[int], *, stop_af
                     f"{result['completed']}\n")
         write_result(result, out)
         rel = str(out.relative_to(fx.run_dir))
-        ledger.mark_point(f"c{c}", rel)
+        ledger.mark_point(point_key(isl, osl, c), rel)
         results.append(result)
         measured += 1
         s.event("point_done", concurrency=c, file=rel, output_throughput=result.get("output_throughput"))
-        s.benchmark(points_done=sum(1 for p in concurrencies if ledger.point_done(f"c{p}")), current=None,
+        s.benchmark(points_done=sum(1 for p in concurrencies if ledger.point_done(point_key(isl, osl, p))), current=None,
                     results=[{k: r.get(k) for k in ROLLUP_KEYS[:7]} for r in results])
     write_rollup(results, fx.run_dir / "results")
     return results

@@ -14,6 +14,13 @@ from agent_local_support import pid_alive, stop_agent
 pytestmark = pytest.mark.slow
 
 
+def _failure_recorded_at(run) -> float:
+    from datetime import datetime
+
+    events = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
+    return datetime.fromisoformat(next(e["ts"] for e in events if e["event"] == "failure")).timestamp()
+
+
 def _pids(status: dict) -> list[int]:
     return [c["pid"] for c in status["components"] if c.get("pid")]
 
@@ -50,10 +57,10 @@ def test_worker_death_fails_the_job_within_2s(local_run, sig, expect_code):
     try:
         status = local_run.wait_status(lambda s: s["state"] == "ready")
         victim = next(c for c in status["components"] if c["name"] == "decode-0")
-        killed_at = time.monotonic()
+        killed_at = time.time()
         os.kill(victim["pid"], sig)
         failed = local_run.wait_status(lambda s: s["failure"] is not None, timeout=10)
-        detected = time.monotonic() - killed_at
+        detected = _failure_recorded_at(local_run.run_dir()) - killed_at  # the agent's own clock, no polling
         assert detected < 2.0, f"failure recorded {detected:.2f}s after the kill"
         f = failed["failure"]
         assert f["component"] == "decode-0" and f["node"] == "local1" and f["exit_code"] == expect_code
@@ -124,7 +131,7 @@ def test_resume_skips_finished_points(local_run):
     run = local_run.run_dir()
     ledger = json.loads((run / "ledger.json").read_text())
     done_before = set(ledger["points"])
-    assert "c1" in done_before and len(done_before) < 3
+    assert "isl32_osl200_c1" in done_before and len(done_before) < 3
     first = (run / "results" / "result_isl32_osl200_c1.json").read_bytes()
     import subprocess
     import sys
@@ -139,7 +146,7 @@ def test_resume_skips_finished_points(local_run):
     assert status["state"] == "succeeded" and status["benchmark"]["points_done"] == 3
     events = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
     skipped = {e["concurrency"] for e in events if e["event"] == "point_skipped"}
-    assert skipped == {int(k[1:]) for k in done_before}
+    assert skipped == {int(k.rsplit("_c", 1)[1]) for k in done_before}
     assert json.loads((run / "ledger.json").read_text())["attempts"].__len__() == 2
     # monitoring against the real resumed run: status, runs, report
     st = local_run.srtctl("status", run.name, "--json")
