@@ -42,6 +42,7 @@ async def _phases(ctx: RunContext, sup: Supervisor, tg, ledger: Ledger) -> None:
     ctx.plan = plan = build_plan(ctx, nodes)
     sup.plan = plan
     render_scripts(ctx)
+    sup.secret_values = [v for env in ctx.secret_env.values() for v in env.values()]
     status.update(endpoint=plan.endpoint.url, state="running")
     status.phase("start", "done", nodes=[n.name for n in nodes])
 

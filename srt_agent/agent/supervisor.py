@@ -12,6 +12,7 @@ from anyio.abc import TaskGroup
 
 from ..errors import ComponentFailed
 from ..plan import Plan, ProcessSpec
+from ..secrets import redact_text
 from .launchers import Handle, Launcher
 from .status import StatusWriter, now
 
@@ -43,6 +44,7 @@ class Supervisor:
         self.order: list[str] = []
         self.shutting_down = False
         self.failure: ComponentFailed | None = None
+        self.secret_values: list[str] = []  # redacted from log tails copied into status.json
 
     async def start(self, tg: TaskGroup, proc: ProcessSpec, script: Path, secret_env: dict[str, str]) -> Handle:
         self.status.component(proc.name, kind=proc.kind, role=proc.role, node=proc.node, port=proc.port,
@@ -61,6 +63,7 @@ class Supervisor:
             self.status.component(proc.name, state="stopped", exit_code=rc, exited_at=now())
             return
         tail = log_tail(self.run_dir / "logs" / proc.log) or log_tail(handle.log)
+        tail = [redact_text(line, self.secret_values) for line in tail]
         self.status.component(proc.name, state="failed" if proc.critical else "exited", exit_code=rc,
                               exited_at=now(), health="down")
         if not proc.critical or self.failure is not None:
