@@ -149,9 +149,9 @@ def _read_record(bin_dir: Path) -> dict:
 def _write_record(bin_dir: Path, component: str, entry: dict) -> None:
     record = _read_record(bin_dir)
     record[component] = entry
-    tmp = bin_dir / f".{RECORD_NAME}.tmp-{os.getpid()}"
-    tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, bin_dir / RECORD_NAME)
+    from srt_agent.atomic import write_text_atomic
+
+    write_text_atomic(bin_dir / RECORD_NAME, json.dumps(record, indent=2, sort_keys=True) + "\n")
 
 
 def _norm(name: str) -> str:

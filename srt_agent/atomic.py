@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import Any
 
 
-def write_text_atomic(path: str | Path, text: str, mode: int = 0o644) -> None:
+def write_bytes_atomic(path: str | Path, data: bytes, mode: int = 0o644) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, mode)
@@ -26,6 +26,12 @@ def write_text_atomic(path: str | Path, text: str, mode: int = 0o644) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+def write_text_atomic(path: str | Path, text: str, mode: int = 0o644) -> None:
+    if not isinstance(text, str):
+        raise TypeError(f"write_text_atomic needs str, got {type(text).__name__}")
+    write_bytes_atomic(path, text.encode(), mode)
 
 
 def write_json_atomic(path: str | Path, data: Any) -> None:

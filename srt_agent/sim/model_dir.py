@@ -100,6 +100,6 @@ def _write_json(path: Path, data: dict) -> None:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    from srt_agent.atomic import write_text_atomic
+
+    write_text_atomic(path, text)

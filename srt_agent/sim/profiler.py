@@ -160,6 +160,6 @@ class Profiler:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name("." + path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    from srt_agent.atomic import write_bytes_atomic
+
+    write_bytes_atomic(path, data)

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from srt_agent.atomic import append_jsonl, write_json_atomic, write_text_atomic
+from srt_agent.atomic import append_jsonl, write_bytes_atomic, write_json_atomic, write_text_atomic
 
 
 def test_write_creates_parents_and_mode(tmp_path):
@@ -31,7 +31,9 @@ def test_failed_write_keeps_old_content_and_cleans_up(tmp_path):
     write_json_atomic(p, {"ok": 1})
 
     with pytest.raises(TypeError):
-        write_text_atomic(p, object())  # type: ignore[arg-type]  # fails inside the write
+        write_text_atomic(p, object())  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        write_bytes_atomic(p, object())  # type: ignore[arg-type]  # fails inside the write
     assert json.loads(p.read_text()) == {"ok": 1}
     assert os.listdir(tmp_path) == ["status.json"]
 
