@@ -33,7 +33,8 @@ def submit(script: Path, *, cluster_file: str | None, hold: bool = True, extra: 
 
     cmd = ["sbatch", "--parsable", *(["--hold"] if hold else []), *(extra or []), str(script)]
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})})
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False,
+                              env={**os.environ, **(env or {})})
     except FileNotFoundError:
         raise SubmitError("sbatch not found on PATH",) from None
     if proc.returncode != 0:
@@ -45,11 +46,11 @@ def submit(script: Path, *, cluster_file: str | None, hold: bool = True, extra: 
 
 
 def release(job_id: str) -> None:
-    proc = subprocess.run(["scontrol", "release", job_id], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(["scontrol", "release", job_id], capture_output=True, text=True, timeout=60, check=False)
     if proc.returncode != 0:
         cancel(job_id)
         raise SubmitError(f"could not release held job {job_id}: {proc.stderr.strip()}")
 
 
 def cancel(job_id: str) -> None:
-    subprocess.run(["scancel", job_id], capture_output=True, text=True, timeout=60)
+    subprocess.run(["scancel", job_id], capture_output=True, text=True, timeout=60, check=False)

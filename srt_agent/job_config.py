@@ -30,7 +30,7 @@ class ResourcesSection(Strict):
     agg_workers: int | None = Field(None, ge=1, description="number of aggregated workers")
 
     @model_validator(mode="after")
-    def _one_mode(self) -> "ResourcesSection":
+    def _one_mode(self) -> ResourcesSection:
         disagg = [self.prefill_nodes, self.decode_nodes, self.prefill_workers, self.decode_workers]
         agg = [self.agg_nodes, self.agg_workers]
         if any(v is not None for v in disagg) and any(v is not None for v in agg):
@@ -179,7 +179,7 @@ class BenchmarkSection(Strict):
         return v
 
     @model_validator(mode="after")
-    def _needs(self) -> "BenchmarkSection":
+    def _needs(self) -> BenchmarkSection:
         if self.type == "sa-bench":
             missing = [k for k in ("isl", "osl", "concurrencies") if getattr(self, k) is None]
             if missing:
@@ -199,7 +199,7 @@ class ProfilingSection(Strict):
     nsys_binary: str = Field("nsys", description="nsys executable (type nsys)")
 
     @model_validator(mode="after")
-    def _steps(self) -> "ProfilingSection":
+    def _steps(self) -> ProfilingSection:
         if self.stop_step <= self.start_step:
             raise ValueError("stop_step must be greater than start_step")
         return self

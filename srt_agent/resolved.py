@@ -73,7 +73,7 @@ class ResolvedJob:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "ResolvedJob":
+    def from_json(cls, data: dict[str, Any]) -> ResolvedJob:
         job = JobConfig.model_validate(data["job"])
         cluster = ClusterConfig.model_validate(data["cluster"])
         r = data["resolved"]
@@ -85,7 +85,7 @@ class ResolvedJob:
 
     @classmethod
     def read(cls, path: str | Path, secrets: dict[str, dict[str, str]] | None = None,
-             *, need_secrets: bool = True) -> "ResolvedJob":
+             *, need_secrets: bool = True) -> ResolvedJob:
         """Read resolved.json, putting back secret environment values (kept out of the file).
 
         need_secrets=False: for the submit side, which only renders the sbatch script."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-_SECRET_NAME = re.compile(r"(TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|API_KEY|ACCESS_KEY|PRIVATE_KEY|_KEY$)", re.I)
+_SECRET_NAME = re.compile(r"(TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|API_KEY|ACCESS_KEY|PRIVATE_KEY|_KEY$)", re.IGNORECASE)
 REDACTED = "***"
 
 
@@ -12,7 +12,7 @@ def is_secret_name(name: str) -> bool:
     return bool(_SECRET_NAME.search(name))
 
 
-_SECRET_FLAG = re.compile(r"(api-key|token|secret|password|passwd|credential)", re.I)
+_SECRET_FLAG = re.compile(r"(api-key|token|secret|password|passwd|credential)", re.IGNORECASE)
 
 
 def is_secret_flag(flag: str) -> bool:

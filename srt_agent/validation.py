@@ -88,8 +88,7 @@ def convert_error(exc: ValidationError, model: type[BaseModel], doc: YamlDocumen
             hint = f"add '{loc[-1]}:' to the file"
         else:
             msg = err["msg"]
-            if msg.startswith("Value error, "):
-                msg = msg[len("Value error, "):]
+            msg = msg.removeprefix("Value error, ")
             # a whole section (model-level check) is not worth echoing back
             message = msg if isinstance(value, (dict, list)) else f"{msg} (got {value!r})"
             ctx = err.get("ctx") or {}

@@ -48,7 +48,7 @@ def schema_keys(model) -> set[str]:
 def documented(kind: str) -> list[str]:
     text = DOC.read_text()
     block = text[text.index(docgen.begin(kind)):text.index(docgen.end(kind))]
-    return re.findall(r"^\| `([^`]+)` \|", block, re.M)
+    return re.findall(r"^\| `([^`]+)` \|", block, re.MULTILINE)
 
 
 def test_generated_tables_are_up_to_date():
@@ -73,7 +73,7 @@ def test_every_field_has_a_description(kind):
 
 def test_defaults_in_the_tables_match_the_models():
     text = DOC.read_text()
-    row = {m.group(1): m.group(3) for m in re.finditer(r"^\| `([^`]+)` \| (.*?) \| (.*?) \| .* \|$", text, re.M)}
+    row = {m.group(1): m.group(3) for m in re.finditer(r"^\| `([^`]+)` \| (.*?) \| (.*?) \| .* \|$", text, re.MULTILINE)}
     assert row["gpus_per_node"] == "`4`" and row["backend.num_additional_frontends"] == "`9`"
     assert row["benchmark.type"] == '`"manual"`' and row["name"] == "**required**"
     assert row["cloud.bucket"] == "**required**" and row["use_segment_sbatch_directive"] == "`true`"

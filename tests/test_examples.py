@@ -86,7 +86,7 @@ def test_config_example_dry_runs(path, site, capsys):
 
 # ---- yaml blocks in the docs --------------------------------------------------------------------
 
-BLOCK = re.compile(r"^(?P<indent>[ \t]*)```ya?ml[ \t]*\n(?P<body>.*?)^(?P=indent)```", re.S | re.M)
+BLOCK = re.compile(r"^(?P<indent>[ \t]*)```ya?ml[ \t]*\n(?P<body>.*?)^(?P=indent)```", re.DOTALL | re.MULTILINE)
 
 
 def doc_blocks():
@@ -94,7 +94,7 @@ def doc_blocks():
         text = doc.read_text()
         for m in BLOCK.finditer(text):
             indent = m.group("indent")
-            body = "".join(line[len(indent):] if line.startswith(indent) else line
+            body = "".join(line.removeprefix(indent)
                            for line in m.group("body").splitlines(keepends=True))
             line = text[:m.start()].count("\n") + 1
             yield pytest.param(doc, line, body, id=f"{doc.name}:{line}")

@@ -4,8 +4,8 @@ critical process into a job failure within moments (exit code 0 included)."""
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import anyio
 from anyio.abc import TaskGroup

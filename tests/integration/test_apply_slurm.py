@@ -18,7 +18,13 @@ import yaml
 try:
     from cluster_fixtures import LocalCluster, skip_or_fail, start_cluster, stop_cluster, unavailable_reason
 except ImportError:  # pragma: no cover
-    from tests.cluster_fixtures import LocalCluster, skip_or_fail, start_cluster, stop_cluster, unavailable_reason
+    from tests.cluster_fixtures import (
+        LocalCluster,
+        skip_or_fail,
+        start_cluster,
+        stop_cluster,
+        unavailable_reason,
+    )
 
 from srt_agent.sim.model_dir import write_model_dir
 

@@ -297,7 +297,7 @@ def test_real_sbatch_reads_the_header_as_the_model_does(env, local_cluster):
         script.write_text(prep.files["job.sbatch"])
         done = subprocess.run(["sbatch", "--test-only", "-v", str(script)], capture_output=True, text=True,
                               timeout=60, env={**os.environ, "SLURM_CONF": str(local_cluster.slurm_conf)})
-        printed = dict(re.findall(r"^sbatch: (\S+)\s*: (.*)$", done.stderr, re.M))
+        printed = dict(re.findall(r"^sbatch: (\S+)\s*: (.*)$", done.stderr, re.MULTILINE))
         assert printed.get("job-name") == value, done.stderr
         assert printed.get("account") == value, done.stderr
         assert printed.get("output") == sbatch_options(prep.files["job.sbatch"])["--output"]

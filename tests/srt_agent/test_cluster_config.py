@@ -2,8 +2,13 @@
 
 import pytest
 
-from srt_agent.cluster_config import (CLUSTER_FILE_ENV, ClusterConfig, check_time_limit, find_cluster_file,
-                                      load_cluster_config)
+from srt_agent.cluster_config import (
+    CLUSTER_FILE_ENV,
+    ClusterConfig,
+    check_time_limit,
+    find_cluster_file,
+    load_cluster_config,
+)
 from srt_agent.errors import ConfigError
 
 FULL = """\

@@ -2,7 +2,7 @@
 
 import pytest
 
-from srt_agent.cluster_config import ClusterConfig, CloudConfig
+from srt_agent.cluster_config import CloudConfig, ClusterConfig
 from srt_agent.errors import ConfigError, ConfigErrors
 from srt_agent.job_config import BackendSection, JobConfig, SglangConfig
 from srt_agent.validation import did_you_mean, model_at, validate_document
