@@ -13,7 +13,6 @@ nothing arrives, the defaults are used without waiting. `--yes` skips the prompt
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import re
@@ -24,7 +23,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import jinja2
 
 from srt_agent.cluster_config import CLUSTER_FILE_NAME, check_time_limit, load_cluster_config
 from srt_agent.errors import ConfigError, SetupError, SrtError
@@ -32,7 +30,6 @@ from srt_agent.errors import ConfigError, SetupError, SrtError
 from . import binaries
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-TEMPLATES_DIR = REPO_ROOT / "templates"
 TEMPLATE_NAME = "srtslurm.yaml.j2"
 MANIFEST_ENV = "SRT_BINARIES_MANIFEST"
 ARCHES = ("aarch64", "x86_64", "arm64", "amd64")  # the last two: aliases (`uname -m` on some systems)
@@ -205,22 +202,11 @@ def gather_settings(args: argparse.Namespace, prompter: Prompter,
 # --------------------------------------------------------------------------- srtslurm.yaml
 
 
-def yaml_str(value: object) -> str:
-    """A YAML double-quoted scalar; JSON string syntax is a subset of it."""
-    return json.dumps(str(value), ensure_ascii=False)
-
-
-def yaml_bool(value: object) -> str:
-    return "true" if bool(value) else "false"
-
-
 def render_cluster_file(values: dict[str, object], srtctl_root: Path, *, use_gpus_per_node_directive: bool = True,
                         use_segment_sbatch_directive: bool = True) -> str:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)), autoescape=False,
-                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
-    env.filters["yaml_str"] = yaml_str
-    env.filters["yaml_bool"] = yaml_bool
-    return env.get_template(TEMPLATE_NAME).render(
+    from srt_agent.templating import render
+
+    return render(TEMPLATE_NAME,
         account=values["default_account"],
         partition=values["default_partition"],
         time_limit=values["default_time_limit"],

@@ -18,6 +18,17 @@ def _qjoin(values: list) -> str:
     return " ".join(shlex.quote(str(v)) for v in values)
 
 
+def _yaml_str(value: object) -> str:
+    """A YAML double-quoted scalar (JSON string syntax is a subset of YAML's)."""
+    import json
+
+    return json.dumps(str(value), ensure_ascii=False)
+
+
+def _yaml_bool(value: object) -> str:
+    return "true" if bool(value) else "false"
+
+
 _SBATCH_PLAIN = re.compile(r"[A-Za-z0-9_@%+=:,./-]+")
 
 
@@ -47,6 +58,8 @@ def environment():
     )
     env.filters["q"] = _q
     env.filters["qjoin"] = _qjoin
+    env.filters["yaml_str"] = _yaml_str
+    env.filters["yaml_bool"] = _yaml_bool
     env.filters["sbatch_q"] = sbatch_quote
     return env
 
