@@ -280,3 +280,10 @@ def test_squeue_state_of_a_held_job_then_gone(local_cluster, tmp_path, monkeypat
     assert st == {"state": "GONE"}
     view = run_lookup.load_view(fx.run_dir)
     assert "no longer in the queue" in view.liveness
+
+
+def test_flags_that_do_not_apply_are_errors(capsys, logs):
+    rc, _, err = status(capsys, logs, "1001", "-n", "3")
+    assert rc == 2 and "-n/--limit only applies when no RUN_ID" in err
+    rc, _, err = status(capsys, logs, "--tail", "5")
+    assert rc == 2 and "--tail needs a RUN_ID" in err
