@@ -76,9 +76,13 @@ def test_sigkill_of_the_agent_mid_sweep_leaves_no_orphan_and_resume_works(local_
         stop_agent(proc)
     done = set(json.loads((run / "ledger.json").read_text())["points"])
     assert "isl16_osl300_c1" in done and len(done) < 2
-    res = local_run.srtctl("apply", "--resume", str(run), timeout=240)
+    # resume with a job file that adds a point: taken, the finished point kept
+    more = local_run.job_file(benchmark={"type": "sa-bench", "isl": 16, "osl": 300, "concurrencies": [1, 2, 3],
+                                         "prompt_multiplier": 1, "warmup_multiplier": 0, "processes": 2})
+    res = local_run.srtctl("apply", "--resume", str(run), "-f", str(more), timeout=240)
     assert res.returncode == 0, res.stderr[-3000:]
+    assert "benchmark.concurrencies changed" in res.stderr
     final = json.loads((run / "status.json").read_text())
-    assert final["state"] == "succeeded" and final["benchmark"]["points_done"] == 2
+    assert final["state"] == "succeeded" and final["benchmark"]["points_done"] == 3
     events = [json.loads(x) for x in (run / "events.jsonl").read_text().splitlines()]
     assert 1 in {e["concurrency"] for e in events if e["event"] == "point_skipped"}
