@@ -61,8 +61,7 @@ class Launcher:
         """SIGTERM, then SIGKILL after `grace` seconds."""
         if handle.returncode is not None:
             return
-        handle.stopping = True
-        handle.signal_group(signal.SIGTERM)
+        await self.terminate([handle])
         with anyio.move_on_after(grace):
             await handle.wait()
             return
