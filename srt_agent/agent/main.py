@@ -196,7 +196,7 @@ async def run_agent(run_dir: Path, launcher: Launcher | None = None) -> int:
             if not isinstance(error, ComponentFailed):
                 status.fail(f"{type(error).__name__}: {error}" if not isinstance(error, SrtError) else str(error))
         status.phase("teardown")
-        await sup.stop_all()
+        await sup.stop_all(ordered=error is None)  # after a failure: all at once (fail fast)
         adopted = procguard.stop_adopted_children({h.pid for h in sup.handles.values()})
         if adopted:
             status.event("orphans_stopped", pids=adopted)

@@ -92,14 +92,17 @@ class Supervisor:
             groups.setdefault(rank, []).append(self.handles[name])
         return [groups[k] for k in sorted(groups)]
 
-    async def stop_all(self) -> None:
+    async def stop_all(self, ordered: bool = True) -> None:
         """Stop everything within one grace period: SIGTERM tier by tier (each tier once the one
         before it has exited, or at once when the grace period is up), then SIGKILL whatever is
-        still running when `grace` seconds have passed since the first SIGTERM."""
+        still running when `grace` seconds have passed since the first SIGTERM. Not `ordered`
+        (after a failure, where speed matters more than a clean order): SIGTERM to all at once."""
         self.shutting_down = True
         with anyio.CancelScope(shield=True):
             deadline = anyio.current_time() + self.grace
             tiers = self.tiers()
+            if not ordered:
+                tiers = [[h for tier in tiers for h in tier]]
             with anyio.move_on_after(self.grace):
                 for tier in tiers:
                     await self.launcher.terminate(tier)
