@@ -108,6 +108,9 @@ def prepare(job_file: str | Path, *, setup_script: str | None = None, tags: str 
         job_id="0", nodes=placeholder_nodes(resolved.total_nodes), log_dir=f"{logs}/JOBID{suffix}",
         srtctl_root=str(root), host_python=cluster.python or sys.executable, configs_dir=str(configs_dir(cluster)),
         setup_script=script))
+    from srt_agent.srun import with_launch_commands
+
+    plan = with_launch_commands(plan, executor=cluster.executor, run_dir=f"{logs}/JOBID{suffix}")
     prep = Prepared(resolved=resolved, cluster=cluster, job_path=Path(job_file), timestamp=ts, run_suffix=suffix,
                     setup_script=script, tags=tag_list, plan=plan)
     from srt_agent.secrets import split_job_secrets
