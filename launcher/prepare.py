@@ -98,6 +98,10 @@ def prepare(job_file: str | Path, *, setup_script: str | None = None, tags: str 
     if local:
         cluster = cluster.model_copy(update={"executor": "local", "container_runtime": "none"})
     resolved = load_job(job_file, cluster)
+    from srt_agent.engine_flags import check as check_engine_flags
+
+    for warning in check_engine_flags(resolved.job, resolved.container, str(job_file), lambda *_: None)[1]:
+        print(f"warning: {job_file}: {warning}", file=sys.stderr)
     script = check_setup_script(setup_script, cluster)
     tag_list = parse_tags(tags)
     ts = datetime.now().strftime("%Y%m%d_%H%M%S")
