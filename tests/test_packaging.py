@@ -54,6 +54,7 @@ def test_wheel_contents_and_import_location(installed):
     names = set(zipfile.ZipFile(installed["wheel"]).namelist())
     templates = {p.name for p in (ROOT / "templates").iterdir() if p.suffix == ".j2"}
     assert templates and {f"srt_agent/templates/{t}" for t in templates} <= names
+    assert "srt_agent/engine_options/sglang-0.5.5.json" in names
     assert "launcher/binaries.json" in names and not [n for n in names if "__pycache__" in n]
     where = run([str(installed["python"]), "-c",
                  "import srt_agent, launcher, srt_agent.templating as t; "
