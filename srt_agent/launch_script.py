@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from .plan import CONTAINER_CONFIGS, CONTAINER_LOGS, CONTAINER_SRTCTL, Plan, ProcessSpec
 from .secrets import split_env
 from .templating import render
@@ -24,10 +26,15 @@ def render_launch_script(plan: Plan, proc: ProcessSpec, *, log_dir: str, configs
     setup = None
     if setup_script and proc.setup_script:
         setup = f"{CONTAINER_CONFIGS if proc.container else configs_dir}/{setup_script}"
+    python = proc.python or proc.command[0]
+    installer = (f"{CONTAINER_SRTCTL}/srt_agent/dynamo_install.py" if proc.container
+                 else str(Path(__file__).resolve().parent / "dynamo_install.py"))
+    image = plan.container_image if plan is not None and proc.container and plan.container_image else f"host{python}"
     text = render(
         "process.sh.j2", name=proc.name, kind=proc.kind, node=proc.node, log=paths["log"],
         env=sorted(plain.items()), secret_env=sorted(secret), setup_script=setup,
-        dynamo_version=proc.dynamo_version, dynamo_cache=f"{dynamo_cache}/ai-dynamo-{proc.dynamo_version}",
-        python=proc.python or proc.command[0], command=proc.command,
+        dynamo_version=proc.dynamo_version, dynamo_cache=dynamo_cache, dynamo_installer=installer,
+        dynamo_image=image, dynamo_record=f"{paths['base']}/dynamo/{proc.name}.json", python=python,
+        python_index=proc.command.index(python) if python in proc.command else None, command=proc.command,
         bin_dir=bin_dir if proc.kind in ("nats", "etcd") and not proc.container else None)
     return text, secret

@@ -21,7 +21,8 @@ if sys.version_info < (3, 11):  # pragma: no cover - anyio brings the backport o
     from exceptiongroup import BaseExceptionGroup
 
 from ..errors import ComponentFailed, SrtError
-from .health import smoke_request, wait_processes_healthy, wait_registered
+from ..node_state import remove_state_dir
+from .health import record_dynamo_installs, smoke_request, wait_processes_healthy, wait_registered
 from .launchers import Launcher
 from .ledger import Ledger, fingerprint
 from .run_context import RunContext, build_plan, load_context, render_scripts
@@ -56,6 +57,7 @@ async def _phases(ctx: RunContext, sup: Supervisor, tg, ledger: Ledger) -> None:
     infra = plan.by_kind("nats") + plan.by_kind("etcd")
     if infra:
         status.phase("infra")
+        remove_state_dir(plan.state_dir)  # a requeued job starts from empty etcd/NATS state
         for p in infra:
             await sup.start(tg, p, ctx.scripts[p.name], ctx.secret_env[p.name])
         await wait_processes_healthy(infra, status, deadline_s=timeouts.infra_timeout_s, what="infra")
@@ -67,6 +69,7 @@ async def _phases(ctx: RunContext, sup: Supervisor, tg, ledger: Ledger) -> None:
         for p in workers:
             start_tg.start_soon(sup.start, tg, p, ctx.scripts[p.name], ctx.secret_env[p.name])
     await wait_processes_healthy(workers, status, deadline_s=timeouts.worker_timeout_s, what="workers")
+    record_dynamo_installs(ctx.run_dir, workers, status)
     status.phase("workers", "done")
 
     status.phase("endpoint")
@@ -74,8 +77,16 @@ async def _phases(ctx: RunContext, sup: Supervisor, tg, ledger: Ledger) -> None:
     for p in fronts:
         await sup.start(tg, p, ctx.scripts[p.name], ctx.secret_env[p.name])
     await wait_processes_healthy(fronts, status, deadline_s=timeouts.frontend_timeout_s, what="frontends")
-    for p in plan.by_kind("nginx"):
+    record_dynamo_installs(ctx.run_dir, fronts, status)
+    nginx = plan.by_kind("nginx")
+    for p in nginx:
         await sup.start(tg, p, ctx.scripts[p.name], ctx.secret_env[p.name])
+        if ctx.nginx_files is not None:
+            status.component(p.name, open_files=ctx.nginx_files.as_dict())
+            if ctx.nginx_files.warning:
+                status.event("warning", component=p.name, message=ctx.nginx_files.warning)
+                print(f"[srt-agent] warning: {ctx.nginx_files.warning}", flush=True)
+    await wait_processes_healthy(nginx, status, deadline_s=timeouts.frontend_timeout_s, what="nginx")
     status.phase("endpoint", "done")
 
     status.phase("health")
@@ -189,6 +200,8 @@ async def run_agent(run_dir: Path, launcher: Launcher | None = None) -> int:
                 status.fail(f"{type(error).__name__}: {error}" if not isinstance(error, SrtError) else str(error))
         status.phase("teardown")
         await sup.stop_all()
+        if ctx.plan is not None and remove_state_dir(ctx.plan.state_dir):
+            status.event("state_removed", path=ctx.plan.state_dir)
         if error is not None:
             state, code = "failed", getattr(error, "exit_code", 1) or 1
         elif stop is not None:
