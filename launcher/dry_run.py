@@ -42,7 +42,8 @@ def render_files(prep) -> dict[str, str]:
     for p in prep.plan.processes:
         text, _secret = render_launch_script(prep.plan, p, log_dir=prep.run_dir_placeholder, configs_dir=str(configs_dir(prep.cluster)),
                                              setup_script=prep.setup_script,
-                                             dynamo_cache=f"{srtctl_root(prep.cluster)}/.cache")
+                                             dynamo_cache=f"{srtctl_root(prep.cluster)}/.cache",
+                                             srtctl_root=str(srtctl_root(prep.cluster)))
         files[f"launch/{p.name}.sh"] = text
     return _without_secrets(prep, files)
 

@@ -17,7 +17,7 @@ def process_paths(plan: Plan, proc: ProcessSpec, log_dir: str) -> dict[str, str]
 
 def render_launch_script(plan: Plan, proc: ProcessSpec, *, log_dir: str, configs_dir: str,
                          setup_script: str | None, dynamo_cache: str,
-                         bin_dir: str | None = None) -> tuple[str, dict[str, str]]:
+                         bin_dir: str | None = None, srtctl_root: str | None = None) -> tuple[str, dict[str, str]]:
     """(script text, secret environment to pass through the launcher instead of the file)."""
     plain, secret = split_env(proc.env)
     paths = process_paths(plan, proc, log_dir)
@@ -27,9 +27,10 @@ def render_launch_script(plan: Plan, proc: ProcessSpec, *, log_dir: str, configs
     if setup_script and proc.setup_script:
         setup = f"{CONTAINER_CONFIGS if proc.container else configs_dir}/{setup_script}"
     python = proc.python or proc.command[0]
-    installer = (f"{CONTAINER_SRTCTL}/srt_agent/dynamo_install.py" if proc.container
-                 else str(Path(__file__).resolve().parent / "dynamo_install.py"))
-    image = plan.container_image if plan is not None and proc.container and plan.container_image else f"host{python}"
+    # the checkout (mounted at /srtctl in containers) holds srt_agent/; else this very module's directory
+    root = CONTAINER_SRTCTL if proc.container else srtctl_root
+    installer = f"{root}/srt_agent/dynamo_install.py" if root else str(Path(__file__).resolve().parent / "dynamo_install.py")
+    image = plan.container_image if plan is not None and proc.container and plan.container_image else f"host:{python}"
     text = render(
         "process.sh.j2", name=proc.name, kind=proc.kind, node=proc.node, log=paths["log"],
         env=sorted(plain.items()), secret_env=sorted(secret), setup_script=setup,

@@ -100,7 +100,7 @@ def render_scripts(ctx: RunContext) -> None:
         text, secret = render_launch_script(
             ctx.plan, proc, log_dir=str(ctx.run_dir), configs_dir=str(configs_dir(ctx.resolved.cluster)),
             setup_script=ctx.metadata.get("setup_script"), dynamo_cache=str(ctx.srtctl_root / ".cache"),
-            bin_dir=str(ctx.srtctl_root / "bin"))
+            bin_dir=str(ctx.srtctl_root / "bin"), srtctl_root=str(ctx.srtctl_root))
         path = ctx.run_dir / "launch" / f"{proc.name}.sh"
         write_text_atomic(path, text, mode=0o755)
         ctx.scripts[proc.name] = Path(process_paths(ctx.plan, proc, str(ctx.run_dir))["script"])
