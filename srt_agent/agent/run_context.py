@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import write_json_atomic, write_text_atomic
-from ..node_state import node_state_dir
 from ..launch_script import process_paths, render_launch_script
+from ..node_state import node_state_dir
 from ..plan import Plan, PlanInputs, make_plan
 from ..resolved import ResolvedJob
 from ..secrets import redact_env
