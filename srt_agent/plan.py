@@ -50,6 +50,8 @@ class ProcessSpec(BaseModel):
     setup_script: bool = False
     dynamo_version: str | None = None
     python: str | None = Field(None, description="the interpreter the command runs on (nsys may wrap it)")
+    launch: list[str] = Field(default_factory=list, description="the exact argv that starts the process (its srun "
+                              "step, or `bash SCRIPT` locally); set by srun.with_launch_commands")
 
     @property
     def log(self) -> str:
@@ -123,6 +125,7 @@ class Plan(BaseModel):
     port_base: int
     total_gpus: int
     decode_gpus: int
+    executor: Literal["slurm", "local"] | None = Field(None, description="launcher of the `launch` argvs")
 
     def process(self, name: str) -> ProcessSpec:
         for p in self.processes:
@@ -191,9 +194,8 @@ def _build(r: ResolvedJob, inp: PlanInputs, ports, port_base: int) -> Plan:
     processes: list[ProcessSpec] = []
     workers: list[WorkerSpec] = []
 
-    nats_url = etcd_url = state_dir = None
-    if needs_dynamo:
-        state_dir = inp.state_dir or node_state_dir(r.cluster.node_local_dir, str(inp.job_id))
+    nats_url = etcd_url = None
+    state_dir = (inp.state_dir or node_state_dir(r.cluster.node_local_dir, str(inp.job_id))) if needs_dynamo else None
         nats_port, nats_mon = ports.take(head.address), ports.take(head.address)
         etcd_port, etcd_peer = ports.take(head.address), ports.take(head.address)
         nats_url = f"nats://{head.address}:{nats_port}"
@@ -295,8 +297,7 @@ def _build(r: ResolvedJob, inp: PlanInputs, ports, port_base: int) -> Plan:
         if multi:
             port = ports.take(head.address)
             processes.append(ProcessSpec(
-                name="nginx", kind="nginx", node=head.name, address=head.address, port=port,
-                health_path="/nginx_health",
+                name="nginx", kind="nginx", node=head.name, address=head.address, port=port, health_path="/nginx_health",
                 command=_nginx_command(f"{inp.log_dir}/nginx/nginx.conf", f"{inp.log_dir}/nginx")))
             roles_by_node[head.name].append("nginx")
             endpoint = Endpoint(kind="nginx", node=head.name, address=head.address, port=port)

@@ -15,6 +15,7 @@ from ..node_state import node_state_dir
 from ..plan import Plan, PlanInputs, make_plan
 from ..resolved import ResolvedJob
 from ..secrets import redact_env
+from ..srun import with_launch_commands
 from .launchers import Launcher, LocalLauncher, SrunLauncher
 from .status import StatusWriter
 
@@ -82,6 +83,8 @@ def build_plan(ctx: RunContext, nodes) -> Plan:
         host_python=cluster.python or sys.executable, configs_dir=str(configs_dir(cluster)),
         setup_script=ctx.metadata.get("setup_script"),
         state_dir=node_state_dir(cluster.node_local_dir, ctx.job_id, os.environ.get("SLURM_TMPDIR"))))
+    if ctx.launcher.kind in ("slurm", "local"):
+        plan = with_launch_commands(plan, executor=ctx.launcher.kind, run_dir=str(ctx.run_dir))
     data = plan.model_dump(mode="json")
     for p in data["processes"]:
         p["env"] = redact_env(p["env"])
