@@ -196,6 +196,7 @@ def _build(r: ResolvedJob, inp: PlanInputs, ports, port_base: int) -> Plan:
 
     nats_url = etcd_url = None
     state_dir = (inp.state_dir or node_state_dir(r.cluster.node_local_dir, str(inp.job_id))) if needs_dynamo else None
+    if needs_dynamo:
         nats_port, nats_mon = ports.take(head.address), ports.take(head.address)
         etcd_port, etcd_peer = ports.take(head.address), ports.take(head.address)
         nats_url = f"nats://{head.address}:{nats_port}"
