@@ -72,7 +72,8 @@ def _wrong_number(ref: str) -> str:
 
 
 def _gpqa_letter(rest: str, correct_text: str) -> str:
-    for m in re.finditer(r"^([A-D])\) (.*)$", rest, re.MULTILINE):
-        if m.group(2).strip() == correct_text.strip():
-            return m.group(1)
-    return "A"
+    """The letter of the choice line holding the correct answer (the line may end in a chat template's
+    end-of-turn token, so the answer must be followed by the end of the line or a non-word character)."""
+    want = re.escape(correct_text.strip())
+    m = re.search(rf"^([A-D])\) {want}(?=$|[^\w ])", rest, re.MULTILINE)
+    return m.group(1) if m else "A"

@@ -329,7 +329,7 @@ class SimServer:
             prompt_tokens = await self._count(prompt)
             max_new = body.get("max_completion_tokens", body.get("max_tokens"))
             max_new = _int(max_new, "max_tokens", self.config.context_length)
-            answer = self._answer(prompt, body)
+            answer = self._answer(messages[-1].get("content"), body)  # the question, without the chat template
             gen = self._generation(prompt_tokens, prompt.encode(), max_new,
                                    _int(body.get("min_tokens"), "min_tokens", 0), bool(body.get("ignore_eos")),
                                    keep_tokens=not body.get("stream"), answer=answer)

@@ -62,3 +62,12 @@ def test_simulated_answers_are_right_for_that_fraction_of_the_dataset(tmp_path, 
     assert Answers(str(path), accuracy).answer(items[3].prompt or items[3].messages[0]["content"]) == \
         answers.answer(items[3].prompt or items[3].messages[0]["content"])
     assert answers.answer("an unrelated prompt") is None
+
+
+def test_gpqa_answer_finds_the_letter_inside_a_rendered_chat_prompt(tmp_path):
+    path = write_gpqa(tmp_path / "g.csv", 12)
+    items = build_items(load_dataset("gpqa", path, 0), None)
+    answers = Answers(str(path), 1.0)
+    for i in items:
+        rendered = f"<|im_start|>user\n{i.messages[0]['content']}<|im_end|>\n<|im_start|>assistant\n"
+        assert extract("gpqa", answers.answer(rendered)) == i.reference
