@@ -27,7 +27,8 @@ def _sim(path, accuracy):
 @pytest.mark.parametrize("task,accuracy", [("gsm8k", 0.5), ("mmlu", 1.0), ("gpqa", 0.6)])
 def test_every_task_scores_what_the_simulated_engine_answers(local_run, tmp_path, task, accuracy):
     path = _dataset(task, tmp_path)
-    job = local_run.job_file(f"eval-{task}", mode="agg", benchmark={"type": task, "dataset_path": str(path),
+    mode = "disagg" if task == "gsm8k" else "agg"  # through the router's prefill/decode path too
+    job = local_run.job_file(f"eval-{task}", mode=mode, benchmark={"type": task, "dataset_path": str(path),
                                                                      "concurrency": 4},
                              extra=_sim(path, accuracy))
     res = local_run.apply(job)

@@ -81,3 +81,19 @@ def test_valid_eval_jobs_resolve(tmp_path, cluster):
 
     spec = eval_spec(job.job.benchmark)
     assert (spec.num_shots, spec.max_tokens, spec.concurrency, spec.num_examples) == (5, 8, 64, 4)
+
+
+def test_the_plan_passes_sim_answers_to_every_simulated_worker(tmp_path, cluster):
+    from srt_agent.plan import NodeInfo, PlanInputs, make_plan
+
+    g = str(write_gsm8k(tmp_path / "g", 8))
+    resolved = _job(cluster, {"resources": {"agg_nodes": 1, "agg_workers": 2, "gpus_per_node": 4},
+                              "backend": {"sim": {"answers": {"dataset_path": g, "accuracy": 0.25}}}})
+    plan = make_plan(resolved, PlanInputs(job_id="1", nodes=[NodeInfo(name="n0", address="127.0.0.1")],
+                                          log_dir=str(tmp_path / "logs"), srtctl_root="/opt/srt",
+                                          host_python="/venv/bin/python"))
+    workers = plan.by_kind("worker")
+    assert len(workers) == 2
+    for w in workers:
+        i = w.command.index("--sim-answers-dataset")
+        assert w.command[i + 1] == g and w.command[w.command.index("--sim-answers-accuracy") + 1] == "0.25"
