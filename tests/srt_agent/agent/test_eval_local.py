@@ -116,4 +116,10 @@ def test_a_bad_dataset_is_refused_at_dry_run_and_apply(local_run, tmp_path):
         res = local_run.srtctl(*cmd)
         assert res.returncode == 2, res.stdout + res.stderr
         assert f"{path}:4" in res.stderr and "#### <number>" in res.stderr and "benchmark.dataset_path" in res.stderr
+    lines[3] = json.dumps({"question": "fixed", "answer": "now #### 7"})
+    path.write_text("\n".join(lines) + "\n")
+    res = local_run.srtctl("dry-run", "-f", str(job))
+    assert res.returncode == 0, res.stderr
+    out = " ".join(res.stdout.split())  # rich wraps long lines
+    assert "benchmark: gsm8k" in out and "num_examples=all num_shots=5 concurrency=64 max_tokens=512" in out
     assert not (local_run.workdir / "logs").exists() or not list((local_run.workdir / "logs").iterdir())
