@@ -1,7 +1,8 @@
 """The agent's phases, in order:
 
 start -> preflight -> infra (NATS, etcd) -> workers -> endpoint (frontends+nginx, or router)
--> health (workers, registration, smoke request) -> benchmark | profiling | manual -> finish.
+-> health (workers, registration, smoke request) -> [eval: gsm8k/mmlu/gpqa, or the gate before a
+sweep] -> benchmark | profiling | manual -> finish.
 
 Any critical process exit, deadline, or SIGTERM/SIGINT/SIGUSR1 (SLURM's early warning) stops
 the current phase at a safe point, records why in status.json, and tears everything down.
