@@ -372,6 +372,9 @@ def _worker_command(r: ResolvedJob, *, role, python, model_path, served, host, h
                      "--sim-max-running-requests", str(s.max_running_requests),
                      "--sim-startup-s", str(s.startup_s), "--sim-kv-transfer-ms", str(s.kv_transfer_ms),
                      "--sim-seed", str(s.seed + worker_index)]
+        if s.answers is not None:
+            sim_flags += ["--sim-answers-dataset", s.answers.dataset_path,
+                          "--sim-answers-accuracy", str(s.answers.accuracy)]
         cmd = [python, "-m", "srt_agent.sim", *common, "--host", host, "--port", str(http_port),
                *mode_flags, *multi, *user_flags, *sim_flags]
         return cmd, {"PYTHONPATH": CONTAINER_SRTCTL} if r.container else {}, http_port, "/health"

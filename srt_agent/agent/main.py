@@ -1,7 +1,8 @@
 """The agent's phases, in order:
 
 start -> preflight -> infra (NATS, etcd) -> workers -> endpoint (frontends+nginx, or router)
--> health (workers, registration, smoke request) -> benchmark | profiling | manual -> finish.
+-> health (workers, registration, smoke request) -> [eval: gsm8k/mmlu/gpqa, or the gate before a
+sweep] -> benchmark | profiling | manual -> finish.
 
 Any critical process exit, deadline, or SIGTERM/SIGINT/SIGUSR1 (SLURM's early warning) stops
 the current phase at a safe point, records why in status.json, and tears everything down.
@@ -95,6 +96,18 @@ async def _phases(ctx: RunContext, sup: Supervisor, tg, ledger: Ledger) -> None:
     status.update(state="ready", message=f"ready at {plan.endpoint.url}")
     status.phase("health", "done", registered=registered, smoke_tokens=smoke["completion_tokens"])
 
+    from ..evals.config import eval_spec
+
+    spec = eval_spec(job.benchmark)
+    if spec is not None:  # an eval benchmark, or the accuracy gate in front of a sweep
+        from ..evals.phase import run_eval_phase
+
+        status.update(state="evaluating")
+        status.phase("eval")
+        await run_eval_phase(spec, url=plan.endpoint.url, model=plan.served_model_name, run_dir=ctx.run_dir,
+                             ledger=ledger, status=status, max_failed_fraction=job.benchmark.max_failed_fraction)
+        status.phase("eval", "done")
+
     if job.profiling.type != "none":
         status.update(state="profiling")
         status.phase("profiling")
@@ -115,7 +128,7 @@ async def _phases(ctx: RunContext, sup: Supervisor, tg, ledger: Ledger) -> None:
         await run_benchmark(plan, job, ctx.run_dir, ledger, status, ctx.resolved.model_path)
         ledger.mark_phase("benchmark")
         status.phase("benchmark", "done")
-    else:
+    elif job.benchmark.type == "manual":
         status.phase("manual")
         msg = (f"serving {plan.served_model_name} at {plan.endpoint.url} (OpenAI API: "
                f"{plan.endpoint.url}/v1/completions) until the job ends or is cancelled")
