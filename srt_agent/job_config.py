@@ -165,6 +165,8 @@ class BenchmarkSection(Strict):
     seed: int = Field(0, description="seed for prompts")
     max_failed_fraction: float = Field(0.01, ge=0, le=1, description="a point with more failed requests fails the job")
     processes: int | None = Field(None, ge=1, le=64, description="load-generator processes; default: automatic")
+    metrics_interval_s: float = Field(1.0, ge=0, description="scrape every worker's, frontend's and router's "
+                                      "Prometheus page this often during each point; 0 turns it off")
 
     @field_validator("concurrencies", mode="before")
     @classmethod
