@@ -118,7 +118,8 @@ class Stats:
         self.prefill_tokens = self.decode_tokens = 0  # computed by prefill / decode passes
 
 
-GEN_THROUGHPUT_WINDOW_S = 1.0  # sglang:gen_throughput is refreshed about this often while decoding
+GEN_THROUGHPUT_PASSES = 40  # sglang:gen_throughput is refreshed every this many decode passes (SGLang's
+#                             --decode-log-interval default)
 
 
 class Scheduler:
@@ -135,7 +136,7 @@ class Scheduler:
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
         self.gen_throughput = 0.0  # generated tokens/s over the last window (0 when idle)
-        self._tp_mark: tuple[float, int] | None = None
+        self._tp_mark: tuple[float, int, int] | None = None  # (time, generated tokens, decode passes)
 
     # -- public -------------------------------------------------------------------------
     def start(self) -> None:
@@ -177,13 +178,13 @@ class Scheduler:
         return sum(g.prompt_tokens + g.n_out for g in self.running)
 
     def _update_throughput(self, now: float) -> None:
-        gen = self.stats.generation_tokens
+        gen, passes = self.stats.generation_tokens, self.stats.decode_passes
         if self._tp_mark is None:
-            self._tp_mark = (now, gen)
-        elif now - self._tp_mark[0] >= GEN_THROUGHPUT_WINDOW_S:
-            t0, g0 = self._tp_mark
+            self._tp_mark = (now, gen, passes)
+        elif passes - self._tp_mark[2] >= GEN_THROUGHPUT_PASSES and now > self._tp_mark[0]:
+            t0, g0, _ = self._tp_mark
             self.gen_throughput = (gen - g0) / (now - t0)
-            self._tp_mark = (now, gen)
+            self._tp_mark = (now, gen, passes)
 
     # -- loop ---------------------------------------------------------------------------
     async def _run(self) -> None:

@@ -7,7 +7,7 @@ same way:
     sglang:num_running_reqs, sglang:num_queue_reqs       running batch / waiting queue
     sglang:num_used_tokens, sglang:max_total_num_tokens  KV tokens held by the running batch / pool size
     sglang:token_usage                                   num_used_tokens / max_total_num_tokens
-    sglang:gen_throughput                                generated tokens/s over the last ~1 s (0 idle)
+    sglang:gen_throughput                                generated tokens/s, refreshed every 40 decode passes (0 idle)
     sglang:cache_hit_rate                                0: the simulator has no prefix cache
     sglang:num_requests_total, sglang:prompt_tokens_total, sglang:generation_tokens_total
     sglang:realtime_tokens_total{mode=prefill_compute|prefill_cache|decode}   the prefill/decode split

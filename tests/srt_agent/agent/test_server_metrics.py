@@ -39,7 +39,7 @@ def test_a_failed_scrape_is_a_row_never_an_error(tmp_path, sim_model_dir):
                            Target("frontend-0", "frontend", f"http://127.0.0.1:{dead}/metrics")], 0.1)
 
         async def run() -> None:
-            with anyio.move_on_after(0.55):
+            with anyio.move_on_after(1.0):
                 await scraper.run()
 
         t0 = time.time()
@@ -49,7 +49,10 @@ def test_a_failed_scrape_is_a_row_never_an_error(tmp_path, sim_model_dir):
         sim.terminate()
         sim.wait(10)
     samples = scraper.window(t0, t1)
-    assert 8 <= len(samples) <= 14  # two targets, a tick every 0.1 s for 0.55 s
+    ticks = sorted({s.t for s in samples})
+    # a tick every 0.1 s for 1 s (fewer on a loaded machine: a late round skips ticks), both targets each
+    assert 2 <= len(ticks) <= 11 and len(samples) == 2 * len(ticks)
+    assert all(b - a > 0.05 for a, b in zip(ticks, ticks[1:]))  # on the 0.1 s schedule, with jitter
     size = write_samples(tmp_path / "m.csv.gz", samples, t0)
     rows = read_samples(tmp_path / "m.csv.gz")
     assert size == (tmp_path / "m.csv.gz").stat().st_size and len(rows) == len(samples)
