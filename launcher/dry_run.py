@@ -43,7 +43,8 @@ def render_files(prep) -> dict[str, str]:
         text, _secret = render_launch_script(prep.plan, p, log_dir=prep.run_dir_placeholder, configs_dir=str(configs_dir(prep.cluster)),
                                              setup_script=prep.setup_script,
                                              dynamo_cache=f"{srtctl_root(prep.cluster)}/.cache",
-                                             bin_dir=f"{srtctl_root(prep.cluster)}/bin")
+                                             bin_dir=f"{srtctl_root(prep.cluster)}/bin",
+                                             srtctl_root=str(srtctl_root(prep.cluster)))
         files[f"launch/{p.name}.sh"] = text
     return _without_secrets(prep, files)
 

@@ -80,6 +80,7 @@ class ClusterConfig(Strict):
     dynamo_venv: str | None = Field(None, description="existing venv with Dynamo; used as is, nothing is installed")
     node_addresses: Literal["probe", "loopback"] = Field("probe", description="`probe`: each node's first address; `loopback`: 127.0.0.1 (single-host test clusters)")
     logs_dir: str | None = Field(None, description="where run directories go; default: ./logs (relative to where srtctl runs)")
+    node_local_dir: str | None = Field(None, description="node-local disk for etcd's data and NATS's JetStream store (in `srt-<jobid>/`, removed at teardown); default: `$SLURM_TMPDIR`, else `/tmp`")
 
     _source: str | None = None
 
@@ -99,6 +100,13 @@ class ClusterConfig(Strict):
         for alias, target in v.items():
             if not str(target).startswith("/"):
                 raise ValueError(f"alias '{alias}' must map to an absolute path, not '{target}'")
+        return v
+
+    @field_validator("node_local_dir")
+    @classmethod
+    def _local_dir(cls, v: str | None) -> str | None:
+        if v is not None and (not v.startswith("/") or any(ord(c) < 32 or ord(c) == 127 for c in v)):
+            raise ValueError("must be an absolute path without control characters, e.g. /local/scratch")
         return v
 
     @property

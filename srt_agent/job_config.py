@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from .cluster_config import Strict, check_sbatch_text, check_time_limit
+from .evals.config import EVAL_KEYS, EVAL_TYPES, AccuracySection
 
 Role = Literal["prefill", "decode", "agg"]
 
@@ -79,6 +80,13 @@ class SglangConfig(Strict):
         return v
 
 
+class SimAnswers(Strict):
+    """The simulated engine answers questions of an eval dataset, correctly for about `accuracy` of them."""
+
+    dataset_path: str = Field(..., min_length=1, description="gsm8k JSONL, MMLU directory or GPQA CSV")
+    accuracy: float = Field(..., ge=0, le=1, description="fraction answered correctly (chosen per question)")
+
+
 class SimSection(Strict):
     """Timing of the simulated engine (backend.engine: sim); see docs/simulated-engine.md."""
 
@@ -89,6 +97,7 @@ class SimSection(Strict):
     startup_s: float = Field(2.0, ge=0, description="delay before /health turns healthy")
     kv_transfer_ms: float = Field(5.0, ge=0, description="prefill->decode KV transfer delay")
     seed: int = Field(0, description="seed for generated tokens")
+    answers: SimAnswers | None = Field(None, description="answer eval questions from this dataset (docs/evals.md)")
 
 
 class BackendSection(Strict):
@@ -162,7 +171,7 @@ def parse_concurrencies(value: Any) -> list[int]:
 
 
 class BenchmarkSection(Strict):
-    type: Literal["sa-bench", "manual"] = Field("manual", description="`sa-bench` sweeps concurrencies; `manual` serves until the job ends")
+    type: Literal["sa-bench", "manual", "gsm8k", "mmlu", "gpqa"] = Field("manual", description="`sa-bench` sweeps concurrencies; `gsm8k`, `mmlu`, `gpqa` run an accuracy eval (docs/evals.md); `manual` serves until the job ends")
     isl: int | None = Field(None, ge=1, description="input sequence length (tokens)")
     osl: int | None = Field(None, ge=1, description="output sequence length (tokens)")
     concurrencies: list[int] | None = Field(None, description="a list, or a string like '64x128x256'")
@@ -175,6 +184,13 @@ class BenchmarkSection(Strict):
     processes: int | None = Field(None, ge=1, le=64, description="load-generator processes; default: automatic")
     metrics_interval_s: float = Field(1.0, ge=0, description="scrape every worker's, frontend's and router's "
                                       "Prometheus page this often during each point; 0 turns it off")
+    dataset_path: str | None = Field(None, min_length=1, description="eval types: the local dataset (docs/evals.md)")
+    num_examples: int | None = Field(None, ge=1, description="eval types: questions evaluated; default: all")
+    num_shots: int | None = Field(None, ge=0, le=20, description="eval types: few-shot examples; default 5 (gsm8k, mmlu), 0 (gpqa)")
+    concurrency: int | None = Field(None, ge=1, le=4096, description="eval types: requests in flight; default 64")
+    max_tokens: int | None = Field(None, ge=1, description="eval types: completion limit; default 512 (gsm8k), 8 (mmlu), 2048 (gpqa)")
+    min_score: float | None = Field(None, ge=0, le=1, description="eval types: below it the job fails")
+    accuracy: AccuracySection | None = Field(None, description="sa-bench: an eval gate run before the first point")
 
     @field_validator("concurrencies", mode="before")
     @classmethod
@@ -194,6 +210,17 @@ class BenchmarkSection(Strict):
             missing = [k for k in ("isl", "osl", "concurrencies") if getattr(self, k) is None]
             if missing:
                 raise ValueError(f"benchmark type 'sa-bench' needs {', '.join(missing)}")
+        for path in (self.dataset_path, self.accuracy.dataset_path if self.accuracy else None):
+            if path is not None and not path.startswith("/"):
+                raise ValueError(f"dataset_path {path!r} must be an absolute path (compute nodes read it too)")
+        if self.type in EVAL_TYPES and self.dataset_path is None:
+            raise ValueError(f"benchmark type '{self.type}' needs dataset_path")
+        stray = [k for k in EVAL_KEYS if self.type not in EVAL_TYPES and getattr(self, k) is not None]
+        if stray:
+            raise ValueError(f"{', '.join(stray)} only apply to benchmark types gsm8k, mmlu, gpqa; in front of a "
+                             f"sa-bench sweep put them under accuracy: {{task: ..., dataset_path: ...}}")
+        if self.accuracy is not None and self.type != "sa-bench":
+            raise ValueError("accuracy gates a sa-bench sweep; for an eval alone set type: gsm8k, mmlu or gpqa")
         if isinstance(self.req_rate, (int, float)) and self.req_rate <= 0:
             raise ValueError("req_rate must be 'inf' or a positive number")
         return self

@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from .errors import PlanError
+from .node_state import node_state_dir
 from .ports import PortAllocator
 from .resolved import PLAN_OWNED_FLAGS, TP_KEYS, ResolvedJob
 from .sglang_flags import sglang_flags
@@ -116,6 +117,7 @@ class Plan(BaseModel):
     endpoint: Endpoint
     nats_url: str | None = None
     etcd_url: str | None = None
+    state_dir: str | None = Field(None, description="node-local directory of etcd's data and NATS's store")
     served_model_name: str
     model_path: str = Field(description="model path as the workers see it")
     container_image: str | None = None
@@ -150,6 +152,7 @@ class PlanInputs:
     host_python: str = "python3"
     configs_dir: str | None = None
     setup_script: str | None = None
+    state_dir: str | None = None  # node-local etcd/NATS state; default node_state_dir(None, job_id)
 
 
 class _Counter:
@@ -192,6 +195,7 @@ def _build(r: ResolvedJob, inp: PlanInputs, ports, port_base: int) -> Plan:
     workers: list[WorkerSpec] = []
 
     nats_url = etcd_url = None
+    state_dir = (inp.state_dir or node_state_dir(r.cluster.node_local_dir, str(inp.job_id))) if needs_dynamo else None
     if needs_dynamo:
         nats_port, nats_mon = ports.take(head.address), ports.take(head.address)
         etcd_port, etcd_peer = ports.take(head.address), ports.take(head.address)
@@ -200,10 +204,10 @@ def _build(r: ResolvedJob, inp: PlanInputs, ports, port_base: int) -> Plan:
         processes.append(ProcessSpec(
             name="nats", kind="nats", node=head.name, address=head.address, port=nats_mon, health_path="/healthz",
             command=["nats-server", "-c", f"{inp.log_dir}/infra/nats.conf", "-a", head.address, "-p", str(nats_port),
-                     "-m", str(nats_mon), "-js", "-sd", f"{inp.log_dir}/infra/nats"]))
+                     "-m", str(nats_mon), "-js", "-sd", f"{state_dir}/nats"]))
         processes.append(ProcessSpec(
             name="etcd", kind="etcd", node=head.name, address=head.address, port=etcd_port, health_path="/health",
-            command=["etcd", "--name", "srt-etcd", "--data-dir", f"{inp.log_dir}/infra/etcd",
+            command=["etcd", "--name", "srt-etcd", "--data-dir", f"{state_dir}/etcd",
                      "--listen-client-urls", etcd_url, "--advertise-client-urls", etcd_url,
                      "--listen-peer-urls", f"http://{head.address}:{etcd_peer}",
                      "--initial-advertise-peer-urls", f"http://{head.address}:{etcd_peer}",
@@ -294,7 +298,7 @@ def _build(r: ResolvedJob, inp: PlanInputs, ports, port_base: int) -> Plan:
         if multi:
             port = ports.take(head.address)
             processes.append(ProcessSpec(
-                name="nginx", kind="nginx", node=head.name, address=head.address, port=port, health_path=None,
+                name="nginx", kind="nginx", node=head.name, address=head.address, port=port, health_path="/nginx_health",
                 command=_nginx_command(f"{inp.log_dir}/nginx/nginx.conf", f"{inp.log_dir}/nginx")))
             roles_by_node[head.name].append("nginx")
             endpoint = Endpoint(kind="nginx", node=head.name, address=head.address, port=port)
@@ -315,7 +319,7 @@ def _build(r: ResolvedJob, inp: PlanInputs, ports, port_base: int) -> Plan:
         job_id=str(inp.job_id), mode=job.mode, engine=engine, head_node=head.name,
         nodes=[NodeSpec(name=n.name, address=n.address, roles=roles_by_node[n.name]) for n in nodes],
         workers=workers, processes=processes, endpoint=endpoint, nats_url=nats_url, etcd_url=etcd_url,
-        served_model_name=served, model_path=model_path, container_image=r.container, container_mounts=mounts,
+        state_dir=state_dir, served_model_name=served, model_path=model_path, container_image=r.container, container_mounts=mounts,
         port_base=port_base, total_gpus=r.total_gpus,
         decode_gpus=sum(r.layouts[x].nodes for x in decode_roles if x in r.layouts) * r.gpus_per_node)
 
@@ -368,6 +372,9 @@ def _worker_command(r: ResolvedJob, *, role, python, model_path, served, host, h
                      "--sim-max-running-requests", str(s.max_running_requests),
                      "--sim-startup-s", str(s.startup_s), "--sim-kv-transfer-ms", str(s.kv_transfer_ms),
                      "--sim-seed", str(s.seed + worker_index)]
+        if s.answers is not None:
+            sim_flags += ["--sim-answers-dataset", s.answers.dataset_path,
+                          "--sim-answers-accuracy", str(s.answers.accuracy)]
         cmd = [python, "-m", "srt_agent.sim", *common, "--host", host, "--port", str(http_port),
                *mode_flags, *multi, *user_flags, *sim_flags]
         return cmd, {"PYTHONPATH": CONTAINER_SRTCTL} if r.container else {}, http_port, "/health"

@@ -310,8 +310,13 @@ def summary_markdown(runs: list[RunData], per_gpu: str = "total", plots: list[st
             from .agent.time_to_ready import summary_line
 
             out[-1:-1] = [f"- time to ready: {summary_line(run.time_to_ready)}"]
+        from .evals.summary import load_eval_results, markdown as eval_markdown
+
+        evals = load_eval_results(run.path)
+        out += eval_markdown(evals)
         if not run.points:
-            out += ["No valid benchmark points (the run failed or has not measured any yet).", ""]
+            if not evals:
+                out += ["No valid benchmark points (the run failed or has not measured any yet).", ""]
             continue
         out += ["| " + " | ".join(SUMMARY_COLUMNS) + " |", "|" + "---:|" * len(SUMMARY_COLUMNS)]
         out += ["| " + " | ".join(row) + " |" for row in summary_rows(run, per_gpu)]

@@ -208,6 +208,9 @@ def resolve_job(doc: YamlDocument, cluster: ClusterConfig) -> ResolvedJob:
         errors.append(ConfigError("the simulated engine speaks SGLang's HTTP API and runs behind the sglang router",
                                   file=doc.path, line=doc.line_of(("backend", "engine")), key="backend.engine",
                                   value="sim", hint="set backend.use_sglang_router: true, or engine: dynamo-mocker"))
+    from .evals.check import check_datasets
+
+    errors += check_datasets(job, doc)
     model_path = job.model.path
     container = job.model.container
     try:
