@@ -27,7 +27,7 @@ def render_launch_script(plan: Plan, proc: ProcessSpec, *, log_dir: str, configs
     text = render(
         "process.sh.j2", name=proc.name, kind=proc.kind, node=proc.node, log=paths["log"],
         env=sorted(plain.items()), secret_env=sorted(secret), setup_script=setup,
-        dynamo_version=proc.dynamo_version, dynamo_cache=f"{dynamo_cache}/ai-dynamo-{proc.dynamo_version}",
+        dynamo_version=proc.dynamo_version, dynamo_cache=f"{dynamo_cache}/ai-dynamo-{(proc.dynamo_version or '').replace('git:', 'git-').replace('/', '_')}",
         python=proc.python or proc.command[0], command=proc.command,
         bin_dir=bin_dir if proc.kind in ("nats", "etcd") and not proc.container else None)
     return text, secret

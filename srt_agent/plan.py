@@ -18,6 +18,7 @@ from .sglang_flags import sglang_flags
 
 SCHEMA_VERSION = 1
 CONTAINER_MODEL = "/model"
+CONTAINER_HF_CACHE = "/hf-cache"
 CONTAINER_LOGS = "/logs"
 CONTAINER_CONFIGS = "/configs"
 CONTAINER_SRTCTL = "/srtctl"
@@ -178,7 +179,9 @@ def _build(r: ResolvedJob, inp: PlanInputs, ports, port_base: int) -> Plan:
     head = nodes[0]
     in_container = r.container is not None
     worker_python = "python3" if in_container else inp.host_python
-    model_path = CONTAINER_MODEL if in_container else r.model_path
+    hf_model = r.model_path[3:] if r.model_path.startswith("hf:") else None
+    model_path = hf_model or (CONTAINER_MODEL if in_container else r.model_path)
+    hf_env = {"HF_HOME": CONTAINER_HF_CACHE if in_container else str(r.cluster.hf_cache_dir)} if hf_model else {}
     logs = CONTAINER_LOGS if in_container else inp.log_dir
     engine = backend.engine
     use_router = backend.use_sglang_router
@@ -209,10 +212,15 @@ def _build(r: ResolvedJob, inp: PlanInputs, ports, port_base: int) -> Plan:
 
     # ---- workers -------------------------------------------------------------------------
     offset = 0
+    placed: dict[str, list[NodeInfo]] = {}
     for role in job.roles:
         lay = r.layouts[role]
-        role_nodes = nodes[offset: offset + lay.nodes]
-        offset += lay.nodes
+        if lay.shares_nodes_of:
+            role_nodes = placed[lay.shares_nodes_of]
+        else:
+            role_nodes = nodes[offset: offset + lay.nodes]
+            offset += lay.nodes
+        placed[role] = role_nodes
         sizes = r.parallel_sizes(role)
         user_flags = sglang_flags(job.role_flags(role), skip=TP_KEYS + PLAN_OWNED_FLAGS)
         for w in range(lay.workers):
@@ -222,7 +230,8 @@ def _build(r: ResolvedJob, inp: PlanInputs, ports, port_base: int) -> Plan:
             else:
                 w_nodes = [role_nodes[w // lay.workers_per_node]]
                 k = w % lay.workers_per_node
-                gpus = list(range(k * lay.gpus_per_worker, (k + 1) * lay.gpus_per_worker))
+                first = lay.gpu_offset + k * lay.gpus_per_worker
+                gpus = list(range(first, first + lay.gpus_per_worker))
             leader = w_nodes[0]
             http_port = ports.take(leader.address) if engine == "sim" or use_router else None
             bootstrap = ports.take(leader.address) if role == "prefill" else None
@@ -236,7 +245,7 @@ def _build(r: ResolvedJob, inp: PlanInputs, ports, port_base: int) -> Plan:
                     nnodes=len(w_nodes), rank=rank, dist=f"{leader.address}:{dist_port}" if dist_port else None,
                     user_flags=user_flags, nats_url=nats_url, etcd_url=etcd_url, system_port=system_port,
                     worker_index=w)
-                env = {**env, **job.role_environment(role), "CUDA_VISIBLE_DEVICES": ",".join(map(str, gpus))}
+                env = {**env, **hf_env, **job.role_environment(role), "CUDA_VISIBLE_DEVICES": ",".join(map(str, gpus))}
                 if job.profiling.type == "torch":
                     env["SGLANG_TORCH_PROFILER_DIR"] = f"{logs}/profiles/{role}"
                 if job.profiling.type == "nsys":
@@ -249,7 +258,7 @@ def _build(r: ResolvedJob, inp: PlanInputs, ports, port_base: int) -> Plan:
                     node_rank=rank, command=cmd, env=env, container=in_container, gpus=gpus,
                     port=health_port if rank == 0 else None, health_path=health_path if rank == 0 else None,
                     setup_script=inp.setup_script is not None, python=worker_python,
-                    dynamo_version=backend.dynamo_version if (needs_dynamo and engine == "sglang") else None))
+                    dynamo_version=_dynamo_install(backend) if (needs_dynamo and engine == "sglang") else None))
                 names.append(name)
                 roles_by_node[node.name].append(role)
             workers.append(WorkerSpec(
@@ -266,8 +275,9 @@ def _build(r: ResolvedJob, inp: PlanInputs, ports, port_base: int) -> Plan:
         port, metrics_port = ports.take(head.address), ports.take(head.address)
         processes.append(ProcessSpec(
             name="router", kind="router", node=head.name, address=head.address, port=port, health_path="/health",
-            container=in_container,
-            command=_router_command(r, workers, worker_python, head.address, port, metrics_port)))
+            container=in_container, env=dict(backend.frontend_environment),
+            command=[*_router_command(r, workers, worker_python, head.address, port, metrics_port),
+                     *_frontend_flags(backend)]))
         roles_by_node[head.name].append("router")
         endpoint = Endpoint(kind="router", node=head.name, address=head.address, port=port)
     else:
@@ -283,10 +293,11 @@ def _build(r: ResolvedJob, inp: PlanInputs, ports, port_base: int) -> Plan:
             processes.append(ProcessSpec(
                 name=f"frontend-{i}", kind="frontend", node=node.name, address=node.address, port=port,
                 health_path="/health", container=in_container and engine != "dynamo-mocker",
-                command=frontend_command(frontend_python, node.address, port), python=frontend_python,
+                command=[*frontend_command(frontend_python, node.address, port), *_frontend_flags(backend)],
+                python=frontend_python,
                 env={**_dynamo_env(nats_url, etcd_url, node.address, None),
-                     **({"HF_HUB_OFFLINE": "1"} if engine == "dynamo-mocker" else {})},
-                dynamo_version=backend.dynamo_version if engine == "sglang" else None))
+                     **({"HF_HUB_OFFLINE": "1"} if engine == "dynamo-mocker" else {}), **backend.frontend_environment},
+                dynamo_version=_dynamo_install(backend) if engine == "sglang" else None))
             roles_by_node[node.name].append("frontend")
         if multi:
             port = ports.take(head.address)
@@ -304,7 +315,8 @@ def _build(r: ResolvedJob, inp: PlanInputs, ports, port_base: int) -> Plan:
 
     mounts = []
     if in_container:
-        mounts = [f"{r.model_path}:{CONTAINER_MODEL}", f"{inp.log_dir}:{CONTAINER_LOGS}",
+        model_mount = f"{r.cluster.hf_cache_dir}:{CONTAINER_HF_CACHE}" if hf_model else f"{r.model_path}:{CONTAINER_MODEL}"
+        mounts = [model_mount, f"{inp.log_dir}:{CONTAINER_LOGS}",
                   f"{inp.configs_dir or inp.srtctl_root + '/configs'}:{CONTAINER_CONFIGS}",
                   f"{inp.srtctl_root}:{CONTAINER_SRTCTL}", *job.extra_mount]
     decode_roles = ("decode",) if job.mode == "disaggregated" else ("agg",)
@@ -314,7 +326,25 @@ def _build(r: ResolvedJob, inp: PlanInputs, ports, port_base: int) -> Plan:
         workers=workers, processes=processes, endpoint=endpoint, nats_url=nats_url, etcd_url=etcd_url,
         served_model_name=served, model_path=model_path, container_image=r.container, container_mounts=mounts,
         port_base=port_base, total_gpus=r.total_gpus,
-        decode_gpus=sum(r.layouts[x].nodes for x in decode_roles if x in r.layouts) * r.gpus_per_node)
+        decode_gpus=sum(_role_gpus(r, x) for x in decode_roles if x in r.layouts))
+
+
+def _role_gpus(r: ResolvedJob, role: str) -> int:
+    lay = r.layouts[role]
+    if lay.shares_nodes_of or lay.workers_per_node * lay.gpus_per_worker < r.gpus_per_node:
+        return lay.workers * lay.gpus_per_worker
+    return lay.nodes * r.gpus_per_node
+
+
+def _dynamo_install(backend) -> str | None:
+    """What the launch script installs: a version, `git:REF` (built from source), or nothing."""
+    if not backend.dynamo_install:
+        return None
+    return f"git:{backend.dynamo_git_ref}" if backend.dynamo_git_ref else backend.dynamo_version
+
+
+def _frontend_flags(backend) -> list[str]:
+    return sglang_flags(backend.frontend_args, skip=()) if backend.frontend_args else []
 
 
 def _nginx_command(conf: str, run_dir: str) -> list[str]:
@@ -354,7 +384,8 @@ def _worker_command(r: ResolvedJob, *, role, python, model_path, served, host, h
 
         cmd = mocker_command(python=python if not r.cluster.dynamo_venv else f"{r.cluster.dynamo_venv}/bin/python",
                              model_path=model_path, served_model_name=served,
-                             mode=role if role in ("prefill", "decode") else None)
+                             mode=role if role in ("prefill", "decode") else None,
+                             engine_type=job.backend.mocker.engine_type, speedup_ratio=job.backend.mocker.speedup_ratio)
         env = {**_dynamo_env(nats_url, etcd_url, host, system_port), "HF_HUB_OFFLINE": "1"}
         return cmd, env, system_port, "/health"
     if engine == "sim":

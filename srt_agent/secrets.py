@@ -37,7 +37,7 @@ def redact_text(text: str, secrets: list[str]) -> str:
     return text
 
 
-ENV_SECTIONS = ("prefill_environment", "decode_environment", "aggregated_environment")
+ENV_SECTIONS = ("prefill_environment", "decode_environment", "aggregated_environment", "frontend_environment")
 SECRETS_ENV_VAR = "SRT_SECRET_ENV"
 
 
