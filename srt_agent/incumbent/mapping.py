@@ -15,6 +15,11 @@ Each entry: incumbent key (dotted; `*` = any name) -> srtctl key, and how:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+
+MIGRATING_DOC = Path(__file__).resolve().parent.parent.parent / "docs" / "migrating.md"
+BEGIN = "<!-- BEGIN GENERATED: mapping (python -m srt_agent.docgen) -->"
+END = "<!-- END GENERATED: mapping -->"
 
 
 @dataclass(frozen=True)
@@ -155,3 +160,10 @@ def markdown_table() -> str:
         target = f"`{e.target}`" if e.target and not e.target.startswith("(") else (e.target or "—")
         rows.append(f"| `{e.source}` | {target} | {e.how} | {e.note} |")
     return "\n".join(rows) + "\n"
+
+
+def regenerate_doc(text: str) -> str:
+    start, stop = text.find(BEGIN), text.find(END)
+    if start < 0 or stop < start:
+        raise ValueError(f"docs/migrating.md lacks the markers {BEGIN!r} ... {END!r}")
+    return text[:start + len(BEGIN)] + "\n\n" + markdown_table() + "\n" + text[stop:]
