@@ -128,6 +128,9 @@ class MockerSection(Strict):
 
     engine_type: Literal["sglang", "vllm"] = Field("sglang", description="which engine's scheduling the mocker imitates")
     speedup_ratio: float | None = Field(None, gt=0, description="mocker runs this many times faster than the modelled engine")
+    prefill: dict[str, Any] = Field(default_factory=dict, description="extra `dynamo.mocker` flags of prefill workers (kebab-case)")
+    decode: dict[str, Any] = Field(default_factory=dict, description="extra `dynamo.mocker` flags of decode workers")
+    aggregated: dict[str, Any] = Field(default_factory=dict, description="extra `dynamo.mocker` flags of aggregated workers")
 
 
 class BackendSection(Strict):

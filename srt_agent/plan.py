@@ -23,6 +23,7 @@ CONTAINER_LOGS = "/logs"
 CONTAINER_CONFIGS = "/configs"
 CONTAINER_SRTCTL = "/srtctl"
 
+_MOCKER_OWNED = ("model-path", "model-name", "endpoint", "engine-type", "disaggregation-mode", "speedup-ratio")
 Kind = Literal["nats", "etcd", "nginx", "frontend", "router", "worker", "benchmark"]
 
 
@@ -385,7 +386,9 @@ def _worker_command(r: ResolvedJob, *, role, python, model_path, served, host, h
         cmd = mocker_command(python=python if not r.cluster.dynamo_venv else f"{r.cluster.dynamo_venv}/bin/python",
                              model_path=model_path, served_model_name=served,
                              mode=role if role in ("prefill", "decode") else None,
-                             engine_type=job.backend.mocker.engine_type, speedup_ratio=job.backend.mocker.speedup_ratio)
+                             engine_type=job.backend.mocker.engine_type, speedup_ratio=job.backend.mocker.speedup_ratio,
+                             extra_args=sglang_flags(getattr(job.backend.mocker, "aggregated" if role == "agg" else role),
+                                                     skip=_MOCKER_OWNED))
         env = {**_dynamo_env(nats_url, etcd_url, host, system_port), "HF_HUB_OFFLINE": "1"}
         return cmd, env, system_port, "/health"
     if engine == "sim":

@@ -36,6 +36,7 @@ class Conversion:
     data: dict[str, Any]
     lines: dict[Loc, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    brief: dict[str, list[int | None]] = field(default_factory=dict)
 
     def document(self) -> YamlDocument:
         """The converted job as a YamlDocument whose lines point into the recipe."""
@@ -49,9 +50,13 @@ class Conversion:
         return head + yaml.safe_dump(self.data, sort_keys=False, default_flow_style=False, width=120)
 
     def notice(self) -> str:
-        text = f"note: {self.source} is an srt-slurm (v1) recipe; converted to srtctl's format (job.converted.yaml)"
-        if self.notes:
-            text += "; approximated or dropped: " + "; ".join(self.notes)
+        text = f"note: {self.source} is an srt-slurm (v1) recipe, converted to srtctl's format (job.converted.yaml)"
+        if self.brief:
+            keys = []
+            for key, lines in self.brief.items():
+                nums = [str(n) for n in lines if n]
+                keys.append(f"{key} (line{'s' if len(nums) > 1 else ''} {', '.join(nums)})" if nums else key)
+            text += "; approximated or dropped (details in its comments, docs/migrating.md): " + ", ".join(keys)
         return text
 
 
@@ -63,6 +68,7 @@ class _Converter:
         self.notes: list[str] = []
         self.errors: list[ConfigError] = []
         self.extra: dict[str, Any] = {}  # values combined after the walk
+        self.brief: dict[str, list[int | None]] = {}  # noted key (mapping source) -> recipe lines
 
     # ---- helpers --------------------------------------------------------------------------
     def line(self, loc: Loc) -> int | None:
@@ -81,6 +87,8 @@ class _Converter:
     def note(self, src: Loc, text: str) -> None:
         line = self.line(src)
         self.notes.append(f"{'.'.join(map(str, src))}{f' (line {line})' if line else ''}: {text}")
+        entry = lookup(tuple(map(str, src)))
+        self.brief.setdefault(entry.source if entry else ".".join(map(str, src)), []).append(line)
 
     def refuse(self, src: Loc, message: str, hint: str | None = None) -> None:
         self.errors.append(ConfigError(message, file=self.doc.path, line=self.line(src),
@@ -97,7 +105,7 @@ class _Converter:
             raise ConfigErrors(self.errors)
         order = {k: i for i, k in enumerate(_ORDER)}
         data = dict(sorted(self.out.items(), key=lambda kv: order.get(kv[0], len(order))))
-        return Conversion(source=self.doc.path, data=data, lines=self.lines, notes=self.notes)
+        return Conversion(source=self.doc.path, data=data, lines=self.lines, notes=self.notes, brief=self.brief)
 
     def walk(self, path: tuple[str, ...], value: Any) -> None:
         if path[:2] == ("backend", "sglang_config") and len(path) == 4:
@@ -119,8 +127,10 @@ class _Converter:
         elif entry.how in ("same", "moved"):
             self.put(_target(entry, path), value, path)
         elif entry.how == "refused":
-            self.refuse(path, f"'{'.'.join(path)}' has no equivalent in srtctl: {entry.note}",
-                        hint="remove it from the recipe (see docs/migrating.md)")
+            hint = ("write one recipe per variant (the base merged with each override) and convert each"
+                    if entry.source in ("base", "override_*", "zip_override_*")
+                    else "remove it from the recipe (see docs/migrating.md)")
+            self.refuse(path, f"'{'.'.join(path)}' has no equivalent in srtctl: {entry.note}", hint=hint)
         elif entry.how in ("approximated", "dropped"):
             self.note(path, f"{entry.how}: {entry.note}")
         else:  # pragma: no cover - every converted entry has a handler

@@ -53,6 +53,9 @@ MAPPING: tuple[Entry, ...] = (
     Entry("backend.type", "backend.engine", "converted", "`sglang` -> `sglang`, `mocker` -> `dynamo-mocker`; trtllm and vllm are refused"),
     Entry("backend.engine_type", "backend.mocker.engine_type", "moved"),
     Entry("backend.speedup_ratio", "backend.mocker.speedup_ratio", "moved"),
+    Entry("backend.mocker_config.prefill.*", "backend.mocker.prefill.*", "moved", "flags of `python -m dynamo.mocker`"),
+    Entry("backend.mocker_config.decode.*", "backend.mocker.decode.*", "moved"),
+    Entry("backend.mocker_config.aggregated.*", "backend.mocker.aggregated.*", "moved"),
     Entry("backend.gpu_type", "resources.gpu_type", "moved", "unless resources.gpu_type is set"),
     Entry("backend.prefill_environment.*", "backend.prefill_environment.*", "same"),
     Entry("backend.decode_environment.*", "backend.decode_environment.*", "same"),
@@ -126,7 +129,7 @@ INCUMBENT_SECTIONS = ("dynamo", "frontend", "health_check", "sbatch_directives",
                       "reporting", "identity", "base")
 INCUMBENT_PREFIXES = ("override_", "zip_override_")
 # keys inside shared sections that only the incumbent's format has
-INCUMBENT_KEYS = (("backend", "type"), ("backend", "engine_type"), ("backend", "speedup_ratio"),
+INCUMBENT_KEYS = (("backend", "type"), ("backend", "mocker_config"), ("backend", "engine_type"), ("backend", "speedup_ratio"),
                   ("benchmark", "num_warmup_mult"), ("benchmark", "num_prompts_mult"),
                   ("benchmark", "use_chat_template"), ("benchmark", "custom_tokenizer"),
                   ("benchmark", "tokenizer_mode"))
