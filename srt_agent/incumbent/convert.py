@@ -15,6 +15,7 @@ INCUMBENT_DYNAMO_DEFAULT = "0.8.0"
 INCUMBENT_HEALTH_DEFAULT = (180, 10)  # max_attempts, interval_seconds
 _ORDER = ("name", "model", "extra_mount", "resources", "slurm", "setup_script", "backend", "benchmark",
           "profiling", "health")
+ACCURACY_TYPES = ("gsm8k", "mmlu", "gpqa", "longbenchv2", "aime", "aime25", "lm-eval")
 ROUTER_FRONTENDS = ("sglang", "sglangrouter", "sglang-router", "sglang_router")
 
 
@@ -314,6 +315,9 @@ def _empty_ok(c: _Converter, e: Entry, path, value) -> None:
 def _benchmark_type(c: _Converter, e: Entry, path, value) -> None:
     if value in ("sa-bench", "manual"):
         c.put(("benchmark", "type"), value, path)
+    elif value in ACCURACY_TYPES:
+        c.refuse(path, f"accuracy benchmark {value!r}: accuracy evals are not in this srtctl yet",
+                 hint="run it with benchmark type manual and your own eval client against the endpoint")
     else:
         c.refuse(path, f"benchmark type {value!r} has no equivalent in srtctl",
                  hint="srtctl runs sa-bench style sweeps (sa-bench) or serves until the job ends (manual)")

@@ -111,6 +111,9 @@ MAPPING: tuple[Entry, ...] = (
     Entry("benchmark.custom_tokenizer", "(dropped)", "approximated", "token counts come from the model's own tokenizer files"),
     Entry("benchmark.tokenizer_mode", "(dropped)", "approximated", "token counts come from the model's own tokenizer files"),
     Entry("benchmark.sweep", "", "refused", "sweeps are not in this srtctl yet"),
+    *(Entry(f"benchmark.{k}", "", "refused", "accuracy benchmarks (gsm8k, mmlu, gpqa) are not in this srtctl yet")
+      for k in ("num_examples", "max_tokens", "repeat", "num_threads", "num_shots", "max_context_length",
+                "categories", "temperature", "top_p", "top_k")),
     Entry("profiling.type", "profiling.type", "same", "with benchmark sa-bench: profiling load = its isl/osl and first concurrency, benchmark -> manual"),
     Entry("profiling.prefill.start_step", "profiling.prefill.start_step", "same"),
     Entry("profiling.prefill.stop_step", "profiling.prefill.stop_step", "same"),

@@ -78,7 +78,7 @@ def test_dry_run_converts_a_recipe(site, capsys):
     assert main(["dry-run", "-f", "recipe.yaml", "--quiet"]) == 0
     out = capsys.readouterr()
     run = Path(out.out.strip())
-    assert "srt-slurm (v1) recipe; converted" in out.err and "nginx_container (line 8)" in out.err
+    assert "srt-slurm (v1) recipe, converted" in out.err and "nginx_container (line 8)" in out.err
     assert out.err.count("note:") == 1
     converted = yaml.safe_load((run / "job.converted.yaml").read_text())
     assert converted["backend"]["dynamo_git_ref"] == "abc1234"

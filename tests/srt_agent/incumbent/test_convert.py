@@ -91,7 +91,7 @@ def test_approximated_and_dropped_keys_are_in_the_notice(entry):
     data, path = with_key(entry.source, "x")
     conv = convert(data)
     assert any(n.startswith(".".join(path)) for n in conv.notes), conv.notes
-    assert ".".join(path) in conv.notice()
+    assert entry.source in conv.notice() and conv.notice().count("note:") == 1
 
 
 def test_converted_values():
