@@ -164,7 +164,7 @@ def profile_targets(plan: Plan, profiling_type: str, run_dir: Path) -> list[Prof
 
 def profile_request(profiling, target: ProfileTarget) -> dict:
     """The JSON body of start_profile (SGLang's ProfileReqInput fields)."""
-    start, stop = profiling.steps(target.role)
+    start, stop = profiling.steps(getattr(target, "role", "agg"))
     return {
         "output_dir": target.output_dir,
         "start_step": start,
