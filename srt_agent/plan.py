@@ -14,6 +14,8 @@ from pydantic import BaseModel, Field
 from .errors import PlanError
 from .ports import PortAllocator
 from .resolved import PLAN_OWNED_FLAGS, TP_KEYS, ResolvedJob
+from .dynamo import dynamo_install_spec
+from .router import router_command
 from .sglang_flags import sglang_flags
 
 SCHEMA_VERSION = 1
@@ -259,7 +261,7 @@ def _build(r: ResolvedJob, inp: PlanInputs, ports, port_base: int) -> Plan:
                     node_rank=rank, command=cmd, env=env, container=in_container, gpus=gpus,
                     port=health_port if rank == 0 else None, health_path=health_path if rank == 0 else None,
                     setup_script=inp.setup_script is not None, python=worker_python,
-                    dynamo_version=_dynamo_install(backend) if (needs_dynamo and engine == "sglang") else None))
+                    dynamo_version=dynamo_install_spec(backend) if (needs_dynamo and engine == "sglang") else None))
                 names.append(name)
                 roles_by_node[node.name].append(role)
             workers.append(WorkerSpec(
@@ -277,8 +279,8 @@ def _build(r: ResolvedJob, inp: PlanInputs, ports, port_base: int) -> Plan:
         processes.append(ProcessSpec(
             name="router", kind="router", node=head.name, address=head.address, port=port, health_path="/health",
             container=in_container, env=dict(backend.frontend_environment),
-            command=[*_router_command(r, workers, worker_python, head.address, port, metrics_port),
-                     *_frontend_flags(backend)]))
+            command=[*router_command(r, workers, worker_python, head.address, port, metrics_port),
+                     *sglang_flags(backend.frontend_args)]))
         roles_by_node[head.name].append("router")
         endpoint = Endpoint(kind="router", node=head.name, address=head.address, port=port)
     else:
@@ -294,11 +296,11 @@ def _build(r: ResolvedJob, inp: PlanInputs, ports, port_base: int) -> Plan:
             processes.append(ProcessSpec(
                 name=f"frontend-{i}", kind="frontend", node=node.name, address=node.address, port=port,
                 health_path="/health", container=in_container and engine != "dynamo-mocker",
-                command=[*frontend_command(frontend_python, node.address, port), *_frontend_flags(backend)],
+                command=[*frontend_command(frontend_python, node.address, port), *sglang_flags(backend.frontend_args)],
                 python=frontend_python,
                 env={**_dynamo_env(nats_url, etcd_url, node.address, None),
                      **({"HF_HUB_OFFLINE": "1"} if engine == "dynamo-mocker" else {}), **backend.frontend_environment},
-                dynamo_version=_dynamo_install(backend) if engine == "sglang" else None))
+                dynamo_version=dynamo_install_spec(backend) if engine == "sglang" else None))
             roles_by_node[node.name].append("frontend")
         if multi:
             port = ports.take(head.address)
@@ -331,21 +333,7 @@ def _build(r: ResolvedJob, inp: PlanInputs, ports, port_base: int) -> Plan:
 
 
 def _role_gpus(r: ResolvedJob, role: str) -> int:
-    lay = r.layouts[role]
-    if lay.shares_nodes_of or lay.workers_per_node * lay.gpus_per_worker < r.gpus_per_node:
-        return lay.workers * lay.gpus_per_worker
-    return lay.nodes * r.gpus_per_node
-
-
-def _dynamo_install(backend) -> str | None:
-    """What the launch script installs: a version, `git:REF` (built from source), or nothing."""
-    if not backend.dynamo_install:
-        return None
-    return f"git:{backend.dynamo_git_ref}" if backend.dynamo_git_ref else backend.dynamo_version
-
-
-def _frontend_flags(backend) -> list[str]:
-    return sglang_flags(backend.frontend_args, skip=()) if backend.frontend_args else []
+    return r.layouts[role].gpus_used(r.gpus_per_node)
 
 
 def _nginx_command(conf: str, run_dir: str) -> list[str]:
@@ -408,21 +396,3 @@ def _worker_command(r: ResolvedJob, *, role, python, model_path, served, host, h
         return cmd, {}, http_port, "/health"
     cmd = [python, "-m", "dynamo.sglang", *common, *mode_flags, *multi, *user_flags]
     return cmd, _dynamo_env(nats_url, etcd_url, host, system_port), system_port, "/health"
-
-
-def _router_command(r: ResolvedJob, workers: list[WorkerSpec], python: str, host: str, port: int,
-                    metrics_port: int) -> list[str]:
-    # the metrics exporter defaults to 0.0.0.0:29000: bind it to the job's host and own port
-    cmd = [python, "-m", "sglang_router.launch_router", "--host", host, "--port", str(port),
-           "--prometheus-host", host, "--prometheus-port", str(metrics_port)]
-    if r.job.mode == "disaggregated":
-        cmd.append("--pd-disaggregation")
-        for w in workers:
-            if w.role == "prefill":
-                cmd += ["--prefill", w.url or "", str(w.bootstrap_port)]
-        for w in workers:
-            if w.role == "decode":
-                cmd += ["--decode", w.url or ""]
-    else:
-        cmd += ["--worker-urls", *[w.url or "" for w in workers], "--policy", "round_robin"]
-    return cmd

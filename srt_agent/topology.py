@@ -15,6 +15,12 @@ class RoleLayout:
     shares_nodes_of: str | None = None  # decode_nodes: 0 -> placed on the prefill nodes' free GPUs
     gpu_offset: int = 0                 # first GPU on each node this role uses
 
+    def gpus_used(self, gpus_per_node: int) -> int:
+        """GPUs this role occupies: whole nodes, unless its workers leave some free (or share nodes)."""
+        if self.shares_nodes_of or self.workers_per_node * self.gpus_per_worker < gpus_per_node:
+            return self.workers * self.gpus_per_worker
+        return self.nodes * gpus_per_node
+
     @property
     def gpus_per_worker_per_node(self) -> int:
         return self.gpus_per_worker // self.nodes_per_worker
