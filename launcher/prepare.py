@@ -99,6 +99,10 @@ def prepare(job_file: str | Path, *, setup_script: str | None = None, tags: str 
         cluster = cluster.model_copy(update={"executor": "local", "container_runtime": "none"})
     doc, conversion = load_job_document(job_file)
     resolved = resolve_job(doc, cluster)
+    from srt_agent.engine_flags import check as check_engine_flags
+
+    for warning in check_engine_flags(resolved.job, resolved.container, str(job_file), lambda *_: None)[1]:
+        print(f"warning: {job_file}: {warning}", file=sys.stderr)
     script = check_setup_script(setup_script or resolved.job.setup_script, cluster)
     tag_list = parse_tags(tags)
     ts = datetime.now().strftime("%Y%m%d_%H%M%S")
@@ -109,6 +113,9 @@ def prepare(job_file: str | Path, *, setup_script: str | None = None, tags: str 
         job_id="0", nodes=placeholder_nodes(resolved.total_nodes), log_dir=f"{logs}/JOBID{suffix}",
         srtctl_root=str(root), host_python=cluster.python or sys.executable, configs_dir=str(configs_dir(cluster)),
         setup_script=script))
+    from srt_agent.srun import with_launch_commands
+
+    plan = with_launch_commands(plan, executor=cluster.executor, run_dir=f"{logs}/JOBID{suffix}")
     prep = Prepared(resolved=resolved, cluster=cluster, job_path=Path(job_file), timestamp=ts, run_suffix=suffix,
                     setup_script=script, tags=tag_list, plan=plan)
     from srt_agent.secrets import split_job_secrets

@@ -148,6 +148,7 @@ class BackendSection(Strict):
     frontend_args: dict[str, Any] = Field(default_factory=dict, description="extra flags of each Dynamo frontend or the sglang router (kebab-case; true -> bare flag)")
     frontend_environment: dict[str, str] = Field(default_factory=dict, description="extra environment of the frontends or router")
     mocker: MockerSection = Field(default_factory=MockerSection, description="Dynamo mocker options (engine dynamo-mocker)")
+    sglang_version: str | None = Field(None, description="SGLang release in the container, for checking sglang_config keys before submitting (default: read from the container name, e.g. ...sglang-v0.5.5.sqsh)")
     nats_max_payload: str = Field("64MB", description="NATS max_payload; the 1MB default breaks long disaggregated requests")
     sim: SimSection = Field(default_factory=SimSection, description="simulated engine timing")
 
@@ -187,6 +188,13 @@ class BackendSection(Strict):
         if not re.fullmatch(r"[0-9][0-9A-Za-z.+!_-]*", str(v)):
             raise ValueError("dynamo_version must be a version like 0.7.0")
         return str(v)
+
+    @field_validator("sglang_version")
+    @classmethod
+    def _sglang_version(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"[0-9][0-9A-Za-z.+!_-]*", str(v)):
+            raise ValueError("sglang_version must be a version like 0.5.5")
+        return None if v is None else str(v)
 
     @field_validator("nats_max_payload")
     @classmethod
