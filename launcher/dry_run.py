@@ -62,7 +62,7 @@ def _without_secrets(prep, files: dict[str, str]) -> dict[str, str]:
     from srt_agent.secrets import is_secret_name, redact_text
 
     b = prep.resolved.job.backend
-    values = [v for env in (b.prefill_environment, b.decode_environment, b.aggregated_environment)
+    values = [v for env in (b.prefill_environment, b.decode_environment, b.aggregated_environment, b.frontend_environment)
               for k, v in env.items() if is_secret_name(k) and v]
     return {name: redact_text(text, values) for name, text in files.items()} if values else files
 

@@ -79,6 +79,7 @@ class ClusterConfig(Strict):
     python: str | None = Field(None, description="python for host processes (container_runtime none); default: srtctl's own")
     dynamo_venv: str | None = Field(None, description="existing venv with Dynamo; used as is, nothing is installed")
     node_addresses: Literal["probe", "loopback"] = Field("probe", description="`probe`: each node's first address; `loopback`: 127.0.0.1 (single-host test clusters)")
+    hf_cache_dir: str | None = Field(None, description="shared Hugging Face cache directory (absolute) for `model.path: hf:org/model`; mounted in every container as HF_HOME")
     logs_dir: str | None = Field(None, description="where run directories go; default: ./logs (relative to where srtctl runs)")
     node_local_dir: str | None = Field(None, description="node-local disk for etcd's data and NATS's JetStream store (in `srt-<jobid>/`, removed at teardown); default: `$SLURM_TMPDIR`, else `/tmp`")
 
@@ -93,6 +94,13 @@ class ClusterConfig(Strict):
     @classmethod
     def _sbatch_text(cls, v: str | None) -> str | None:
         return check_sbatch_text(v)
+
+    @field_validator("hf_cache_dir")
+    @classmethod
+    def _hf_cache(cls, v: str | None) -> str | None:
+        if v is not None and (not str(v).startswith("/") or any(c in str(v) for c in ":,\n")):
+            raise ValueError("hf_cache_dir must be an absolute directory path without ':' or ','")
+        return v
 
     @field_validator("model_paths", "containers")
     @classmethod

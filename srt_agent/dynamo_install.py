@@ -50,7 +50,20 @@ def describe(python: str) -> dict:
     return json.loads(out)
 
 
+DYNAMO_GIT = "https://github.com/ai-dynamo/dynamo.git"
+
+
+def requirements(version: str) -> list[str]:
+    """pip requirements for a release (`0.7.0`) or a git ref of Dynamo's repository (`git:REF`)."""
+    if version.startswith("git:"):
+        ref = version[4:]
+        return [f"ai-dynamo-runtime @ git+{DYNAMO_GIT}@{ref}#subdirectory=lib/bindings/python",
+                f"ai-dynamo @ git+{DYNAMO_GIT}@{ref}"]
+    return [f"ai-dynamo=={version}", f"ai-dynamo-runtime=={version}"]
+
+
 def cache_key(version: str, image: str, python_version: str, arch: str) -> str:
+    version = re.sub(r"[^A-Za-z0-9_.-]+", "_", version.replace("git:", "git-"))
     tag = re.sub(r"[^A-Za-z0-9_.-]+", "_", os.path.basename(image.rstrip("/")) or "host")[:40]
     digest = hashlib.sha256(image.encode()).hexdigest()[:12]
     return f"ai-dynamo-{version}-{tag}-{digest}-py{python_version}-{arch}"
@@ -83,9 +96,10 @@ def build(python: str, info: dict, version: str, tmp: str, final: str) -> dict:
         site = describe(venv_python)["site"][0]
         with open(os.path.join(site, "_srt_parent_site.pth"), "w") as f:
             f.write("\n".join(info["site"]) + "\n")
-    say(f"pip install ai-dynamo=={version} ai-dynamo-runtime=={version} into {final}")
+    reqs = requirements(version)
+    say(f"pip install {' '.join(reqs)} into {final}")
     subprocess.run([venv_python, "-m", "pip", "install", "--disable-pip-version-check", "--no-input",
-                    f"ai-dynamo=={version}", f"ai-dynamo-runtime=={version}"], check=True,
+                    *reqs], check=True,
                    stdout=sys.stderr)
     added, replaced = diff(info["dists"], describe(venv_python)["dists"])
     _fix_scripts(os.path.join(tmp, "bin"), tmp, final)
