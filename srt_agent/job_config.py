@@ -57,6 +57,7 @@ class SlurmSection(Strict):
     account: str | None = Field(None, description="default: srtslurm.yaml `default_account`")
     partition: str | None = Field(None, description="default: srtslurm.yaml `default_partition`")
 
+    max_requeues: int = Field(1, ge=0, description="after the time-limit warning (SIGUSR1) stopped a run with work left, the agent requeues its job (`scontrol requeue`) at most this many times (counted by `SLURM_RESTART_COUNT`); 0: never")
     sbatch_directives: dict[str, str | None] = Field(default_factory=dict, description="extra `#SBATCH --KEY=VALUE` lines (value null: bare `--KEY`); options srtctl sets itself are refused")
 
     @field_validator("time_limit")

@@ -223,6 +223,7 @@ async def run_agent(run_dir: Path, launcher: Launcher | None = None) -> int:
         with work:
             try:
                 await _phases(ctx, sup, tg, ledger)
+                outcome["completed"] = True  # a stop signal after this point leaves no work to requeue
             except SrtError as exc:
                 outcome["error"] = outcome["error"] or exc
             except BaseExceptionGroup as group:
@@ -256,6 +257,10 @@ async def run_agent(run_dir: Path, launcher: Launcher | None = None) -> int:
         if error is None:
             with anyio.CancelScope(shield=True):
                 await _finish(ctx, ledger)
+                if stop == SIGNALS[signal.SIGUSR1] and ctx.launcher.kind == "slurm" and not outcome.get("completed"):
+                    from .requeue import requeue_after_warning
+
+                    await requeue_after_warning(status, ctx.job.slurm.max_requeues)
         tg.cancel_scope.cancel()
     if error is not None:
         print(f"[srt-agent] failed: {error}", file=sys.stderr, flush=True)

@@ -1,13 +1,14 @@
 """Process lifecycle on the local SLURM cluster: a clean run stops every step gracefully (SIGTERM
 to the task, the program's own shutdown, exit 0), in one grace period; SLURM's time-limit
-warning (SIGUSR1 to the batch shell) stops at a safe point, and a resume finishes the sweep."""
+warning (SIGUSR1 to the batch shell) stops at a safe point, the agent requeues its job, and the
+requeued attempt finishes the sweep in the same run directory."""
 
 from __future__ import annotations
 
 import json
 import os
 import subprocess
-import sys
+import time
 from datetime import datetime
 
 import pytest
@@ -59,6 +60,11 @@ def test_clean_run_stops_every_step_gracefully_within_one_grace_period(local_clu
     assert stopped.index("router") < min(stopped.index(w) for w in ("prefill-0", "prefill-1", "decode-0"))
 
 
+def _job_fields(cluster, job_id: str) -> dict[str, str]:
+    out = cluster.run("scontrol", "show", "job", "-o", job_id, check=True).stdout
+    return dict(f.split("=", 1) for f in out.split() if "=" in f)
+
+
 def test_time_limit_warning_stops_at_a_safe_point_and_the_requeued_attempt_resumes(local_cluster, tmp_path,
                                                                                       model_dir):
     run = SlurmRun(tmp_path, local_cluster, model_dir)
@@ -76,14 +82,36 @@ def test_time_limit_warning_stops_at_a_safe_point_and_the_requeued_attempt_resum
     assert status["state"] == "cancelled", status
     assert "SIGUSR1" in status["message"]
     assert all(c["state"] == "stopped" for c in status["components"]), status["components"]
-    local_cluster.wait_job(int(job_id))
-    done = set(json.loads((run_dir / "ledger.json").read_text())["points"])
+    done = json.loads((run_dir / "ledger.json").read_text())["points"]
     assert "isl16_osl150_c1" in done and len(done) < 2
+    first_result = (run_dir / done["isl16_osl150_c1"]).read_bytes()
     assert any(e["event"] == "signal" and "SIGUSR1" in e["signal"] for e in _events(run_dir))
-    res = subprocess.run([sys.executable, "-m", "launcher.cli", "apply", "--resume", str(run_dir)], cwd=tmp_path,
-                         env=env, capture_output=True, text=True, timeout=120)
-    assert res.returncode == 0, res.stderr
-    second = res.stdout.splitlines()[0].split()[-1]
-    final = run.wait_status(run_dir, lambda s: s["job_id"] == second and s["state"] in ("succeeded", "failed"))
+    # the agent requeues its own job (slurm.max_requeues defaults to 1; SLURM_RESTART_COUNT was unset)
+    deadline = time.monotonic() + 60
+    while not any(e["event"] == "requeued" for e in _events(run_dir)):
+        assert time.monotonic() < deadline, _events(run_dir)[-5:]
+        time.sleep(0.2)
+    requeued = next(e for e in _events(run_dir) if e["event"] == "requeued")
+    assert requeued["job_id"] == job_id and requeued["restarts"] == 1 and requeued["max_requeues"] == 1
+    while True:
+        fields = _job_fields(local_cluster, job_id)
+        if fields["Restarts"] == "1" and fields["JobState"] in ("PENDING", "RUNNING"):
+            break
+        assert time.monotonic() < deadline, fields
+        time.sleep(0.2)
+    if fields["JobState"] == "PENDING":  # SLURM holds a requeued job back (begin time); let it start now
+        local_cluster.run("scontrol", "update", f"JobId={job_id}", "StartTime=now", check=True)
+    final = run.wait_status(run_dir, lambda s: s["job_id"] == job_id and s["state"] in ("succeeded", "failed")
+                            and s["started_at"] > status["updated_at"], timeout=180)
     assert final["state"] == "succeeded", final["failure"]
     assert final["benchmark"]["points_done"] == 2
+    assert _job_fields(local_cluster, job_id)["Restarts"] == "1"
+    # the second attempt ran in the same run directory and did not measure the finished point again
+    events = _events(run_dir)
+    second = events[next(i for i, e in enumerate(events) if e["event"] == "requeued"):]
+    assert any(e["event"] == "resumed" and e["points_done"] == ["isl16_osl150_c1"] for e in second), second[:5]
+    assert [e["concurrency"] for e in second if e["event"] == "point_skipped"] == [1]
+    assert [e["concurrency"] for e in second if e["event"] == "point_start"] == [2]
+    assert (run_dir / done["isl16_osl150_c1"]).read_bytes() == first_result
+    assert set(json.loads((run_dir / "ledger.json").read_text())["points"]) == {"isl16_osl150_c1", "isl16_osl150_c2"}
+    local_cluster.wait_job(int(job_id), timeout=60)
