@@ -17,7 +17,7 @@ from srt_agent.errors import ConfigError
 
 from . import sbatch
 from .paths import display, logs_dir
-from .prepare import metadata, prepare, render_sbatch, write_files
+from .prepare import metadata, render_sbatch, write_files
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,6 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--local", action="store_true", help="run here with the local executor (no SLURM)")
     parser.add_argument("--resume", metavar="RUN_DIR", help="resume an interrupted run, skipping finished work")
     parser.add_argument("--force", action="store_true", help="with --resume: resume even if the config changed")
+    from .sweep_cmd import add_override_arguments
+
+    add_override_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,7 +37,12 @@ def run(args: argparse.Namespace) -> int:
         return _resume(args)
     if not args.file:
         raise ConfigError("apply needs -f FILE (or --resume RUN_DIR)", key="-f")
-    prep = prepare(args.file, setup_script=args.setup_script, tags=args.tags, local=args.local)
+    from .sweep_cmd import apply_sweep, load_request
+
+    req = load_request(args)
+    if req.sweep is not None:
+        return apply_sweep(req, args.local or req.cluster.executor == "local")
+    prep = req.prep
     local = args.local or prep.cluster.executor == "local"
     logs = logs_dir(prep.cluster)
     if local:

@@ -92,15 +92,29 @@ def placeholder_nodes(count: int) -> list[NodeInfo]:
     return [NodeInfo(name=f"node{i}", address=f"node{i}") for i in range(count)]
 
 
-def prepare(job_file: str | Path, *, setup_script: str | None = None, tags: str | None = None,
-            cluster_file: str | Path | None = None, local: bool = False) -> Prepared:
+def load_cluster(cluster_file: str | Path | None = None, local: bool = False) -> ClusterConfig:
     cluster = load_cluster_config(cluster_file)
     if local:
         cluster = cluster.model_copy(update={"executor": "local", "container_runtime": "none"})
+    return cluster
+
+
+def prepare(job_file: str | Path, *, setup_script: str | None = None, tags: str | None = None,
+            cluster_file: str | Path | None = None, local: bool = False) -> Prepared:
+    cluster = load_cluster(cluster_file, local)
     resolved = load_job(job_file, cluster)
+    return prepare_resolved(resolved, cluster, Path(job_file), Path(job_file).read_text(),
+                            setup_script=setup_script, tags=tags)
+
+
+def prepare_resolved(resolved: ResolvedJob, cluster: ClusterConfig, job_file: Path, job_text: str, *,
+                     setup_script: str | None = None, tags: str | None = None,
+                     timestamp: str | None = None) -> Prepared:
+    """Everything apply submits for an already resolved job (a sweep member, or a job with --set);
+    job_text is the job file as it is copied into the run directory."""
     script = check_setup_script(setup_script, cluster)
     tag_list = parse_tags(tags)
-    ts = datetime.now().strftime("%Y%m%d_%H%M%S")
+    ts = timestamp or datetime.now().strftime("%Y%m%d_%H%M%S")
     suffix = run_suffix(resolved, ts)
     root = srtctl_root(cluster)
     logs = logs_dir(cluster)
@@ -115,7 +129,7 @@ def prepare(job_file: str | Path, *, setup_script: str | None = None, tags: str 
     data = resolved.to_json()
     data["job"], prep.secrets = split_job_secrets(data["job"])
     secret_values = [v for section in prep.secrets.values() for v in section.values()]
-    prep.files["job.yaml"] = redacted_job_text(Path(job_file).read_text(), secret_values)
+    prep.files["job.yaml"] = redacted_job_text(job_text, secret_values)
     prep.files["resolved.json"] = json.dumps(data, indent=2) + "\n"
     prep.files["job.sbatch"] = render_sbatch(prep)
     return prep
