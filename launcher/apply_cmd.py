@@ -143,6 +143,10 @@ def _resume(args: argparse.Namespace) -> int:
         raise ConfigError("not a run directory (no metadata.json)", file=str(run_dir), key="--resume",
                           hint="pass a directory printed by `srtctl apply` (Logs: ...)")
     meta = json.loads(meta_path.read_text())
+    if (run_dir / "sweep.json").is_file():  # a sweep in one allocation
+        from .sweep_alloc import resume_allocation
+
+        return resume_allocation(run_dir, meta, args)
     secret_env = _secrets_from_original(run_dir)
     if meta.get("executor") == "local" or args.local:
         print(f"Resuming local job {meta['job_id']}")

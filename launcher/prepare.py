@@ -150,14 +150,17 @@ def redacted_job_text(text: str, secret_values: list[str]) -> str:
     return redact_text(out, secret_values)
 
 
-def render_sbatch(prep: Prepared, fixed_run_dir: str | None = None) -> str:
+def render_sbatch(prep: Prepared, fixed_run_dir: str | None = None, *, nodes: int | None = None,
+                  job_name: str | None = None) -> str:
+    """nodes/job_name: for a sweep's one allocation (mode allocation), sized for its largest member."""
     r = prep.resolved
     cluster = prep.cluster
     logs = logs_dir(cluster)
+    nodes = nodes or r.total_nodes
     return render(
-        "job.sbatch.j2", job_name=r.job.name, nodes=r.total_nodes, time_limit=r.time_limit, account=r.account,
+        "job.sbatch.j2", job_name=job_name or r.job.name, nodes=nodes, time_limit=r.time_limit, account=r.account,
         partition=r.partition, gpus_per_node=r.gpus_per_node if cluster.use_gpus_per_node_directive else None,
-        segment=r.total_nodes if cluster.use_segment_sbatch_directive else None,
+        segment=nodes if cluster.use_segment_sbatch_directive else None,
         output=f"{_output_pattern(fixed_run_dir)}/slurm-%j.out" if fixed_run_dir
         else f"{_output_pattern(str(logs))}/%j{_output_pattern(prep.run_suffix)}/slurm-%j.out",
         warning_seconds=WARNING_SECONDS,

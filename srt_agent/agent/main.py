@@ -220,6 +220,10 @@ def main(argv: list[str]) -> int:
         print("usage: python -m srt_agent RUN_DIR", file=sys.stderr)
         return 2
     run_dir = Path(argv[0]).resolve()
+    if (run_dir / "sweep.json").is_file() and not (run_dir / "resolved.json").is_file():
+        from .sweep_runner import run_sweep  # a sweep in one allocation (mode allocation)
+
+        return anyio.run(run_sweep, run_dir)
     if not (run_dir / "resolved.json").is_file():
         print(f"error: {run_dir} is not a run directory (no resolved.json)", file=sys.stderr)
         return 2

@@ -1,0 +1,64 @@
+"""Sweeps on the local SLURM cluster with the simulated engine: a 2 x 2 grid in mode jobs (one
+sbatch per member, every member benchmarked with its own values)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+try:
+    from test_apply_slurm import SlurmRun, model_dir  # noqa: F401  (model_dir is a fixture)
+except ImportError:  # pragma: no cover
+    from tests.integration.test_apply_slurm import SlurmRun, model_dir  # noqa: F401
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+
+BENCH = {"type": "sa-bench", "isl": 32, "osl": 8, "concurrencies": [2], "prompt_multiplier": 2,
+         "warmup_multiplier": 1}
+GRID = {"resources.decode_workers": [1, 2], "backend.sim.decode_step_ms": [2, 4]}
+
+
+def sweep_job(run: SlurmRun, mode: str, name: str = "sw") -> tuple[SlurmRun, object]:
+    path = run.job(BENCH, name=name, resources={"prefill_nodes": 1, "decode_nodes": 1, "prefill_workers": 1,
+                                                "decode_workers": 1})
+    data = yaml.safe_load(path.read_text())
+    data["sweep"] = {"mode": mode, "grid": GRID}
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def srtctl(run: SlurmRun, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "SRTSLURM_CONFIG": str(run.workdir / "srtslurm.yaml"),
+           "SLURM_CONF": str(run.cluster.slurm_conf)}
+    return subprocess.run([sys.executable, "-m", "launcher.cli", *args], cwd=run.workdir, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_grid_2x2_mode_jobs(local_cluster, tmp_path, model_dir):  # noqa: F811
+    run = SlurmRun(tmp_path, local_cluster, model_dir)
+    res = run.apply(sweep_job(run, "jobs"))
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    job_ids = [ln.split()[-1] for ln in lines if ln.startswith("Submitted batch job ")]
+    assert len(job_ids) == 4 and len(set(job_ids)) == 4
+    sweep_id = lines[-1].split()[1].rstrip(":")
+    info = json.loads((tmp_path / "logs" / "sweeps" / sweep_id / "sweep.json").read_text())
+    assert [m["job_id"] for m in info["members"]] == job_ids
+    for m in info["members"]:
+        run_dir = tmp_path / "logs" / m["run_dir"].split("/logs/")[1]
+        status = run.wait_status(run_dir, lambda s: s["state"] in ("succeeded", "failed"), timeout=240)
+        assert status["state"] == "succeeded", status["failure"]
+        plan = json.loads((run_dir / "plan.json").read_text())
+        decode = [p for p in plan["processes"] if p["kind"] == "worker" and p["role"] == "decode"]
+        assert len(decode) == m["values"]["resources.decode_workers"]
+        job = json.loads((run_dir / "resolved.json").read_text())["job"]
+        assert job["backend"]["sim"]["decode_step_ms"] == m["values"]["backend.sim.decode_step_ms"]
+        point = json.loads((run_dir / "results" / "result_isl32_osl8_c2.json").read_text())
+        assert point["completed"] == 4
+    for j in job_ids:
+        assert local_cluster.wait_job(int(j)) == "COMPLETED"
