@@ -62,3 +62,57 @@ def test_grid_2x2_mode_jobs(local_cluster, tmp_path, model_dir):  # noqa: F811
         assert point["completed"] == 4
     for j in job_ids:
         assert local_cluster.wait_job(int(j)) == "COMPLETED"
+
+
+def _ledger(member_dir) -> dict:
+    try:
+        return json.loads((member_dir / "ledger.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def test_grid_2x2_mode_allocation_killed_in_second_member_and_resumed(local_cluster, tmp_path, model_dir):  # noqa: F811
+    import time
+
+    run = SlurmRun(tmp_path, local_cluster, model_dir)
+    job = sweep_job(run, "allocation", name="al")
+    data = yaml.safe_load(job.read_text())
+    data["benchmark"]["concurrencies"] = [2, 4, 8]
+    job.write_text(yaml.safe_dump(data, sort_keys=False))
+    res = run.apply(job)
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert len([ln for ln in lines if ln.startswith("Submitted batch job ")]) == 1  # one allocation
+    job_id = lines[0].split()[-1]
+    sweep_dir = run.run_dir(res.stdout)
+    info = json.loads((sweep_dir / "sweep.json").read_text())
+    assert info["allocation_nodes"] == 2 and len(info["members"]) == 4
+    assert "#SBATCH --nodes=2" in (sweep_dir / "job.sbatch").read_text()
+    first, second = (sweep_dir / m["name"] for m in info["members"][:2])
+    # wait until the second member has measured its first point, then kill the allocation
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and len(_ledger(second).get("points", {})) < 1:
+        time.sleep(0.1)
+    assert _ledger(second).get("points"), (sweep_dir / f"slurm-{job_id}.out").read_text()[-3000:]
+    subprocess.run(["scancel", job_id], env={**os.environ, "SLURM_CONF": str(local_cluster.slurm_conf)}, check=True)
+    local_cluster.wait_job(int(job_id))
+    assert "benchmark" in _ledger(first)["phases"] and "benchmark" not in _ledger(second)["phases"]
+    done_before = dict(_ledger(second)["points"])
+    mtimes = {p: p.stat().st_mtime_ns for d in (first, second) for p in (d / "results").glob("result_*.json")}
+    assert mtimes and not (sweep_dir / info["members"][2]["name"] / "ledger.json").exists()
+
+    res = srtctl(run, "apply", "--resume", str(sweep_dir))
+    assert res.returncode == 0, res.stderr
+    job2 = res.stdout.splitlines()[0].split()[-1]
+    assert local_cluster.wait_job(int(job2), timeout=300) == "COMPLETED"
+    for m in info["members"]:
+        d = sweep_dir / m["name"]
+        status = json.loads((d / "status.json").read_text())
+        assert status["state"] == "succeeded", (m["name"], status.get("failure"))
+        assert len(_ledger(d)["points"]) == 3
+    # nothing measured twice: the first member untouched, the second kept its finished points
+    assert len(_ledger(first)["attempts"]) == 1 and len(_ledger(second)["attempts"]) == 2
+    assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes
+    assert set(done_before) < set(_ledger(second)["points"])
+    out = (sweep_dir / f"slurm-{job2}.out").read_text()
+    assert f"{info['members'][0]['name']}: already finished, skipped" in out

@@ -134,3 +134,45 @@ def test_a_refused_member_cancels_the_submitted_ones_and_leaves_nothing(site, mo
     assert len(calls(sb)) == 1 and calls(can) == [["4242"]]
     assert sorted(p.name for p in (site / "logs").iterdir()) in ([], ["sweeps"])
     assert not list((site / "logs").glob("sweeps/*"))
+
+
+ALLOC = {"mode": "allocation", "grid": {"resources.decode_nodes": [1, 2], "backend.sim.decode_step_ms": [2, 4]}}
+
+
+def test_dry_run_mode_allocation_sizes_one_sbatch_for_the_largest_member(site, capsys):
+    assert main(["dry-run", "-f", str(write_job(site, ALLOC)), "--quiet"]) == 0
+    (d,) = list((site / "dry-runs").iterdir())
+    info = json.loads((d / "sweep.json").read_text())
+    assert info["mode"] == "allocation" and info["allocation_nodes"] == 3
+    assert "#SBATCH --nodes=3" in (d / "job.sbatch").read_text()
+    assert "#SBATCH --job-name=sw" in (d / "job.sbatch").read_text()
+    assert len([p for p in d.iterdir() if p.is_dir()]) == 4
+
+
+def test_mode_allocation_member_bigger_than_the_allocation_is_a_dry_run_error(site, capsys):
+    job = write_job(site, {**ALLOC, "nodes": 2})
+    assert main(["dry-run", "-f", str(job)]) == 2
+    err = capsys.readouterr().err
+    assert "members cannot share one allocation" in err and "needs 3 nodes, the allocation has 2" in err
+    assert not (site / "dry-runs").exists()
+
+
+def test_apply_mode_allocation_submits_one_held_job_with_a_directory_per_member(site, monkeypatch, capsys):
+    sb, rel, _ = slurm(site, monkeypatch)
+    assert main(["apply", "-f", str(write_job(site, ALLOC))]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "Submitted batch job 4242" and lines[1].startswith("Logs: logs/4242_sweep_")
+    assert len(calls(sb)) == 1 and calls(rel) == [["release", "4242"]]
+    (d,) = [p for p in (site / "logs").iterdir() if p.name.startswith("4242_sweep_")]
+    info = json.loads((d / "sweep.json").read_text())
+    assert info["job_id"] == "4242" and {m["run_dir"] for m in info["members"]} == {
+        str(d / m["name"]) for m in info["members"]}
+    for m in info["members"]:
+        meta = json.loads((d / m["name"] / "metadata.json").read_text())
+        assert meta["sweep"] == info["sweep_id"] and (d / m["name"] / "resolved.json").is_file()
+        assert not (d / m["name"] / "job.sbatch").exists()
+    assert json.loads((site / "logs" / "sweeps" / info["sweep_id"] / "sweep.json").read_text()) == info
+    # apply --resume SWEEP_DIR resubmits the same directory, sized like the first submit
+    assert main(["apply", "--resume", str(d)]) == 0
+    script = (d / "job.resume.sbatch").read_text()
+    assert "#SBATCH --nodes=3" in script and f"RUN_DIR={d}" in script
