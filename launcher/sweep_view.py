@@ -67,6 +67,8 @@ def print_sweep(info: dict, rows: list[dict], *, title: str, results: bool) -> N
     from rich import box
     from rich.table import Table
 
+    from rich.markup import escape
+
     from .status_cmd import STATE_STYLES, console
 
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
@@ -78,8 +80,8 @@ def print_sweep(info: dict, rows: list[dict], *, title: str, results: bool) -> N
         table.add_column("tok/s/GPU", justify="right")
     for r in rows:
         pts = f"{r['points_done']}/{r['points_total']}" if r["points_total"] else "-"
-        cells = [r["member"], r["label"], str(r.get("job_id") or "-"),
-                 f"[{STATE_STYLES.get(r['state'], '')}]{r['state']}[/]", r["phase"] or "-", pts]
+        cells = [escape(r["member"]), escape(r["label"]), str(r.get("job_id") or "-"),
+                 _styled(r["state"], STATE_STYLES.get(r["state"])), r["phase"] or "-", pts]
         if results:
             cells += [fmt_num(r["best_output_tok_s"]), fmt_num(r["best_output_tok_s_per_gpu"])]
         table.add_row(*cells)
@@ -90,6 +92,12 @@ def print_sweep(info: dict, rows: list[dict], *, title: str, results: bool) -> N
         progress = read_json(Path(rows[0]["run_dir"]).parent / "sweep_progress.json")
     if progress and progress.get("current"):
         con.print(f"allocation: running member {progress['index'] + 1}/{progress['total']} {progress['current']}")
+
+
+def _styled(text: str, style: str | None) -> str:
+    from rich.markup import escape
+
+    return f"[{style}]{escape(text)}[/]" if style else escape(text)
 
 
 def sweep_status(ref: str, root: Path, *, as_json: bool, results: bool = False) -> int:

@@ -116,3 +116,14 @@ def test_grid_2x2_mode_allocation_killed_in_second_member_and_resumed(local_clus
     assert set(done_before) < set(_ledger(second)["points"])
     out = (sweep_dir / f"slurm-{job2}.out").read_text()
     assert f"{info['members'][0]['name']}: already finished, skipped" in out
+    # looking at the sweep
+    sweep_id = lines[2].split()[1].rstrip(":")
+    res = srtctl(run, "status", sweep_id, "--json")
+    assert res.returncode == 0, res.stderr
+    assert [m["state"] for m in json.loads(res.stdout)["members"]] == ["succeeded"] * 4
+    res = srtctl(run, "runs", "--sweep", sweep_id)
+    assert res.returncode == 0 and "dw=2, dsm=4" in res.stdout, res.stdout + res.stderr
+    res = srtctl(run, "report", "--sweep", sweep_id)
+    assert res.returncode == 0, res.stderr
+    md = (tmp_path / "reports" / sweep_id / "report.md").read_text()
+    assert all(f"dw={w}, dsm={s}" in md for w in (1, 2) for s in (2, 4))
