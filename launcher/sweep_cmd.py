@@ -60,7 +60,9 @@ def load_request(args: argparse.Namespace) -> Request:
         return Request(cluster=cluster, doc=doc, prep=prepare(args.file, setup_script=args.setup_script,
                                                               tags=args.tags, local=local))
     data = apply_overrides(data, sets, unsets)
-    overrides = {"set": list(sets), "unset": list(unsets)}
+    from srt_agent.sweep import redacted_overrides
+
+    overrides = {"set": redacted_overrides(sets), "unset": list(unsets)}  # as written down: no secret values
     ts = datetime.now().strftime("%Y%m%d_%H%M%S")
     job_path = Path(args.file)
     if "sweep" not in data:

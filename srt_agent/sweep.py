@@ -24,6 +24,7 @@ from .cluster_config import ClusterConfig, Strict
 from .errors import ConfigError, ConfigErrors
 from .job_config import JobConfig
 from .resolved import ResolvedJob, resolve_job
+from .secrets import is_secret_name
 from .validation import _unwrap, did_you_mean, validate_document
 from .yaml_source import YamlDocument
 
@@ -115,7 +116,7 @@ _MISSING = object()
 
 def apply_overrides(data: dict, sets: list[str], unsets: list[str]) -> dict:
     """The job data with `--unset PATH` and `--set PATH=VALUE` (YAML value) applied, in that order.
-    `sweep` and `sweep.mode` can be set or unset too."""
+    `sweep` and its keys as a whole (`sweep.mode`, `sweep.grid`, ...) can be set or unset too."""
     data = copy.deepcopy(data)
     errors: list[ConfigError] = []
     for path in unsets:
@@ -148,9 +149,23 @@ def apply_overrides(data: dict, sets: list[str], unsets: list[str]) -> dict:
     return data
 
 
+def redacted_overrides(sets: list[str]) -> list[str]:
+    """--set items as they may be written down: values of secret environment names as ***."""
+    out = []
+    for item in sets:
+        path, sep, _ = item.partition("=")
+        parts = split_path(path.strip())
+        secret = len(parts) >= 2 and parts[-2].endswith("_environment") and is_secret_name(parts[-1])
+        out.append(f"{path}{sep}***" if secret and sep else item)
+    return out
+
+
 def _override_path(path: str, flag: str) -> list[str]:
-    if path == "sweep" or path == "sweep.mode":
-        return split_path(path)
+    if path == "sweep" or path in {f"sweep.{k}" for k in SweepSection.model_fields}:
+        return split_path(path)  # the sweep section, or one of its keys as a whole
+    if path.startswith("sweep."):
+        raise ConfigError(f"'{path}' is not a key of the sweep section", file=flag, key=path,
+                          hint="set a whole key: sweep.mode, sweep.nodes, sweep.grid={PATH: [...]}, sweep.zip=...")
     return check_path(path, file=flag, line=None, key=path)
 
 
@@ -214,7 +229,11 @@ def parse_sweep(doc: YamlDocument, data: dict) -> SweepSection:
                                           hint="each member is named from its values; remove this path"))
                 continue
             try:
-                check_path(path, file=doc.path, line=line, key=key)
+                parts = check_path(path, file=doc.path, line=line, key=key)
+                if parts[-2:-1] and parts[-2].endswith("_environment") and is_secret_name(parts[-1]):
+                    errors.append(ConfigError(
+                        "a secret cannot be swept (its values would show in member names and sweep.json)",
+                        file=doc.path, line=line, key=key, hint="set it once in the job file; sweep other values"))
             except ConfigError as exc:
                 errors.append(exc)
             if not values:

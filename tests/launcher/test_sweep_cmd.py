@@ -176,3 +176,18 @@ def test_apply_mode_allocation_submits_one_held_job_with_a_directory_per_member(
     assert main(["apply", "--resume", str(d)]) == 0
     script = (d / "job.resume.sbatch").read_text()
     assert "#SBATCH --nodes=3" in script and f"RUN_DIR={d}" in script
+
+
+def test_secrets_set_on_the_command_line_are_not_written_and_cannot_be_swept(site, capsys):
+    secret = "hf_DoNotLeakThis0123456789"
+    job = write_job(site, GRID)
+    assert main(["dry-run", "-f", str(job), "--quiet",
+                 "--set", f"backend.decode_environment.HF_TOKEN={secret}"]) == 0
+    (d,) = list((site / "dry-runs").iterdir())
+    for p in d.rglob("*"):
+        if p.is_file():
+            assert secret not in p.read_text(), p
+    assert "HF_TOKEN=***" in (d / "sweep.json").read_text()
+    bad = write_job(site, {"grid": {"backend.decode_environment.HF_TOKEN": ["a", "b"]}})
+    assert main(["dry-run", "-f", str(bad)]) == 2
+    assert "a secret cannot be swept" in capsys.readouterr().err

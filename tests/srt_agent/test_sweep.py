@@ -102,3 +102,11 @@ def test_allocation_sized_for_the_largest_member_and_too_big_members_refused():
     s = sweep("sweep:\n  mode: allocation\n  nodes: 2\n  grid:\n    resources.decode_nodes: [1, 2]\n")
     with pytest.raises(ConfigError, match=r"member base_dn2 needs 3 nodes, the allocation has 2"):
         check_allocation(s, doc)
+
+
+def test_overrides_of_the_sweep_section():
+    data = yaml.safe_load(BASE)
+    out = apply_overrides(data, ["sweep.grid={resources.decode_workers: [1, 2]}", "sweep.mode=allocation"], [])
+    assert out["sweep"] == {"grid": {"resources.decode_workers": [1, 2]}, "mode": "allocation"}
+    with pytest.raises(ConfigError, match="not a key of the sweep section"):
+        apply_overrides(data, ["sweep.grid.resources.decode_workers=[1]"], [])
