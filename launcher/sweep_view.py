@@ -1,7 +1,7 @@
 """Looking at a sweep: `srtctl status SWEEP`, `srtctl runs --sweep SWEEP`, `srtctl report --sweep SWEEP`.
 
-A sweep is named by its id (`<name>_<ts>`, printed by apply), a unique prefix of it, or a path to
-a directory holding its sweep.json. Its members are the run directories sweep.json lists.
+A sweep is named by its id (`<name>_<ts>`, printed by apply), a unique prefix of it, a path to
+a directory holding its sweep.json, or (mode allocation) the job id of its allocation. Its members are the run directories sweep.json lists.
 """
 
 from __future__ import annotations
@@ -16,12 +16,14 @@ from .run_lookup import fmt_num, headline, load_view, read_json
 
 def find_sweep(ref: str, root: Path) -> tuple[dict, Path]:
     """(sweep.json contents, its path)."""
-    p = Path(ref)
-    if (p / "sweep.json").is_file():
-        return json.loads((p / "sweep.json").read_text()), p / "sweep.json"
+    for p in (Path(ref), root / ref):  # a sweep's directory (mode allocation: logs/<jobid>_sweep_<ts>)
+        if ref and (p / "sweep.json").is_file():
+            return json.loads((p / "sweep.json").read_text()), p / "sweep.json"
     base = root / "sweeps"
     names = sorted(d.name for d in base.iterdir() if (d / "sweep.json").is_file()) if base.is_dir() else []
     hits = [n for n in names if n == ref] or [n for n in names if n.startswith(ref)]
+    if not hits and ref.isdigit():  # the job id of a sweep's one allocation
+        hits = [n for n in names if str((read_json(base / n / "sweep.json") or {}).get("job_id")) == ref]
     if len(hits) != 1:
         known = ", ".join(names[-5:]) or "none"
         raise RunNotFound(f"{'no' if not hits else 'more than one'} sweep matches '{ref}' in {base} "

@@ -44,6 +44,11 @@ def test_status_sweep_shows_every_member_state_and_progress(sweep, capsys):
     assert main(["status", SWEEP_ID]) == 0
     out = capsys.readouterr().out
     assert "2/4 members succeeded" in out and "dsm=8" in out and "not started" in out
+    # the sweep's directory works too; a plain run id still shows that run
+    assert main(["status", str(sweep / "logs" / "sweeps" / SWEEP_ID), "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["members"]) == 4
+    assert main(["status", "2001", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["job_id"] == "2001"
 
 
 def test_runs_sweep_lists_values_and_headline_results(sweep, capsys):
