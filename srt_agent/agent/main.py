@@ -57,7 +57,8 @@ async def _phases(ctx: RunContext, sup: Supervisor, tg, ledger: Ledger) -> None:
     if infra:
         status.phase("infra")
         for p in infra:
-            await sup.start(tg, p, ctx.scripts[p.name], ctx.secret_env[p.name])
+            if p.name not in ctx.shared:  # a sweep in one allocation keeps its NATS/etcd up
+                await sup.start(tg, p, ctx.scripts[p.name], ctx.secret_env[p.name])
         await wait_processes_healthy(infra, status, deadline_s=timeouts.infra_timeout_s, what="infra")
         status.phase("infra", "done")
 
@@ -137,8 +138,10 @@ async def _finish(ctx: RunContext, ledger: Ledger) -> None:
             ctx.status.event("sync_failed", bucket=cloud.bucket)
 
 
-async def run_agent(run_dir: Path, launcher: Launcher | None = None) -> int:
+async def run_agent(run_dir: Path, launcher: Launcher | None = None, shared: frozenset[str] = frozenset()) -> int:
+    """shared: names of processes (NATS, etcd) already running for this run (agent/sweep_runner)."""
     ctx = load_context(run_dir, launcher)
+    ctx.shared = shared
     status = ctx.status
     force = os.environ.get("SRT_FORCE_RESUME") == "1"
     try:

@@ -27,6 +27,7 @@ class RunContext:
     plan: Plan | None = None
     scripts: dict[str, Path] = field(default_factory=dict)
     secret_env: dict[str, dict[str, str]] = field(default_factory=dict)
+    shared: frozenset[str] = frozenset()  # processes started by someone else (a sweep's NATS/etcd)
 
     @property
     def job(self):

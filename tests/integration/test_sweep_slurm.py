@@ -77,7 +77,8 @@ def test_grid_2x2_mode_allocation_killed_in_second_member_and_resumed(local_clus
     run = SlurmRun(tmp_path, local_cluster, model_dir)
     job = sweep_job(run, "allocation", name="al")
     data = yaml.safe_load(job.read_text())
-    data["benchmark"]["concurrencies"] = [2, 4, 8]
+    # points long enough (~1-2 s each) that the kill lands inside the second member
+    data["benchmark"].update(concurrencies=[2, 4, 8], osl=128, prompt_multiplier=4)
     job.write_text(yaml.safe_dump(data, sort_keys=False))
     res = run.apply(job)
     assert res.returncode == 0, res.stderr
@@ -127,3 +128,50 @@ def test_grid_2x2_mode_allocation_killed_in_second_member_and_resumed(local_clus
     assert res.returncode == 0, res.stderr
     md = (tmp_path / "reports" / sweep_id / "report.md").read_text()
     assert all(f"dw={w}, dsm={s}" in md for w in (1, 2) for s in (2, 4))
+
+
+@pytest.mark.dynamo
+def test_allocation_sweep_keeps_nats_and_etcd_up_across_members(local_cluster, tmp_path):
+    """Dynamo mocker members behind frontends: NATS and etcd are started once for the allocation;
+    each member's workers and frontends are its own."""
+    from pathlib import Path
+
+    from srt_agent.sim.model_dir import write_model_dir
+
+    venv = Path(os.environ.get("SRT_DYNAMO_VENV", "/var/cache/srt-slurm/dynamo-venv-1.6.1"))
+    if not (venv / "bin" / "python").exists():
+        pytest.skip(f"Dynamo venv missing at {venv}; run scripts/dynamo-venv")
+    model = tmp_path / "model"
+    write_model_dir(str(model))
+    run = SlurmRun(tmp_path, local_cluster, model, dynamo_venv=str(venv))
+    job = {"name": "dyn", "model": {"path": "sim-model"},
+           "resources": {"prefill_nodes": 1, "decode_nodes": 1, "prefill_workers": 1, "decode_workers": 1,
+                         "gpus_per_node": run.gpus},
+           "backend": {"engine": "dynamo-mocker", "enable_multiple_frontends": False},
+           "benchmark": BENCH, "health": {"worker_timeout_s": 120, "frontend_timeout_s": 120},
+           "sweep": {"mode": "allocation", "grid": {"resources.decode_workers": [1, 2]}}}
+    path = tmp_path / "dyn.yaml"
+    path.write_text(yaml.safe_dump(job, sort_keys=False))
+    res = run.apply(path)
+    assert res.returncode == 0, res.stderr
+    job_id = res.stdout.splitlines()[0].split()[-1]
+    sweep_dir = run.run_dir(res.stdout)
+    assert local_cluster.wait_job(int(job_id), timeout=400) == "COMPLETED", \
+        (sweep_dir / f"slurm-{job_id}.out").read_text()[-3000:]
+    info = json.loads((sweep_dir / "sweep.json").read_text())
+    first, second = (sweep_dir / m["name"] for m in info["members"])
+    for d in (first, second):
+        status = json.loads((d / "status.json").read_text())
+        assert status["state"] == "succeeded", status.get("failure")
+        assert json.loads((d / "results" / "result_isl32_osl8_c2.json").read_text())["completed"] == 4
+    shared = json.loads((sweep_dir / "status.json").read_text())
+    assert {c["name"] for c in shared["components"]} == {"nats", "etcd"}
+    assert all(c["state"] == "stopped" for c in shared["components"])
+    urls = {json.loads((d / "plan.json").read_text())["nats_url"] for d in (first, second)}
+    assert len(urls) == 1
+    out = (sweep_dir / f"slurm-{job_id}.out").read_text()
+    assert out.count("up for the sweep") == 1
+    # the second member started no NATS/etcd of its own
+    events = [json.loads(x) for x in (second / "events.jsonl").read_text().splitlines()]
+    started = {e.get("component") for e in events if e.get("event") == "component" and e.get("state") == "starting"}
+    assert "nats" not in started and "etcd" not in started and "decode-1" in started
