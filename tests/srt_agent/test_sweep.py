@@ -110,3 +110,14 @@ def test_overrides_of_the_sweep_section():
     assert out["sweep"] == {"grid": {"resources.decode_workers": [1, 2]}, "mode": "allocation"}
     with pytest.raises(ConfigError, match="not a key of the sweep section"):
         apply_overrides(data, ["sweep.grid.resources.decode_workers=[1]"], [])
+
+
+def test_docs_table_lists_every_sweep_key():
+    import re
+    from pathlib import Path
+
+    from srt_agent.sweep import SweepSection
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "sweeps.md").read_text()
+    section = doc[doc.index("## The `sweep` section"):doc.index("## One-off variants")]
+    assert re.findall(r"^\| `([a-z_]+)` \|", section, re.MULTILINE) == list(SweepSection.model_fields)
