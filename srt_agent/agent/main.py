@@ -226,7 +226,11 @@ def main(argv: list[str]) -> int:
     if (run_dir / "sweep.json").is_file() and not (run_dir / "resolved.json").is_file():
         from .sweep_runner import run_sweep  # a sweep in one allocation (mode allocation)
 
-        return anyio.run(run_sweep, run_dir)
+        try:
+            return anyio.run(run_sweep, run_dir)
+        except SrtError as exc:
+            print(f"[srt-agent] sweep error: {exc}", file=sys.stderr, flush=True)
+            return exc.exit_code
     if not (run_dir / "resolved.json").is_file():
         print(f"error: {run_dir} is not a run directory (no resolved.json)", file=sys.stderr)
         return 2
