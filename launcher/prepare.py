@@ -112,6 +112,10 @@ def prepare_resolved(resolved: ResolvedJob, cluster: ClusterConfig, job_file: Pa
                      timestamp: str | None = None) -> Prepared:
     """Everything apply submits for an already resolved job (a sweep member, or a job with --set);
     job_text is the job file as it is copied into the run directory."""
+    from srt_agent.engine_flags import check as check_engine_flags
+
+    for warning in check_engine_flags(resolved.job, resolved.container, str(job_file), lambda *_: None)[1]:
+        print(f"warning: {job_file}: {warning}", file=sys.stderr)
     script = check_setup_script(setup_script, cluster)
     tag_list = parse_tags(tags)
     ts = timestamp or datetime.now().strftime("%Y%m%d_%H%M%S")
@@ -122,6 +126,9 @@ def prepare_resolved(resolved: ResolvedJob, cluster: ClusterConfig, job_file: Pa
         job_id="0", nodes=placeholder_nodes(resolved.total_nodes), log_dir=f"{logs}/JOBID{suffix}",
         srtctl_root=str(root), host_python=cluster.python or sys.executable, configs_dir=str(configs_dir(cluster)),
         setup_script=script))
+    from srt_agent.srun import with_launch_commands
+
+    plan = with_launch_commands(plan, executor=cluster.executor, run_dir=f"{logs}/JOBID{suffix}")
     prep = Prepared(resolved=resolved, cluster=cluster, job_path=Path(job_file), timestamp=ts, run_suffix=suffix,
                     setup_script=script, tags=tag_list, plan=plan)
     from srt_agent.secrets import split_job_secrets

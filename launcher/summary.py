@@ -7,15 +7,20 @@ from srt_agent.resolved import ResolvedJob
 from srt_agent.secrets import redact_env
 
 
-def commands_text(plan: Plan) -> str:
-    """Every command of the plan, one block per process, secrets redacted."""
+def commands_text(plan: Plan, *, preamble: str | None = None) -> str:
+    """Every command of the plan, one block per process, secrets redacted: the argv that starts the
+    process (its srun step) when the plan has one, then its launch script's environment and command."""
     import shlex
 
-    out = []
+    out = [preamble] if preamble else []
     for p in plan.processes:
         out.append(f"# {p.name}  ({p.kind}{' ' + p.role if p.role else ''}) on {p.node}"
                    + (f"  GPUs {','.join(map(str, p.gpus))}" if p.gpus else "")
                    + (f"  port {p.port}" if p.port else "") + ("  [container]" if p.container else ""))
+        if p.launch:
+            out.append("# started by:")
+            out.append(shlex.join(p.launch))
+            out.append(f"# launch/{p.name}.sh runs:")
         for k, v in sorted(redact_env(p.env).items()):
             out.append(f"export {k}={shlex.quote(v)}")
         out.append(shlex.join(p.command))

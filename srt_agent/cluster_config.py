@@ -70,7 +70,7 @@ class ClusterConfig(Strict):
     gpus_per_node: int = Field(4, ge=1, le=64, description="GPUs per node on this cluster")
     use_gpus_per_node_directive: bool = Field(True, description="emit `#SBATCH --gpus-per-node`; false if the cluster rejects it")
     use_segment_sbatch_directive: bool = Field(True, description="emit `#SBATCH --segment`; false if the cluster rejects it")
-    srtctl_root: str | None = Field(None, description="path of the srt-slurm checkout (auto-set by make setup)")
+    srtctl_root: str | None = Field(None, description="path of the srt-slurm checkout (auto-set by make setup; default: the checkout srtctl runs from, or the current directory for an installed wheel)")
     model_paths: dict[str, str] = Field(default_factory=dict, description="model alias -> absolute path")
     containers: dict[str, str] = Field(default_factory=dict, description="container alias -> .sqsh image path")
     cloud: CloudConfig | None = Field(None, description="S3-compatible result storage (optional)")

@@ -101,6 +101,7 @@ class BackendSection(Strict):
     num_additional_frontends: int = Field(9, ge=0, le=256, description="frontends beyond the first")
     use_sglang_router: bool = Field(False, description="sglang-router instead of nginx + Dynamo frontends")
     dynamo_version: str = Field("0.7.0", description="ai-dynamo version installed when the container lacks it")
+    sglang_version: str | None = Field(None, description="SGLang release in the container, for checking sglang_config keys before submitting (default: read from the container name, e.g. ...sglang-v0.5.5.sqsh)")
     nats_max_payload: str = Field("64MB", description="NATS max_payload; the 1MB default breaks long disaggregated requests")
     sim: SimSection = Field(default_factory=SimSection, description="simulated engine timing")
 
@@ -122,6 +123,13 @@ class BackendSection(Strict):
         if not re.fullmatch(r"[0-9][0-9A-Za-z.+!_-]*", str(v)):
             raise ValueError("dynamo_version must be a version like 0.7.0")
         return str(v)
+
+    @field_validator("sglang_version")
+    @classmethod
+    def _sglang_version(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"[0-9][0-9A-Za-z.+!_-]*", str(v)):
+            raise ValueError("sglang_version must be a version like 0.5.5")
+        return None if v is None else str(v)
 
     @field_validator("nats_max_payload")
     @classmethod

@@ -49,6 +49,8 @@ class ProcessSpec(BaseModel):
     setup_script: bool = False
     dynamo_version: str | None = None
     python: str | None = Field(None, description="the interpreter the command runs on (nsys may wrap it)")
+    launch: list[str] = Field(default_factory=list, description="the exact argv that starts the process (its srun "
+                              "step, or `bash SCRIPT` locally); set by srun.with_launch_commands")
 
     @property
     def log(self) -> str:
@@ -121,6 +123,7 @@ class Plan(BaseModel):
     port_base: int
     total_gpus: int
     decode_gpus: int
+    executor: Literal["slurm", "local"] | None = Field(None, description="launcher of the `launch` argvs")
 
     def process(self, name: str) -> ProcessSpec:
         for p in self.processes:

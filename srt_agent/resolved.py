@@ -227,6 +227,12 @@ def resolve_job(doc: YamlDocument, cluster: ClusterConfig) -> ResolvedJob:
                                   key="model.container",
                                   hint="set model.container to an alias from srtslurm.yaml `containers`, "
                                        "or set container_runtime: none in srtslurm.yaml"))
+    if not errors:
+        from .engine_flags import check as check_engine_flags
+
+        flag_errors, _warnings = check_engine_flags(
+            job, container, doc.path, lambda section, key: _flag_line(doc, ("backend", "sglang_config", section), key))
+        errors += flag_errors
     if errors:
         raise ConfigErrors(errors)
     return ResolvedJob(

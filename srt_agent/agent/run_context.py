@@ -13,6 +13,7 @@ from ..launch_script import process_paths, render_launch_script
 from ..plan import Plan, PlanInputs, make_plan
 from ..resolved import ResolvedJob
 from ..secrets import redact_env
+from ..srun import with_launch_commands
 from .launchers import Launcher, LocalLauncher, SrunLauncher
 from .status import StatusWriter
 
@@ -79,6 +80,8 @@ def build_plan(ctx: RunContext, nodes) -> Plan:
         job_id=ctx.job_id, nodes=nodes, log_dir=str(ctx.run_dir), srtctl_root=str(ctx.srtctl_root),
         host_python=cluster.python or sys.executable, configs_dir=str(configs_dir(cluster)),
         setup_script=ctx.metadata.get("setup_script")))
+    if ctx.launcher.kind in ("slurm", "local"):
+        plan = with_launch_commands(plan, executor=ctx.launcher.kind, run_dir=str(ctx.run_dir))
     data = plan.model_dump(mode="json")
     for p in data["processes"]:
         p["env"] = redact_env(p["env"])

@@ -511,7 +511,7 @@ KNOWN_BUGS: dict[tuple[str, str], str] = {}
 
 
 def normalise(text: str) -> str:
-    return re.sub(r"_\d{8}_\d{6}(?=[/_\s'\"]|$)", "_<TIMESTAMP>", text, flags=re.MULTILINE)
+    return re.sub(r"_\d{8}_\d{6}(?=[/:_\s'\"]|$)", "_<TIMESTAMP>", text, flags=re.MULTILINE)
 
 
 def worker_blocks(commands: str) -> str:
