@@ -46,7 +46,8 @@ def render_files(prep) -> dict[str, str]:
         text, _secret = render_launch_script(prep.plan, p, log_dir=prep.run_dir_placeholder, configs_dir=str(configs_dir(prep.cluster)),
                                              setup_script=prep.setup_script,
                                              dynamo_cache=f"{srtctl_root(prep.cluster)}/.cache",
-                                             bin_dir=f"{srtctl_root(prep.cluster)}/bin")
+                                             bin_dir=f"{srtctl_root(prep.cluster)}/bin",
+                                             srtctl_root=str(srtctl_root(prep.cluster)))
         files[f"launch/{p.name}.sh"] = text
     return _without_secrets(prep, files)
 
@@ -64,7 +65,7 @@ def _without_secrets(prep, files: dict[str, str]) -> dict[str, str]:
     from srt_agent.secrets import is_secret_name, redact_text
 
     b = prep.resolved.job.backend
-    values = [v for env in (b.prefill_environment, b.decode_environment, b.aggregated_environment)
+    values = [v for env in (b.prefill_environment, b.decode_environment, b.aggregated_environment, b.frontend_environment)
               for k, v in env.items() if is_secret_name(k) and v]
     return {name: redact_text(text, values) for name, text in files.items()} if values else files
 

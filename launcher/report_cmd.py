@@ -72,6 +72,10 @@ def run(args: argparse.Namespace) -> int:
         data = load_run(d)
         if labels and labels[i]:
             data.label = f"{labels[i]}  ({data.label})"
+        from srt_agent.evals.summary import load_eval_results, score_text
+
+        for r in load_eval_results(d):
+            con.print(f"{data.label}: accuracy {score_text(r)}")
         if not data.points:
             con.print(f"[yellow]{data.label}: no valid benchmark points[/yellow]")
             continue
