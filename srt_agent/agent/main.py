@@ -205,6 +205,14 @@ async def run_agent(run_dir: Path, launcher: Launcher | None = None, shared: fro
         work.cancel()
 
     sup = Supervisor(ctx.launcher, status, ctx.plan, run_dir, ctx.job.health.shutdown_grace_s, on_failure)  # type: ignore[arg-type]
+    from . import procguard
+
+    left = procguard.stop_leftovers(run_dir, grace=ctx.job.health.shutdown_grace_s)
+    if left:
+        status.event("leftovers_stopped", components=left)
+        print(f"[srt-agent] stopped leftovers of an earlier attempt: {', '.join(left)}", flush=True)
+    procguard.become_subreaper()
+    sup.pids = procguard.PidRecord(run_dir, ctx.launcher.kind, str(status.data["job_id"]))
 
     async def watch_signals() -> None:
         with anyio.open_signal_receiver(*SIGNALS) as signals:
@@ -233,7 +241,10 @@ async def run_agent(run_dir: Path, launcher: Launcher | None = None, shared: fro
             if not isinstance(error, ComponentFailed):
                 status.fail(f"{type(error).__name__}: {error}" if not isinstance(error, SrtError) else str(error))
         status.phase("teardown")
-        await sup.stop_all()
+        await sup.stop_all(ordered=error is None)  # after a failure: all at once (fail fast)
+        adopted = procguard.stop_adopted_children({h.pid for h in sup.handles.values()})
+        if adopted:
+            status.event("orphans_stopped", pids=adopted)
         if ctx.plan is not None and remove_state_dir(ctx.plan.state_dir):
             status.event("state_removed", path=ctx.plan.state_dir)
         if error is not None:
