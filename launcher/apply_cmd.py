@@ -23,7 +23,7 @@ from srt_agent.errors import ConfigError
 
 from . import sbatch
 from .paths import display, logs_dir
-from .prepare import metadata, render_sbatch, write_files
+from .prepare import metadata, prepare, render_sbatch, write_files
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
