@@ -33,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--local", action="store_true", help="run here with the local executor (no SLURM)")
     parser.add_argument("--resume", metavar="RUN_DIR", help="resume an interrupted run, skipping finished work")
     parser.add_argument("--force", action="store_true", help="with --resume: resume even if the config changed")
+    from .sweep_cmd import add_override_arguments
+
+    add_override_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,7 +51,12 @@ def run(args: argparse.Namespace) -> int:
                           hint="drop --force, or add --resume RUN_DIR")
     if not args.file:
         raise ConfigError("apply needs -f FILE (or --resume RUN_DIR)", key="-f")
-    prep = prepare(args.file, setup_script=args.setup_script, tags=args.tags, local=args.local)
+    from .sweep_cmd import apply_sweep, load_request
+
+    req = load_request(args)
+    if req.sweep is not None:
+        return apply_sweep(req, args.local or req.cluster.executor == "local")
+    prep = req.prep
     local = args.local or prep.cluster.executor == "local"
     logs = logs_dir(prep.cluster)
     if local:
@@ -149,6 +157,10 @@ def _resume(args: argparse.Namespace) -> int:
         raise ConfigError("not a run directory (no metadata.json)", file=str(run_dir), key="--resume",
                           hint="pass a directory printed by `srtctl apply` (Logs: ...)")
     meta = json.loads(meta_path.read_text())
+    if (run_dir / "sweep.json").is_file():  # a sweep in one allocation
+        from .sweep_alloc import resume_allocation
+
+        return resume_allocation(run_dir, meta, args)
     if args.file:
         args.force = _take_new_file(run_dir, args.file, force=args.force, local=meta.get("executor") == "local") \
             or args.force

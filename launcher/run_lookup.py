@@ -70,7 +70,14 @@ def run_dirs(root: Path) -> list[Path]:
         entries = [p for p in root.iterdir() if not p.name.startswith(".") and is_run_dir(p)]
     except FileNotFoundError:
         return []
+    # a sweep in one allocation: its members are the runs (SWEEP_DIR/<member>/)
+    entries = [m for p in entries for m in (_sweep_members(p) if (p / "sweep.json").is_file() else [p])]
     return sorted(entries, key=_sort_key, reverse=True)
+
+
+def _sweep_members(path: Path) -> list[Path]:
+    info = read_json(path / "sweep.json") or {}
+    return [path / m["name"] for m in info.get("members", []) if is_run_dir(path / m["name"])]
 
 
 def _sort_key(path: Path) -> float:

@@ -59,6 +59,10 @@ def run(args: argparse.Namespace) -> int:
 
         views = [load_view(p, query_slurm=False) for p in run_dirs(root)[: args.limit or 10]]
         return print_runs(views, as_json=args.json, root=root)
+    from .sweep_view import is_sweep_ref, sweep_status
+
+    if is_sweep_ref(args.run, root):  # a sweep id (or its directory): every member's state
+        return sweep_status(args.run, root, as_json=args.json)
     view = load_view(find_run(args.run, root))
     if args.json:
         print(json.dumps(status_json(view), indent=2, default=str))

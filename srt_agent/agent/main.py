@@ -68,7 +68,8 @@ async def _phases(ctx: RunContext, sup: Supervisor, tg, ledger: Ledger) -> None:
         clock.begin("infra")
         remove_state_dir(plan.state_dir)  # a requeued job starts from empty etcd/NATS state
         for p in infra:
-            await sup.start(tg, p, ctx.scripts[p.name], ctx.secret_env[p.name])
+            if p.name not in ctx.shared:  # a sweep in one allocation keeps its NATS/etcd up
+                await sup.start(tg, p, ctx.scripts[p.name], ctx.secret_env[p.name])
         await wait_processes_healthy(infra, status, deadline_s=timeouts.infra_timeout_s, what="infra")
         clock.end("infra")
         status.phase("infra", "done")
@@ -179,8 +180,12 @@ async def _finish(ctx: RunContext, ledger: Ledger) -> None:
             ctx.status.event("sync_failed", bucket=cloud.bucket)
 
 
-async def run_agent(run_dir: Path, launcher: Launcher | None = None) -> int:
+async def run_agent(run_dir: Path, launcher: Launcher | None = None, shared: frozenset[str] = frozenset(),
+                    requeue: bool = True) -> int:
+    """shared: names of processes (NATS, etcd) already running for this run (agent/sweep_runner).
+    requeue: after a SIGUSR1 stop under SLURM, requeue the job (agent/requeue; not for sweep members)."""
     ctx = load_context(run_dir, launcher)
+    ctx.shared = shared
     status = ctx.status
     force = os.environ.get("SRT_FORCE_RESUME") == "1"
     try:
@@ -257,7 +262,8 @@ async def run_agent(run_dir: Path, launcher: Launcher | None = None) -> int:
         if error is None:
             with anyio.CancelScope(shield=True):
                 await _finish(ctx, ledger)
-                if stop == SIGNALS[signal.SIGUSR1] and ctx.launcher.kind == "slurm" and not outcome.get("completed"):
+                if stop == SIGNALS[signal.SIGUSR1] and ctx.launcher.kind == "slurm" and requeue \
+                        and not outcome.get("completed"):
                     from .requeue import requeue_after_warning
 
                     await requeue_after_warning(status, ctx.job.slurm.max_requeues)
@@ -280,6 +286,14 @@ def main(argv: list[str]) -> int:
         print("usage: python -m srt_agent RUN_DIR", file=sys.stderr)
         return 2
     run_dir = Path(argv[0]).resolve()
+    if (run_dir / "sweep.json").is_file() and not (run_dir / "resolved.json").is_file():
+        from .sweep_runner import run_sweep  # a sweep in one allocation (mode allocation)
+
+        try:
+            return anyio.run(run_sweep, run_dir)
+        except SrtError as exc:
+            print(f"[srt-agent] sweep error: {exc}", file=sys.stderr, flush=True)
+            return exc.exit_code
     if not (run_dir / "resolved.json").is_file():
         print(f"error: {run_dir} is not a run directory (no resolved.json)", file=sys.stderr)
         return 2
