@@ -113,9 +113,14 @@ def stop_leftovers(run_dir: Path, grace: float = 5.0) -> list[str]:
     return sorted(found)
 
 
+STARTED: set[int] = set()
+"""Pids of every process a supervisor of this agent started (a sweep's shared NATS/etcd included)."""
+
+
 def stop_adopted_children(known: set[int]) -> list[int]:
     """SIGKILL children of this process that it did not start (orphans adopted as subreaper)
-    and reap them; their pids."""
+    and reap them; their pids. Processes in `known` or in STARTED are left alone."""
+    known = known | STARTED
     me = str(os.getpid())
     out = []
     for entry in Path("/proc").iterdir():

@@ -13,6 +13,7 @@ from anyio.abc import TaskGroup
 from ..errors import ComponentFailed
 from ..plan import Plan, ProcessSpec
 from ..secrets import redact_text
+from . import procguard
 from .launchers import Handle, Launcher
 from .status import StatusWriter, now
 
@@ -55,6 +56,7 @@ class Supervisor:
         handle = await self.launcher.start(self.plan, proc, script, secret_env, self.run_dir)
         self.handles[proc.name] = handle
         self.order.append(proc.name)
+        procguard.STARTED.add(handle.pid)  # ours, whichever supervisor: never an adopted orphan
         if self.pids is not None:
             self.pids.add(proc.name, handle.pid, handle.step_name)
         self.status.component(proc.name, pid=handle.pid, step=handle.step_name, state="running")

@@ -60,3 +60,33 @@ def test_guarded_child_gets_sigterm_when_its_parent_is_killed(tmp_path):
     while _alive(child) and time.monotonic() < deadline:
         time.sleep(0.02)
     assert not _alive(child), "the child outlived its SIGKILLed parent"
+
+
+def test_adopted_children_spare_every_process_a_supervisor_started():
+    """A sweep's shared NATS/etcd are children of the same agent process but started by another
+    supervisor: the member's end-of-run orphan sweep must not kill them."""
+    ours = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    stray = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    procguard.STARTED.add(ours.pid)
+    others = set()  # the test process's other children (session servers) are not this test's to kill
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) not in (ours.pid, stray.pid):
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if f.read().rsplit(")", 1)[1].split()[1] == str(os.getpid()):
+                        others.add(int(entry))
+            except (OSError, IndexError):
+                pass
+    try:
+        killed = procguard.stop_adopted_children(others)
+        assert stray.pid in killed and ours.pid not in killed
+        assert ours.poll() is None
+    finally:
+        procguard.STARTED.discard(ours.pid)
+        for p in (ours, stray):
+            if p.poll() is None:
+                p.kill()
+            try:
+                p.wait(timeout=5)
+            except (ChildProcessError, subprocess.TimeoutExpired):
+                pass
