@@ -97,7 +97,7 @@ def prepare(job_file: str | Path, *, setup_script: str | None = None, tags: str 
     cluster = load_cluster_config(cluster_file)
     if local:
         cluster = cluster.model_copy(update={"executor": "local", "container_runtime": "none"})
-    doc, conversion = load_job_document(job_file)
+    doc, conversion = load_job_document(job_file, cluster)
     resolved = resolve_job(doc, cluster)
     from srt_agent.engine_flags import check as check_engine_flags
 
@@ -132,7 +132,7 @@ def prepare(job_file: str | Path, *, setup_script: str | None = None, tags: str 
     return prep
 
 
-def load_job_document(job_file: str | Path):
+def load_job_document(job_file: str | Path, cluster: ClusterConfig | None = None):
     """The job file as a YamlDocument; an incumbent srt-slurm recipe is converted first.
     Returns (document, Conversion or None)."""
     from srt_agent.incumbent import convert_document, is_incumbent
@@ -141,7 +141,7 @@ def load_job_document(job_file: str | Path):
     doc = load_yaml(job_file)
     if not is_incumbent(doc.data):
         return doc, None
-    conversion = convert_document(doc)
+    conversion = convert_document(doc, cluster)
     return conversion.document(), conversion
 
 

@@ -16,6 +16,8 @@ INCUMBENT_HEALTH_DEFAULT = (180, 10)  # max_attempts, interval_seconds
 _ORDER = ("name", "model", "extra_mount", "resources", "slurm", "setup_script", "backend", "benchmark",
           "profiling", "health")
 ACCURACY_TYPES = ("gsm8k", "mmlu", "gpqa", "longbenchv2", "aime", "aime25", "lm-eval")
+# a converted eval's dataset, under srtslurm.yaml `eval_datasets_dir` (docs/migrating.md)
+EVAL_DATASETS = {"gsm8k": "gsm8k/test.jsonl", "mmlu": "mmlu", "gpqa": "gpqa/gpqa_diamond.csv"}
 ROUTER_FRONTENDS = ("sglang", "sglangrouter", "sglang-router", "sglang_router")
 
 
@@ -62,8 +64,9 @@ class Conversion:
 
 
 class _Converter:
-    def __init__(self, doc: YamlDocument) -> None:
+    def __init__(self, doc: YamlDocument, eval_datasets_dir: str | None = None) -> None:
         self.doc = doc
+        self.eval_datasets_dir = eval_datasets_dir
         self.out: dict[str, Any] = {}
         self.lines: dict[Loc, int] = {}
         self.notes: list[str] = []
@@ -175,6 +178,7 @@ class _Converter:
             if seconds > 0:
                 out.setdefault("health", {})["worker_timeout_s"] = seconds
                 self.lines.setdefault(("health",), self.line(("health_check",)) or 0)
+        self.eval_dataset()
         # aggregated jobs: the incumbent counts one node when agg_nodes is missing
         res = out.get("resources", {})
         if "agg_workers" in res and "agg_nodes" not in res:
@@ -196,6 +200,22 @@ class _Converter:
             out["benchmark"] = {"type": "manual"}
             self.note(("profiling", "type"), "approximated: srtctl profiles with its own load (the benchmark's "
                       "isl/osl and first concurrency) instead of running sa-bench alongside")
+
+    def eval_dataset(self) -> None:
+        """An accuracy benchmark reads its dataset from srtslurm.yaml `eval_datasets_dir` (the
+        incumbent's harness downloads it; compute nodes here have no internet)."""
+        bench = self.out.get("benchmark", {})
+        task = bench.get("type")
+        if task not in EVAL_DATASETS:
+            return
+        if not self.eval_datasets_dir:
+            self.refuse(("benchmark", "type"), f"accuracy benchmark {task!r} needs a local dataset: srt-slurm's "
+                        "harness downloads it, srtctl reads it from srtslurm.yaml `eval_datasets_dir`, which is not set",
+                        hint=f"add `eval_datasets_dir: /shared/evals` to srtslurm.yaml and put the dataset at "
+                             f"/shared/evals/{EVAL_DATASETS[task]} (layout and sources: docs/migrating.md, docs/evals.md)")
+            return
+        self.put(("benchmark", "dataset_path"), f"{self.eval_datasets_dir.rstrip('/')}/{EVAL_DATASETS[task]}",
+                 ("benchmark", "type"))
 
 
 def _has_children(path: tuple[str, ...]) -> bool:
@@ -313,14 +333,24 @@ def _empty_ok(c: _Converter, e: Entry, path, value) -> None:
 
 
 def _benchmark_type(c: _Converter, e: Entry, path, value) -> None:
-    if value in ("sa-bench", "manual"):
+    if value in ("sa-bench", "manual", *EVAL_DATASETS):
         c.put(("benchmark", "type"), value, path)
     elif value in ACCURACY_TYPES:
-        c.refuse(path, f"accuracy benchmark {value!r}: accuracy evals are not in this srtctl yet",
-                 hint="run it with benchmark type manual and your own eval client against the endpoint")
+        c.refuse(path, f"accuracy benchmark {value!r} is not among srtctl's evals (gsm8k, mmlu, gpqa)",
+                 hint="use one of gsm8k, mmlu, gpqa, or benchmark type manual and your own eval client "
+                      "against the endpoint")
     else:
         c.refuse(path, f"benchmark type {value!r} has no equivalent in srtctl",
-                 hint="srtctl runs sa-bench style sweeps (sa-bench) or serves until the job ends (manual)")
+                 hint="srtctl runs sa-bench style sweeps (sa-bench), accuracy evals (gsm8k, mmlu, gpqa) "
+                      "or serves until the job ends (manual)")
+
+
+def _repeat(c: _Converter, e: Entry, path, value) -> None:
+    if value is None or (isinstance(value, int) and not isinstance(value, bool) and value == 1):
+        return
+    c.refuse(path, f"benchmark.repeat {value!r}: srtctl runs an eval once; its evals run at temperature 0, "
+             "so a repeat would ask the same questions the same way",
+             hint="remove repeat (or set 1); raise num_examples for a tighter score")
 
 
 def _sbatch(c: _Converter, e: Entry, path, value) -> None:
@@ -346,13 +376,15 @@ _HANDLERS: dict[str, Any] = {
     "srun_options": _empty_ok,
     "infra.etcd_nats_dedicated_node": _empty_ok,
     "benchmark.type": _benchmark_type,
+    "benchmark.repeat": _repeat,
     "sbatch_directives.*": _sbatch,
 }
 
 
-def convert_document(doc: YamlDocument) -> Conversion:
-    """The recipe in `doc` as a job file of this project; ConfigErrors naming every refused key."""
+def convert_document(doc: YamlDocument, cluster=None) -> Conversion:
+    """The recipe in `doc` as a job file of this project; ConfigErrors naming every refused key.
+    `cluster` (a ClusterConfig) gives accuracy benchmarks their dataset (`eval_datasets_dir`)."""
     if not isinstance(doc.data, dict):
         raise ConfigError("the file must contain a mapping of keys at the top level", file=doc.path, line=1)
-    return _Converter(doc).run()
+    return _Converter(doc, getattr(cluster, "eval_datasets_dir", None)).run()
 

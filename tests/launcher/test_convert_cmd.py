@@ -132,3 +132,29 @@ def test_hf_model_needs_a_cache_dir(site, capsys):
     assert main(["dry-run", "-f", "recipe.yaml"]) != 0
     err = capsys.readouterr().err
     assert "hf_cache_dir" in err and "recipe.yaml:12:" in err
+
+
+def test_dry_run_converts_an_accuracy_recipe(site, capsys):
+    evals = site / "evals" / "gsm8k"
+    evals.mkdir(parents=True)
+    (evals / "test.jsonl").write_text("".join(
+        json.dumps({"question": f"What is {i} + 1?", "answer": f"{i} plus 1. #### {i + 1}"}) + "\n" for i in range(8)))
+    cluster = site / "srtslurm.yaml"
+    recipe = RECIPE.split("benchmark:")[0] + "benchmark:\n  type: gsm8k\n  num_examples: 4\n  num_threads: 2\n  repeat: 1\n"
+    (site / "recipe.yaml").write_text(recipe)
+    # without eval_datasets_dir: refused, naming the key and the fix
+    assert main(["dry-run", "-f", "recipe.yaml"]) != 0
+    err = capsys.readouterr().err
+    assert "eval_datasets_dir" in err and "recipe.yaml:" in err and "Traceback" not in err
+    data = yaml.safe_load(cluster.read_text())
+    cluster.write_text(yaml.safe_dump({**data, "eval_datasets_dir": str(site / "evals")}))
+    assert main(["dry-run", "-f", "recipe.yaml", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["convert", "recipe.yaml", "-o", "job.yaml"]) == 0
+    bench = yaml.safe_load((site / "job.yaml").read_text())["benchmark"]
+    assert bench == {"type": "gsm8k", "num_examples": 4, "concurrency": 2,
+                     "dataset_path": str(evals / "test.jsonl")}
+    # the dataset is checked like any eval's: a malformed file is an error naming it
+    (evals / "test.jsonl").write_text("not json\n")
+    assert main(["dry-run", "-f", "recipe.yaml"]) != 0
+    assert "test.jsonl" in capsys.readouterr().err
