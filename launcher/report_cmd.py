@@ -1,6 +1,7 @@
 """`srtctl report RUN... [-o DIR] [--per-gpu total|decode]`: Pareto plot (tok/s/GPU vs
-tok/s/user), latency-vs-concurrency plots and a markdown summary; several runs overlay, one
-colour per run. Default output: <run>/report/ for one run, ./reports/<job ids>/ for several."""
+tok/s/user), latency-vs-concurrency plots, a markdown summary and report.html (one
+self-contained page: Pareto, latency, time to ready, server metrics; srt_agent/report_html.py);
+several runs overlay, one colour per run. Default output: <run>/report/ for one run, ./reports/<job ids>/ for several."""
 
 from __future__ import annotations
 

@@ -107,6 +107,7 @@ def status_json(view: RunView) -> dict:
         "failed_phase": failed_phase(view) if view.state in ("failed", "cancelled") or view.liveness else None,
         "benchmark": {"points_total": bench.get("points_total", 0), "points_done": bench.get("points_done", 0),
                       "current": bench.get("current"), "points": sweep_points(view)},
+        "time_to_ready": st.get("time_to_ready"),
         "metadata": view.metadata, "status": view.status,
         "evals": _evals(view),
     }
@@ -213,6 +214,23 @@ def components_table(view: RunView, compact: bool = False):
     return table
 
 
+def ready_text(st: dict) -> str | None:
+    """`time to ready: 42.1 s to ready (queue 3.0, ...)` and the slowest component's own breakdown."""
+    from srt_agent.agent.time_to_ready import summary_line
+
+    line = summary_line(st.get("time_to_ready"))
+    if not line:
+        return None
+    comps = [c for c in st.get("components") or [] if (c.get("time_to_ready") or {}).get("start_to_ready_s")]
+    if comps:
+        c = max(comps, key=lambda c: c["time_to_ready"]["start_to_ready_s"])
+        t = c["time_to_ready"]
+        line += f"\n  slowest {c['name']}: {t['start_to_ready_s']:.1f} s"
+        if t.get("process_start_s") is not None:
+            line += f" (start to first log line {t['process_start_s']:.1f}, then to healthy {t.get('engine_ready_s', 0):.1f})"
+    return "time to ready: " + line
+
+
 def sweep_renderables(view: RunView) -> list:
     from rich import box
     from rich.table import Table
@@ -317,6 +335,9 @@ def render_view(view: RunView, tail: int = 20, compact: bool = False):
         parts.append("[dim]no status.json yet: the agent has not started[/dim]")
     else:
         parts.append(_phases_text(view))
+    ready = ready_text(st)
+    if ready:
+        parts.append(Text(ready))
     table = components_table(view, compact) if st.get("components") else None
     if table is not None and not compact:
         parts.append(table)

@@ -28,6 +28,7 @@ from .launchers import Launcher
 from .ledger import Ledger, fingerprint
 from .run_context import RunContext, build_plan, load_context, render_scripts
 from .supervisor import Supervisor
+from .time_to_ready import ReadyClock
 
 SIGNALS = {signal.SIGTERM: "SIGTERM", signal.SIGINT: "SIGINT", signal.SIGUSR1: "SIGUSR1 (time limit near)"}
 
@@ -40,7 +41,11 @@ async def _phases(ctx: RunContext, sup: Supervisor, tg, ledger: Ledger) -> None:
     status = ctx.status
     job = ctx.job
     status.phase("start")
+    clock = ReadyClock(status)  # time to ready (time_to_ready.py)
+    await clock.queue_wait(ctx.launcher.kind, ctx.job_id, ctx.metadata)
+    clock.begin("node_probe")
     nodes = await ctx.launcher.discover_nodes(ctx.resolved.total_nodes)
+    clock.end("node_probe")
     ctx.plan = plan = build_plan(ctx, nodes)
     sup.plan = plan
     render_scripts(ctx)
@@ -51,29 +56,36 @@ async def _phases(ctx: RunContext, sup: Supervisor, tg, ledger: Ledger) -> None:
     status.phase("preflight")
     from .preflight import check_engine_flags
 
+    clock.begin("preflight")
     await check_engine_flags(ctx)
+    clock.end("preflight")
     status.phase("preflight", "done")
 
     timeouts = job.health
     infra = plan.by_kind("nats") + plan.by_kind("etcd")
     if infra:
         status.phase("infra")
+        clock.begin("infra")
         remove_state_dir(plan.state_dir)  # a requeued job starts from empty etcd/NATS state
         for p in infra:
             await sup.start(tg, p, ctx.scripts[p.name], ctx.secret_env[p.name])
         await wait_processes_healthy(infra, status, deadline_s=timeouts.infra_timeout_s, what="infra")
+        clock.end("infra")
         status.phase("infra", "done")
 
     status.phase("workers")
+    clock.begin("workers")
     workers = plan.by_kind("worker")
     async with anyio.create_task_group() as start_tg:
         for p in workers:
             start_tg.start_soon(sup.start, tg, p, ctx.scripts[p.name], ctx.secret_env[p.name])
     await wait_processes_healthy(workers, status, deadline_s=timeouts.worker_timeout_s, what="workers")
+    clock.end("workers")
     record_dynamo_installs(ctx.run_dir, workers, status)
     status.phase("workers", "done")
 
     status.phase("endpoint")
+    clock.begin("endpoint")
     fronts = [p for p in plan.processes if p.kind in ("frontend", "router")]
     for p in fronts:
         await sup.start(tg, p, ctx.scripts[p.name], ctx.secret_env[p.name])
@@ -88,11 +100,17 @@ async def _phases(ctx: RunContext, sup: Supervisor, tg, ledger: Ledger) -> None:
                 status.event("warning", component=p.name, message=ctx.nginx_files.warning)
                 print(f"[srt-agent] warning: {ctx.nginx_files.warning}", flush=True)
     await wait_processes_healthy(nginx, status, deadline_s=timeouts.frontend_timeout_s, what="nginx")
+    clock.end("endpoint")
     status.phase("endpoint", "done")
 
     status.phase("health")
+    clock.begin("registration")
     registered = await wait_registered(plan, status, deadline_s=timeouts.frontend_timeout_s)
+    clock.end("registration")
+    clock.begin("smoke_request")
     smoke = await smoke_request(plan, deadline_s=timeouts.frontend_timeout_s)
+    clock.end("smoke_request")
+    clock.ready()
     status.update(state="ready", message=f"ready at {plan.endpoint.url}")
     status.phase("health", "done", registered=registered, smoke_tokens=smoke["completion_tokens"])
 

@@ -4,7 +4,7 @@ Schema (version 1), documented in docs/monitoring.md:
   schema_version, job_id, name, run_dir, executor, agent_pid, agent_host, state, phase, message,
   started_at, updated_at,
   endpoint, components[{name, kind, role, node, port, pid, step, state, health, started_at,
-  ready_at, exited_at, exit_code, log}], failure{component, node, exit_code, message, log_tail},
+  first_log_at, ready_at, exited_at, exit_code, log, time_to_ready}], time_to_ready (time_to_ready.py), failure{component, node, exit_code, message, log_tail},
   benchmark{points_total, points_done, current, results[]}, profiles[], phases{name: state}
 """
 
@@ -72,6 +72,10 @@ class StatusWriter:
             comp = self.data["components"].setdefault(name, {"name": name})
             changed = {k: v for k, v in fields.items() if comp.get(k) != v}
             comp.update(fields)
+            if "ready_at" in fields or "first_log_at" in fields:
+                from .time_to_ready import component_times
+
+                comp["time_to_ready"] = component_times(comp)
             self._flush()
         if "state" in changed:
             self.event("component", component=name, state=changed["state"],

@@ -17,6 +17,7 @@ from .launchers import Handle, Launcher
 from .status import StatusWriter, now
 
 LOG_TAIL_LINES = 50
+FIRST_LOG_POLL_S = 0.1
 
 
 def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> list[str]:
@@ -55,7 +56,20 @@ class Supervisor:
         self.order.append(proc.name)
         self.status.component(proc.name, pid=handle.pid, step=handle.step_name, state="running")
         tg.start_soon(self._watch, proc, handle)
+        tg.start_soon(self._first_log_line, proc, handle)
         return handle
+
+    async def _first_log_line(self, proc: ProcessSpec, handle: Handle) -> None:
+        """Record when the process's log got its first byte (time to ready: process start)."""
+        path = self.run_dir / "logs" / proc.log
+        while handle.returncode is None and not self.shutting_down:
+            try:
+                if path.stat().st_size > 0:
+                    self.status.component(proc.name, first_log_at=now())
+                    return
+            except FileNotFoundError:
+                pass
+            await anyio.sleep(FIRST_LOG_POLL_S)
 
     async def _watch(self, proc: ProcessSpec, handle: Handle) -> None:
         rc = await handle.wait()

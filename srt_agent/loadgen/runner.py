@@ -196,7 +196,10 @@ def run_point(config: LoadConfig) -> dict:
                     total_gpus=config.total_gpus, decode_gpus=config.decode_gpus,
                     client_cpu=[res.cpu_fraction for res in results],
                     loop_lag_p99_ms=max(res.loop_lag_p99_ms for res in results))
+    wall = time.time() - time.monotonic()  # monotonic -> unix seconds
     out.update({
+        "measured_start_unix": round(start + wall, 3),  # the measured window (warmup excluded)
+        "measured_end_unix": round(start + out["duration"] + wall, 3),
         "model": config.model,
         "isl": config.isl,
         "osl": config.osl,

@@ -126,10 +126,18 @@ def test_succeeded_run_shows_sweep(capsys, logs):
     assert "state succeeded" in out
     assert "4 of 4 points measured" in out
     assert "Failure" not in out
+    ready = next(line for line in out.splitlines() if line.startswith("time to ready: "))
+    assert " s to ready (queue " in ready and "node probe " in ready and "workers " in ready
+    assert "slowest " in out and "start to first log line" in out
     sweep = out[out.index("Benchmark sweep"):]
     rows = [line.split() for line in sweep.splitlines() if line.strip()[:2].strip().isdigit()]
     assert [r[0] for r in rows] == ["1", "4", "16", "64"]
     data = status_data(capsys, logs, "1001")
+    ttr = data["time_to_ready"]
+    assert ttr["queue_source"] == "local" and ttr["queue_wait_s"] >= 0
+    assert ttr["agent_to_ready_s"] <= ttr["submit_to_ready_s"]
+    decode = next(c for c in data["components"] if c["name"] == "decode-0")["time_to_ready"]
+    assert decode["start_to_ready_s"] == pytest.approx(decode["process_start_s"] + decode["engine_ready_s"], abs=0.002)
     results = {json.loads(p.read_text())["max_concurrency"]: json.loads(p.read_text())
                for p in (rf.run_dir(logs, "succeeded") / "results").glob("result_*.json")}
     for p in data["benchmark"]["points"]:
