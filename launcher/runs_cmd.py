@@ -40,6 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--state", help="only runs in this state (succeeded, failed, running, ...)")
     parser.add_argument("-n", "--limit", type=int, default=0, help="at most N runs (newest first)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--sweep", metavar="SWEEP", help="the members of one sweep, with their values")
     add_logs_dir_argument(parser)
 
 
@@ -121,6 +122,11 @@ def print_runs(views: list[RunView], *, as_json: bool, root: Path) -> int:
 
 def run(args: argparse.Namespace) -> int:
     root = logs_root(args.logs_dir)
+    if args.sweep:
+        from .sweep_view import sweep_status
+
+        sweep_status(args.sweep, root, as_json=args.json, results=True)
+        return 0
     views = select([load_view(p, query_slurm=False) for p in run_dirs(root)], tags=args.tag, since=args.since,
                    state=args.state)
     if args.limit:

@@ -38,23 +38,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", nargs="?", metavar="RUN_ID",
                         help="run directory name or prefix, job id, or path (default: list recent runs)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
-    parser.add_argument("--tail", type=int, default=20, metavar="N", help="failure log lines to show (default 20)")
-    parser.add_argument("-n", "--limit", type=int, default=10, help="runs to list without RUN_ID (default 10)")
+    parser.add_argument("--tail", type=int, default=None, metavar="N",
+                        help="with RUN_ID: failure log lines to show (default 20)")
+    parser.add_argument("-n", "--limit", type=int, default=None, help="without RUN_ID: runs to list (default 10)")
     add_logs_dir_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    from srt_agent.errors import ConfigError
+
+    if args.run and args.limit is not None:
+        raise ConfigError("-n/--limit only applies when no RUN_ID is given (it limits the list of runs)",
+                          key="--limit", hint=f"drop -n, or run `srtctl status -n {args.limit}`")
+    if not args.run and args.tail is not None:
+        raise ConfigError("--tail needs a RUN_ID (it limits the failure log lines of one run)", key="--tail",
+                          hint="run `srtctl status RUN_ID --tail N`")
     root = logs_root(args.logs_dir)
     if not args.run:
         from .runs_cmd import print_runs
 
-        views = [load_view(p, query_slurm=False) for p in run_dirs(root)[: args.limit]]
+        views = [load_view(p, query_slurm=False) for p in run_dirs(root)[: args.limit or 10]]
         return print_runs(views, as_json=args.json, root=root)
+    from .sweep_view import is_sweep_ref, sweep_status
+
+    if is_sweep_ref(args.run, root):  # a sweep id (or its directory): every member's state
+        return sweep_status(args.run, root, as_json=args.json)
     view = load_view(find_run(args.run, root))
     if args.json:
         print(json.dumps(status_json(view), indent=2, default=str))
     else:
-        console().print(render_view(view, tail=args.tail))
+        console().print(render_view(view, tail=20 if args.tail is None else args.tail))
     return 0 if view.state != "failed" else 1
 
 

@@ -346,13 +346,18 @@ def plotly_available() -> bool:
 
 
 def write_report(run_dirs: list[str | Path], out_dir: str | Path, *, per_gpu: str = "total",
-                 plots: bool = True, html_page: bool = True) -> dict[str, Path]:
+                 plots: bool = True, html_page: bool = True,
+                 labels: list[str | None] | None = None) -> dict[str, Path]:
     """Write pareto.png, latency.png (if matplotlib is there and plots), report.html (if plotly is
     there: srt_agent/report_html.py) and report.md into out_dir.
-    Returns {"markdown": path, "pareto": path, "latency": path, "html": path} for what was written."""
+    Returns {"markdown": path, "pareto": path, "latency": path, "html": path} for what was written.
+    labels: per run, a label to show first (a sweep member's swept values)."""
     if per_gpu not in PER_GPU_KEYS:
         raise ValueError(f"per_gpu must be one of {sorted(PER_GPU_KEYS)}")
     runs = [load_run(d) for d in run_dirs]
+    for run, label in zip(runs, labels or []):
+        if label:
+            run.label = f"{label}  ({run.label})"
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}

@@ -56,7 +56,9 @@ def loadgen_command(plan: Plan, job, concurrency: int, out: Path, *, isl: int, o
 async def run_loadgen(cmd: list[str], log: Path) -> int:
     with open(log, "ab") as f:
         f.write((shlex.join(cmd) + "\n").encode())
-        proc = await anyio.open_process(cmd, stdout=f, stderr=f)
+        from .procguard import guarded
+
+        proc = await anyio.open_process(guarded(cmd), stdout=f, stderr=f)
         try:
             return await proc.wait()
         except BaseException:

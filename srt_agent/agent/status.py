@@ -106,3 +106,23 @@ def read_status(run_dir: str | Path) -> dict[str, Any] | None:
         return json.loads(p.read_text())
     except FileNotFoundError:
         return None
+
+
+def record_agent_died(run_dir: str | Path, reason: str) -> dict[str, Any] | None:
+    """Mark a run whose agent is gone (found by srtctl) as failed with cause "agent died: ...".
+
+    The agent itself can no longer write, so this is the one write to status.json from outside
+    the agent; it re-reads the file first and leaves a final state alone. Returns the new status."""
+    current = read_status(run_dir)
+    if current is None or current.get("state") in ("succeeded", "failed", "cancelled"):
+        return current
+    message = f"agent died: {reason}"
+    current["state"] = "failed"
+    current["failure"] = current.get("failure") or {"component": "agent", "node": current.get("agent_host"),
+                                                    "exit_code": None, "message": message, "log_tail": []}
+    current["message"] = message
+    current["updated_at"] = now()
+    write_json_atomic(Path(run_dir) / "status.json", current)
+    append_jsonl(Path(run_dir) / "events.jsonl", {"ts": now(), "event": "failure", "component": "agent",
+                                                  "message": message, "recorded_by": "srtctl"})
+    return current

@@ -318,6 +318,9 @@ def running_run(root: Path, *, job_id: str = "1003", timestamp: str = "20260112_
                 tags: str | None = "sim,wip", points_done: int = 2) -> Fixture:
     """Mid-sweep: `points_done` of 4 points measured, the next one in progress."""
     fx = new_run(root, DISAGG_NGINX, job_id=job_id, timestamp=timestamp, tags=tags)
+    # an agent on another machine: this one cannot check its pid, so liveness falls back to the
+    # age of status.json (a same-host agent_pid that is not an agent means "agent died" at once)
+    fx.status.data["agent_host"] = "fixture-host"
     fx.ledger = ledger = new_ledger(fx)
     start_all(fx)
     fx.status.update(state="benchmarking")
