@@ -10,6 +10,7 @@ import yaml
 from ..errors import ConfigError, ConfigErrors
 from ..yaml_source import Loc, YamlDocument
 from .mapping import INCUMBENT_KEYS, INCUMBENT_PREFIXES, INCUMBENT_SECTIONS, MAPPING, Entry, lookup
+from .overrides import convert_override_file, is_override_file
 
 INCUMBENT_DYNAMO_DEFAULT = "0.8.0"
 INCUMBENT_HEALTH_DEFAULT = (180, 10)  # max_attempts, interval_seconds
@@ -131,10 +132,8 @@ class _Converter:
         elif entry.how in ("same", "moved"):
             self.put(_target(entry, path), value, path)
         elif entry.how == "refused":
-            hint = ("write one recipe per variant (the base merged with each override) and convert each"
-                    if entry.source in ("base", "override_*", "zip_override_*")
-                    else "remove it from the recipe (see docs/migrating.md)")
-            self.refuse(path, f"'{'.'.join(path)}' has no equivalent in srtctl: {entry.note}", hint=hint)
+            self.refuse(path, f"'{'.'.join(path)}' has no equivalent in srtctl: {entry.note}",
+                        hint="remove it from the recipe (see docs/migrating.md)")
         elif entry.how in ("approximated", "dropped"):
             self.note(path, f"{entry.how}: {entry.note}")
         else:  # pragma: no cover - every converted entry has a handler
@@ -353,6 +352,11 @@ def _repeat(c: _Converter, e: Entry, path, value) -> None:
              hint="remove repeat (or set 1); raise num_examples for a tighter score")
 
 
+def _needs_base(c: _Converter, e: Entry, path, value) -> None:
+    c.refuse(path, f"'{path[0]}' is a variant of an override file, which needs a base section",
+             hint="put the shared recipe under base: (docs/migrating.md, override files)")
+
+
 def _sbatch(c: _Converter, e: Entry, path, value) -> None:
     c.put(("slurm", "sbatch_directives", path[-1]), None if value is None else str(value), path)
 
@@ -377,6 +381,9 @@ _HANDLERS: dict[str, Any] = {
     "infra.etcd_nats_dedicated_node": _empty_ok,
     "benchmark.type": _benchmark_type,
     "benchmark.repeat": _repeat,
+    "base": _needs_base,
+    "override_*": _needs_base,
+    "zip_override_*": _needs_base,
     "sbatch_directives.*": _sbatch,
 }
 
@@ -386,5 +393,8 @@ def convert_document(doc: YamlDocument, cluster=None) -> Conversion:
     `cluster` (a ClusterConfig) gives accuracy benchmarks their dataset (`eval_datasets_dir`)."""
     if not isinstance(doc.data, dict):
         raise ConfigError("the file must contain a mapping of keys at the top level", file=doc.path, line=1)
-    return _Converter(doc, getattr(cluster, "eval_datasets_dir", None)).run()
+    datasets = getattr(cluster, "eval_datasets_dir", None)
+    if is_override_file(doc.data):
+        return convert_override_file(doc, lambda one: _Converter(one, datasets).run())
+    return _Converter(doc, datasets).run()
 

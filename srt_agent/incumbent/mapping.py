@@ -125,9 +125,9 @@ MAPPING: tuple[Entry, ...] = (
     Entry("profiling.decode.stop_step", "profiling.decode.stop_step", "same"),
     Entry("profiling.aggregated.start_step", "profiling.aggregated.start_step", "same"),
     Entry("profiling.aggregated.stop_step", "profiling.aggregated.stop_step", "same"),
-    Entry("base", "", "refused", "override files become sweeps, which are not in this srtctl yet"),
-    Entry("override_*", "", "refused", "override files become sweeps, which are not in this srtctl yet"),
-    Entry("zip_override_*", "", "refused", "override files become sweeps, which are not in this srtctl yet"),
+    Entry("base", "(the job file)", "converted", "an override file: base is the job, each variant a member of `sweep.zip` (base itself is not run, as in srt-slurm)"),
+    Entry("override_*", "sweep.zip", "converted", "one member: base deep-merged with it (mappings merged, lists and scalars replaced); the keys where members differ become zip paths"),
+    Entry("zip_override_*", "sweep.zip", "converted", "N members, its list leaves taken pairwise (one-element lists and scalars for all); a key only a variant sets, or `null`, is refused"),
 )
 
 # top-level sections only the incumbent's format has: one of them marks a file as a recipe
