@@ -110,7 +110,7 @@ def prepare(job_file: str | Path, *, setup_script: str | None = None, tags: str 
 
 def prepare_resolved(resolved: ResolvedJob, cluster: ClusterConfig, job_file: Path, job_text: str, *,
                      setup_script: str | None = None, tags: str | None = None,
-                     timestamp: str | None = None, conversion=None) -> Prepared:
+                     timestamp: str | None = None, conversion=None, notice: bool = True) -> Prepared:
     """Everything apply submits for an already resolved job (a sweep member, or a job with --set);
     job_text is the job file as it is copied into the run directory."""
     from srt_agent.engine_flags import check as check_engine_flags
@@ -142,7 +142,8 @@ def prepare_resolved(resolved: ResolvedJob, cluster: ClusterConfig, job_file: Pa
     prep.files["job.sbatch"] = render_sbatch(prep)
     if conversion is not None:
         prep.files["job.converted.yaml"] = redacted_job_text(conversion.text(), secret_values, parsed=True)
-        print(conversion.notice(), file=sys.stderr)
+        if notice:
+            print(conversion.notice(), file=sys.stderr)
     return prep
 
 

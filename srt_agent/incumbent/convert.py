@@ -10,7 +10,7 @@ import yaml
 from ..errors import ConfigError, ConfigErrors
 from ..yaml_source import Loc, YamlDocument
 from .mapping import INCUMBENT_KEYS, INCUMBENT_PREFIXES, INCUMBENT_SECTIONS, MAPPING, Entry, lookup
-from .overrides import convert_override_file, is_override_file
+from .overrides import convert_override_file, is_override_file, needs_base
 
 INCUMBENT_DYNAMO_DEFAULT = "0.8.0"
 INCUMBENT_HEALTH_DEFAULT = (180, 10)  # max_attempts, interval_seconds
@@ -41,6 +41,7 @@ class Conversion:
     lines: dict[Loc, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     brief: dict[str, list[int | None]] = field(default_factory=dict)
+    members: str = ""  # an override file: which sweep member is which variant
 
     def document(self) -> YamlDocument:
         """The converted job as a YamlDocument whose lines point into the recipe."""
@@ -61,7 +62,7 @@ class Conversion:
                 nums = [str(n) for n in lines if n]
                 keys.append(f"{key} (line{'s' if len(nums) > 1 else ''} {', '.join(nums)})" if nums else key)
             text += "; approximated or dropped (details in its comments, docs/migrating.md): " + ", ".join(keys)
-        return text
+        return text + (f"; {self.members}" if self.members else "")
 
 
 class _Converter:
@@ -352,11 +353,6 @@ def _repeat(c: _Converter, e: Entry, path, value) -> None:
              hint="remove repeat (or set 1); raise num_examples for a tighter score")
 
 
-def _needs_base(c: _Converter, e: Entry, path, value) -> None:
-    c.refuse(path, f"'{path[0]}' is a variant of an override file, which needs a base section",
-             hint="put the shared recipe under base: (docs/migrating.md, override files)")
-
-
 def _sbatch(c: _Converter, e: Entry, path, value) -> None:
     c.put(("slurm", "sbatch_directives", path[-1]), None if value is None else str(value), path)
 
@@ -381,9 +377,9 @@ _HANDLERS: dict[str, Any] = {
     "infra.etcd_nats_dedicated_node": _empty_ok,
     "benchmark.type": _benchmark_type,
     "benchmark.repeat": _repeat,
-    "base": _needs_base,
-    "override_*": _needs_base,
-    "zip_override_*": _needs_base,
+    "base": needs_base,
+    "override_*": needs_base,
+    "zip_override_*": needs_base,
     "sbatch_directives.*": _sbatch,
 }
 

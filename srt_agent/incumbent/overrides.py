@@ -25,6 +25,12 @@ def is_override_file(data: Any) -> bool:
     return isinstance(data, dict) and "base" in data
 
 
+def needs_base(c, e, path, value) -> None:
+    """The converter's handler for a variant in a file without base."""
+    c.refuse(path, f"'{path[0]}' is a variant of an override file, which needs a base section",
+             hint="put the shared recipe under base: (docs/migrating.md, override files)")
+
+
 def deep_merge(base: Any, over: Any) -> Any:
     if not (isinstance(base, dict) and isinstance(over, dict)):
         return copy.deepcopy(over)
@@ -155,8 +161,8 @@ def convert_override_file(doc: YamlDocument, convert_one):
         notes.extend(n for n in c.notes if n not in notes)
     labels = [f"{i + 1}: {section[0]}{'' if section[0].endswith(label) else f' ({label})'}"
               for i, (label, section, _) in enumerate(convs)]
-    notes.append("override file: members of sweep.zip, in order, are " + ", ".join(labels)
-                 + " (srtctl names members from their values; base itself is not a member, as in srt-slurm)")
+    members = "override file: members of sweep.zip, in order, are " + ", ".join(labels)
+    notes.append(members + " (srtctl names members from their values; base itself is not a member, as in srt-slurm)")
     if len(convs) == 1:
         data = dict(convs[0][2].data)
     elif paths:
@@ -169,4 +175,4 @@ def convert_override_file(doc: YamlDocument, convert_one):
     lines[("sweep",)] = doc.line_of(found[0][1]) or 1
     lines[("sweep", "zip")] = lines[("sweep",)]
     brief = dict(base.brief)
-    return type(base)(source=doc.path, data=data, lines=lines, notes=notes, brief=brief)
+    return type(base)(source=doc.path, data=data, lines=lines, notes=notes, brief=brief, members=members)

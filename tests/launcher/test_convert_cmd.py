@@ -158,3 +158,37 @@ def test_dry_run_converts_an_accuracy_recipe(site, capsys):
     (evals / "test.jsonl").write_text("not json\n")
     assert main(["dry-run", "-f", "recipe.yaml"]) != 0
     assert "test.jsonl" in capsys.readouterr().err
+
+
+def test_dry_run_of_an_override_file_is_a_sweep_of_its_variants(site, capsys):
+    base = "\n".join("  " + line if line else line for line in RECIPE.splitlines())
+    (site / "over.yaml").write_text(
+        "base:\n" + base + "\noverride_onefe:\n  frontend:\n    num_additional_frontends: 1\n"
+        "zip_override_isl:\n  benchmark:\n    isl: [512, 2048]\n    concurrencies: [[4], [8, 16]]\n")
+    assert main(["dry-run", "-f", "over.yaml"]) == 0
+    out, err = capsys.readouterr()
+    assert "3 members" in out and "override_onefe" in err
+    (d,) = list((site / "dry-runs").iterdir())
+    info = json.loads((d / "sweep.json").read_text())
+    values = [m["values"] for m in info["members"]]
+    assert values == [
+        {"backend.num_additional_frontends": 1, "benchmark.isl": 1024, "benchmark.concurrencies": "4x8"},
+        {"backend.num_additional_frontends": 2, "benchmark.isl": 512, "benchmark.concurrencies": [4]},
+        {"backend.num_additional_frontends": 2, "benchmark.isl": 2048, "benchmark.concurrencies": [8, 16]}]
+    # every member is the converted recipe: srt-slurm's keys became srtctl's
+    member = next(p for p in d.iterdir() if p.is_dir())
+    assert "sweep:" in (member / "job.converted.yaml").read_text()
+    job = json.loads((member / "resolved.json").read_text())["job"]
+    assert job["backend"]["dynamo_git_ref"] == "abc1234" and job["health"]["worker_timeout_s"] == 500.0
+    # srtctl convert writes the same sweep, and that file dry-runs as an srtctl job file
+    assert main(["convert", "over.yaml", "-o", "job.yaml"]) == 0
+    assert len(yaml.safe_load((site / "job.yaml").read_text())["sweep"]["zip"]["benchmark.isl"]) == 3
+    assert main(["dry-run", "-f", "job.yaml", "--quiet"]) == 0
+
+
+def test_set_applies_to_the_converted_recipe(site, capsys):
+    assert main(["dry-run", "-f", "recipe.yaml", "--quiet", "--set", "backend.num_additional_frontends=1"]) == 0
+    assert "srt-slurm (v1) recipe" in capsys.readouterr().err
+    (d,) = list((site / "dry-runs").iterdir())
+    assert json.loads((d / "resolved.json").read_text())["job"]["backend"]["num_additional_frontends"] == 1
+    assert (d / "job.converted.yaml").is_file()
