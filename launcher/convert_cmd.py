@@ -24,7 +24,9 @@ def run(args: argparse.Namespace) -> int:
                           "(dynamo, frontend, health_check, sbatch_directives, backend.type, ...)",
                           file=args.file, line=1,
                           hint=f"if it is already an srtctl job file, run `srtctl dry-run -f {args.file}`")
-    conversion = convert_document(doc)
+    from srt_agent.cluster_config import load_cluster_config
+
+    conversion = convert_document(doc, load_cluster_config())  # accuracy evals: eval_datasets_dir
     text = conversion.text()
     if args.output:
         from srt_agent.atomic import write_text_atomic

@@ -102,7 +102,7 @@ def load_cluster(cluster_file: str | Path | None = None, local: bool = False) ->
 def prepare(job_file: str | Path, *, setup_script: str | None = None, tags: str | None = None,
             cluster_file: str | Path | None = None, local: bool = False) -> Prepared:
     cluster = load_cluster(cluster_file, local)
-    doc, conversion = load_job_document(job_file)
+    doc, conversion = load_job_document(job_file, cluster)
     resolved = resolve_job(doc, cluster)
     return prepare_resolved(resolved, cluster, Path(job_file), Path(job_file).read_text(),
                             setup_script=setup_script, tags=tags, conversion=conversion)
@@ -110,7 +110,7 @@ def prepare(job_file: str | Path, *, setup_script: str | None = None, tags: str 
 
 def prepare_resolved(resolved: ResolvedJob, cluster: ClusterConfig, job_file: Path, job_text: str, *,
                      setup_script: str | None = None, tags: str | None = None,
-                     timestamp: str | None = None, conversion=None) -> Prepared:
+                     timestamp: str | None = None, conversion=None, notice: bool = True) -> Prepared:
     """Everything apply submits for an already resolved job (a sweep member, or a job with --set);
     job_text is the job file as it is copied into the run directory."""
     from srt_agent.engine_flags import check as check_engine_flags
@@ -142,11 +142,12 @@ def prepare_resolved(resolved: ResolvedJob, cluster: ClusterConfig, job_file: Pa
     prep.files["job.sbatch"] = render_sbatch(prep)
     if conversion is not None:
         prep.files["job.converted.yaml"] = redacted_job_text(conversion.text(), secret_values, parsed=True)
-        print(conversion.notice(), file=sys.stderr)
+        if notice:
+            print(conversion.notice(), file=sys.stderr)
     return prep
 
 
-def load_job_document(job_file: str | Path):
+def load_job_document(job_file: str | Path, cluster: ClusterConfig | None = None):
     """The job file as a YamlDocument; an incumbent srt-slurm recipe is converted first.
     Returns (document, Conversion or None)."""
     from srt_agent.incumbent import convert_document, is_incumbent
@@ -155,7 +156,7 @@ def load_job_document(job_file: str | Path):
     doc = load_yaml(job_file)
     if not is_incumbent(doc.data):
         return doc, None
-    conversion = convert_document(doc)
+    conversion = convert_document(doc, cluster)
     return conversion.document(), conversion
 
 

@@ -51,6 +51,9 @@ def load_request(args: argparse.Namespace) -> Request:
     sets, unsets = getattr(args, "set_values", []) or [], getattr(args, "unset_values", []) or []
     local = getattr(args, "local", False)
     doc = load_yaml(args.file)
+    conversion = _converted(doc, local) if sets or unsets or _override_file(doc.data) else None
+    if conversion is not None:  # an srt-slurm (v1) recipe: --set and an override file's sweep apply to its conversion
+        doc = conversion.document()
     data = doc.data if isinstance(doc.data, dict) else None
     if not sets and not unsets and (data is None or "sweep" not in data):
         return Request(cluster=None, doc=doc,  # type: ignore[arg-type]
@@ -71,17 +74,35 @@ def load_request(args: argparse.Namespace) -> Request:
         text = _override_header(overrides) + yaml.safe_dump(data, sort_keys=False)
         return Request(cluster=cluster, doc=doc, overrides=overrides,
                        prep=prepare_resolved(resolved, cluster, job_path, text, setup_script=args.setup_script,
-                                             tags=args.tags, timestamp=ts))
+                                             tags=args.tags, timestamp=ts, conversion=conversion))
     sweep = expand(doc, data, cluster)
+    if conversion is not None:
+        import sys
+
+        print(conversion.notice(), file=sys.stderr)
     if sweep.mode == "allocation":
         from srt_agent.sweep import check_allocation
 
         check_allocation(sweep, doc)
     preps = [prepare_resolved(m.resolved, cluster, job_path, _override_header(overrides) + m.text(str(job_path)),
-                              setup_script=args.setup_script, tags=args.tags, timestamp=ts)
+                              setup_script=args.setup_script, tags=args.tags, timestamp=ts,
+                              conversion=conversion, notice=False)
              for m in sweep.members]  # type: ignore[arg-type]
     return Request(cluster=cluster, doc=doc, sweep=sweep, preps=preps, timestamp=ts, overrides=overrides,
                    sweep_id=f"{slug(str(data.get('name') or 'sweep'))}_{ts}", name=str(data.get("name") or ""))
+
+
+def _override_file(data) -> bool:
+    from srt_agent.incumbent import is_incumbent
+    from srt_agent.incumbent.overrides import is_override_file
+
+    return is_incumbent(data) and is_override_file(data)
+
+
+def _converted(doc: YamlDocument, local: bool):
+    from srt_agent.incumbent import convert_document, is_incumbent
+
+    return convert_document(doc, load_cluster(None, local)) if is_incumbent(doc.data) else None
 
 
 def _override_header(overrides: dict) -> str:

@@ -82,6 +82,7 @@ class ClusterConfig(Strict):
     hf_cache_dir: str | None = Field(None, description="shared Hugging Face cache directory (absolute) for `model.path: hf:org/model`; mounted in every container as HF_HOME")
     logs_dir: str | None = Field(None, description="where run directories go; default: ./logs (relative to where srtctl runs)")
     node_local_dir: str | None = Field(None, description="node-local disk for etcd's data and NATS's JetStream store (in `srt-<jobid>/`, removed at teardown); default: `$SLURM_TMPDIR`, else `/tmp`")
+    eval_datasets_dir: str | None = Field(None, description="shared directory of eval datasets for converted srt-slurm (v1) recipes: `gsm8k/test.jsonl`, `mmlu/` (dev/, test/), `gpqa/gpqa_diamond.csv` (docs/migrating.md)")
 
     _source: str | None = None
 
@@ -108,6 +109,13 @@ class ClusterConfig(Strict):
         for alias, target in v.items():
             if not str(target).startswith("/"):
                 raise ValueError(f"alias '{alias}' must map to an absolute path, not '{target}'")
+        return v
+
+    @field_validator("eval_datasets_dir")
+    @classmethod
+    def _eval_dir(cls, v: str | None) -> str | None:
+        if v is not None and (not v.startswith("/") or any(ord(c) < 32 or ord(c) == 127 for c in v)):
+            raise ValueError("must be an absolute directory path without control characters, e.g. /shared/evals")
         return v
 
     @field_validator("node_local_dir")

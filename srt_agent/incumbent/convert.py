@@ -10,12 +10,15 @@ import yaml
 from ..errors import ConfigError, ConfigErrors
 from ..yaml_source import Loc, YamlDocument
 from .mapping import INCUMBENT_KEYS, INCUMBENT_PREFIXES, INCUMBENT_SECTIONS, MAPPING, Entry, lookup
+from .overrides import convert_override_file, is_override_file, needs_base
 
 INCUMBENT_DYNAMO_DEFAULT = "0.8.0"
 INCUMBENT_HEALTH_DEFAULT = (180, 10)  # max_attempts, interval_seconds
 _ORDER = ("name", "model", "extra_mount", "resources", "slurm", "setup_script", "backend", "benchmark",
           "profiling", "health")
 ACCURACY_TYPES = ("gsm8k", "mmlu", "gpqa", "longbenchv2", "aime", "aime25", "lm-eval")
+# a converted eval's dataset, under srtslurm.yaml `eval_datasets_dir` (docs/migrating.md)
+EVAL_DATASETS = {"gsm8k": "gsm8k/test.jsonl", "mmlu": "mmlu", "gpqa": "gpqa/gpqa_diamond.csv"}
 ROUTER_FRONTENDS = ("sglang", "sglangrouter", "sglang-router", "sglang_router")
 
 
@@ -38,6 +41,7 @@ class Conversion:
     lines: dict[Loc, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     brief: dict[str, list[int | None]] = field(default_factory=dict)
+    members: str = ""  # an override file: which sweep member is which variant
 
     def document(self) -> YamlDocument:
         """The converted job as a YamlDocument whose lines point into the recipe."""
@@ -58,12 +62,13 @@ class Conversion:
                 nums = [str(n) for n in lines if n]
                 keys.append(f"{key} (line{'s' if len(nums) > 1 else ''} {', '.join(nums)})" if nums else key)
             text += "; approximated or dropped (details in its comments, docs/migrating.md): " + ", ".join(keys)
-        return text
+        return text + (f"; {self.members}" if self.members else "")
 
 
 class _Converter:
-    def __init__(self, doc: YamlDocument) -> None:
+    def __init__(self, doc: YamlDocument, eval_datasets_dir: str | None = None) -> None:
         self.doc = doc
+        self.eval_datasets_dir = eval_datasets_dir
         self.out: dict[str, Any] = {}
         self.lines: dict[Loc, int] = {}
         self.notes: list[str] = []
@@ -128,10 +133,8 @@ class _Converter:
         elif entry.how in ("same", "moved"):
             self.put(_target(entry, path), value, path)
         elif entry.how == "refused":
-            hint = ("write one recipe per variant (the base merged with each override) and convert each"
-                    if entry.source in ("base", "override_*", "zip_override_*")
-                    else "remove it from the recipe (see docs/migrating.md)")
-            self.refuse(path, f"'{'.'.join(path)}' has no equivalent in srtctl: {entry.note}", hint=hint)
+            self.refuse(path, f"'{'.'.join(path)}' has no equivalent in srtctl: {entry.note}",
+                        hint="remove it from the recipe (see docs/migrating.md)")
         elif entry.how in ("approximated", "dropped"):
             self.note(path, f"{entry.how}: {entry.note}")
         else:  # pragma: no cover - every converted entry has a handler
@@ -175,6 +178,7 @@ class _Converter:
             if seconds > 0:
                 out.setdefault("health", {})["worker_timeout_s"] = seconds
                 self.lines.setdefault(("health",), self.line(("health_check",)) or 0)
+        self.eval_dataset()
         # aggregated jobs: the incumbent counts one node when agg_nodes is missing
         res = out.get("resources", {})
         if "agg_workers" in res and "agg_nodes" not in res:
@@ -196,6 +200,22 @@ class _Converter:
             out["benchmark"] = {"type": "manual"}
             self.note(("profiling", "type"), "approximated: srtctl profiles with its own load (the benchmark's "
                       "isl/osl and first concurrency) instead of running sa-bench alongside")
+
+    def eval_dataset(self) -> None:
+        """An accuracy benchmark reads its dataset from srtslurm.yaml `eval_datasets_dir` (the
+        incumbent's harness downloads it; compute nodes here have no internet)."""
+        bench = self.out.get("benchmark", {})
+        task = bench.get("type")
+        if task not in EVAL_DATASETS:
+            return
+        if not self.eval_datasets_dir:
+            self.refuse(("benchmark", "type"), f"accuracy benchmark {task!r} needs a local dataset: srt-slurm's "
+                        "harness downloads it, srtctl reads it from srtslurm.yaml `eval_datasets_dir`, which is not set",
+                        hint=f"add `eval_datasets_dir: /shared/evals` to srtslurm.yaml and put the dataset at "
+                             f"/shared/evals/{EVAL_DATASETS[task]} (layout and sources: docs/migrating.md, docs/evals.md)")
+            return
+        self.put(("benchmark", "dataset_path"), f"{self.eval_datasets_dir.rstrip('/')}/{EVAL_DATASETS[task]}",
+                 ("benchmark", "type"))
 
 
 def _has_children(path: tuple[str, ...]) -> bool:
@@ -313,14 +333,24 @@ def _empty_ok(c: _Converter, e: Entry, path, value) -> None:
 
 
 def _benchmark_type(c: _Converter, e: Entry, path, value) -> None:
-    if value in ("sa-bench", "manual"):
+    if value in ("sa-bench", "manual", *EVAL_DATASETS):
         c.put(("benchmark", "type"), value, path)
     elif value in ACCURACY_TYPES:
-        c.refuse(path, f"accuracy benchmark {value!r}: accuracy evals are not in this srtctl yet",
-                 hint="run it with benchmark type manual and your own eval client against the endpoint")
+        c.refuse(path, f"accuracy benchmark {value!r} is not among srtctl's evals (gsm8k, mmlu, gpqa)",
+                 hint="use one of gsm8k, mmlu, gpqa, or benchmark type manual and your own eval client "
+                      "against the endpoint")
     else:
         c.refuse(path, f"benchmark type {value!r} has no equivalent in srtctl",
-                 hint="srtctl runs sa-bench style sweeps (sa-bench) or serves until the job ends (manual)")
+                 hint="srtctl runs sa-bench style sweeps (sa-bench), accuracy evals (gsm8k, mmlu, gpqa) "
+                      "or serves until the job ends (manual)")
+
+
+def _repeat(c: _Converter, e: Entry, path, value) -> None:
+    if value is None or (isinstance(value, int) and not isinstance(value, bool) and value == 1):
+        return
+    c.refuse(path, f"benchmark.repeat {value!r}: srtctl runs an eval once; its evals run at temperature 0, "
+             "so a repeat would ask the same questions the same way",
+             hint="remove repeat (or set 1); raise num_examples for a tighter score")
 
 
 def _sbatch(c: _Converter, e: Entry, path, value) -> None:
@@ -346,13 +376,21 @@ _HANDLERS: dict[str, Any] = {
     "srun_options": _empty_ok,
     "infra.etcd_nats_dedicated_node": _empty_ok,
     "benchmark.type": _benchmark_type,
+    "benchmark.repeat": _repeat,
+    "base": needs_base,
+    "override_*": needs_base,
+    "zip_override_*": needs_base,
     "sbatch_directives.*": _sbatch,
 }
 
 
-def convert_document(doc: YamlDocument) -> Conversion:
-    """The recipe in `doc` as a job file of this project; ConfigErrors naming every refused key."""
+def convert_document(doc: YamlDocument, cluster=None) -> Conversion:
+    """The recipe in `doc` as a job file of this project; ConfigErrors naming every refused key.
+    `cluster` (a ClusterConfig) gives accuracy benchmarks their dataset (`eval_datasets_dir`)."""
     if not isinstance(doc.data, dict):
         raise ConfigError("the file must contain a mapping of keys at the top level", file=doc.path, line=1)
-    return _Converter(doc).run()
+    datasets = getattr(cluster, "eval_datasets_dir", None)
+    if is_override_file(doc.data):
+        return convert_override_file(doc, lambda one: _Converter(one, datasets).run())
+    return _Converter(doc, datasets).run()
 

@@ -99,7 +99,7 @@ MAPPING: tuple[Entry, ...] = (
     Entry("enable_config_dump", "(dropped)", "dropped", "srtctl writes resolved.json and plan.json instead"),
     Entry("reporting", "(dropped)", "dropped", "status reporting endpoints; use `srtctl status` / status.json"),
     Entry("identity", "(dropped)", "dropped", "descriptive metadata"),
-    Entry("benchmark.type", "benchmark.type", "converted", "`sa-bench` and `manual` as is; other types are refused"),
+    Entry("benchmark.type", "benchmark.type", "converted", "`sa-bench`, `manual`, `gsm8k`, `mmlu`, `gpqa` as is (the evals get `benchmark.dataset_path` from srtslurm.yaml `eval_datasets_dir`, below); other types are refused"),
     Entry("benchmark.isl", "benchmark.isl", "same"),
     Entry("benchmark.osl", "benchmark.osl", "same"),
     Entry("benchmark.concurrencies", "benchmark.concurrencies", "same"),
@@ -111,9 +111,13 @@ MAPPING: tuple[Entry, ...] = (
     Entry("benchmark.custom_tokenizer", "(dropped)", "approximated", "token counts come from the model's own tokenizer files"),
     Entry("benchmark.tokenizer_mode", "(dropped)", "approximated", "token counts come from the model's own tokenizer files"),
     Entry("benchmark.sweep", "", "refused", "sweeps are not in this srtctl yet"),
-    *(Entry(f"benchmark.{k}", "", "refused", "accuracy benchmarks (gsm8k, mmlu, gpqa) are not in this srtctl yet")
-      for k in ("num_examples", "max_tokens", "repeat", "num_threads", "num_shots", "max_context_length",
-                "categories", "temperature", "top_p", "top_k")),
+    Entry("benchmark.num_examples", "benchmark.num_examples", "same", "gsm8k: the first N questions; MMLU, GPQA: N drawn with a fixed seed (docs/evals.md)"),
+    Entry("benchmark.max_tokens", "benchmark.max_tokens", "same"),
+    Entry("benchmark.num_shots", "benchmark.num_shots", "same"),
+    Entry("benchmark.num_threads", "benchmark.concurrency", "moved", "requests in flight"),
+    Entry("benchmark.repeat", "(dropped)", "converted", "1 is accepted; more is refused: srtctl's evals run at temperature 0, so a repeat asks the same questions the same way (raise num_examples instead)"),
+    *(Entry(f"benchmark.{k}", "", "refused", "srtctl's evals use SGLang's prompts at temperature 0 and have no such setting")
+      for k in ("max_context_length", "categories", "temperature", "top_p", "top_k")),
     Entry("profiling.type", "profiling.type", "same", "with benchmark sa-bench: profiling load = its isl/osl and first concurrency, benchmark -> manual"),
     Entry("profiling.prefill.start_step", "profiling.prefill.start_step", "same"),
     Entry("profiling.prefill.stop_step", "profiling.prefill.stop_step", "same"),
@@ -121,9 +125,9 @@ MAPPING: tuple[Entry, ...] = (
     Entry("profiling.decode.stop_step", "profiling.decode.stop_step", "same"),
     Entry("profiling.aggregated.start_step", "profiling.aggregated.start_step", "same"),
     Entry("profiling.aggregated.stop_step", "profiling.aggregated.stop_step", "same"),
-    Entry("base", "", "refused", "override files become sweeps, which are not in this srtctl yet"),
-    Entry("override_*", "", "refused", "override files become sweeps, which are not in this srtctl yet"),
-    Entry("zip_override_*", "", "refused", "override files become sweeps, which are not in this srtctl yet"),
+    Entry("base", "(the job file)", "converted", "an override file: base is the job, each variant a member of `sweep.zip` (base itself is not run, as in srt-slurm)"),
+    Entry("override_*", "sweep.zip", "converted", "one member: base deep-merged with it (mappings merged, lists and scalars replaced); the keys where members differ become zip paths"),
+    Entry("zip_override_*", "sweep.zip", "converted", "N members, its list leaves taken pairwise (one-element lists and scalars for all); a key only a variant sets, or `null`, is refused"),
 )
 
 # top-level sections only the incumbent's format has: one of them marks a file as a recipe

@@ -132,3 +132,63 @@ def test_hf_model_needs_a_cache_dir(site, capsys):
     assert main(["dry-run", "-f", "recipe.yaml"]) != 0
     err = capsys.readouterr().err
     assert "hf_cache_dir" in err and "recipe.yaml:12:" in err
+
+
+def test_dry_run_converts_an_accuracy_recipe(site, capsys):
+    evals = site / "evals" / "gsm8k"
+    evals.mkdir(parents=True)
+    (evals / "test.jsonl").write_text("".join(
+        json.dumps({"question": f"What is {i} + 1?", "answer": f"{i} plus 1. #### {i + 1}"}) + "\n" for i in range(8)))
+    cluster = site / "srtslurm.yaml"
+    recipe = RECIPE.split("benchmark:")[0] + "benchmark:\n  type: gsm8k\n  num_examples: 4\n  num_threads: 2\n  repeat: 1\n"
+    (site / "recipe.yaml").write_text(recipe)
+    # without eval_datasets_dir: refused, naming the key and the fix
+    assert main(["dry-run", "-f", "recipe.yaml"]) != 0
+    err = capsys.readouterr().err
+    assert "eval_datasets_dir" in err and "recipe.yaml:" in err and "Traceback" not in err
+    data = yaml.safe_load(cluster.read_text())
+    cluster.write_text(yaml.safe_dump({**data, "eval_datasets_dir": str(site / "evals")}))
+    assert main(["dry-run", "-f", "recipe.yaml", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["convert", "recipe.yaml", "-o", "job.yaml"]) == 0
+    bench = yaml.safe_load((site / "job.yaml").read_text())["benchmark"]
+    assert bench == {"type": "gsm8k", "num_examples": 4, "concurrency": 2,
+                     "dataset_path": str(evals / "test.jsonl")}
+    # the dataset is checked like any eval's: a malformed file is an error naming it
+    (evals / "test.jsonl").write_text("not json\n")
+    assert main(["dry-run", "-f", "recipe.yaml"]) != 0
+    assert "test.jsonl" in capsys.readouterr().err
+
+
+def test_dry_run_of_an_override_file_is_a_sweep_of_its_variants(site, capsys):
+    base = "\n".join("  " + line if line else line for line in RECIPE.splitlines())
+    (site / "over.yaml").write_text(
+        "base:\n" + base + "\noverride_onefe:\n  frontend:\n    num_additional_frontends: 1\n"
+        "zip_override_isl:\n  benchmark:\n    isl: [512, 2048]\n    concurrencies: [[4], [8, 16]]\n")
+    assert main(["dry-run", "-f", "over.yaml"]) == 0
+    out, err = capsys.readouterr()
+    assert "3 members" in out and "override_onefe" in err
+    (d,) = list((site / "dry-runs").iterdir())
+    info = json.loads((d / "sweep.json").read_text())
+    values = [m["values"] for m in info["members"]]
+    assert values == [
+        {"backend.num_additional_frontends": 1, "benchmark.isl": 1024, "benchmark.concurrencies": "4x8"},
+        {"backend.num_additional_frontends": 2, "benchmark.isl": 512, "benchmark.concurrencies": [4]},
+        {"backend.num_additional_frontends": 2, "benchmark.isl": 2048, "benchmark.concurrencies": [8, 16]}]
+    # every member is the converted recipe: srt-slurm's keys became srtctl's
+    member = next(p for p in d.iterdir() if p.is_dir())
+    assert "sweep:" in (member / "job.converted.yaml").read_text()
+    job = json.loads((member / "resolved.json").read_text())["job"]
+    assert job["backend"]["dynamo_git_ref"] == "abc1234" and job["health"]["worker_timeout_s"] == 500.0
+    # srtctl convert writes the same sweep, and that file dry-runs as an srtctl job file
+    assert main(["convert", "over.yaml", "-o", "job.yaml"]) == 0
+    assert len(yaml.safe_load((site / "job.yaml").read_text())["sweep"]["zip"]["benchmark.isl"]) == 3
+    assert main(["dry-run", "-f", "job.yaml", "--quiet"]) == 0
+
+
+def test_set_applies_to_the_converted_recipe(site, capsys):
+    assert main(["dry-run", "-f", "recipe.yaml", "--quiet", "--set", "backend.num_additional_frontends=1"]) == 0
+    assert "srt-slurm (v1) recipe" in capsys.readouterr().err
+    (d,) = list((site / "dry-runs").iterdir())
+    assert json.loads((d / "resolved.json").read_text())["job"]["backend"]["num_additional_frontends"] == 1
+    assert (d / "job.converted.yaml").is_file()

@@ -165,3 +165,44 @@ def test_resolved_errors_point_at_recipe_lines(tmp_path):
 def test_lookup_prefers_the_specific_flag_entry():
     assert lookup(("backend", "sglang_config", "decode", "served-model-name")).target == "model.served_model_name"
     assert lookup(("backend", "sglang_config", "decode", "mem-fraction-static")).how == "same"
+
+
+def _eval_recipe(**bench):
+    data = copy.deepcopy(BASE)
+    data["benchmark"] = bench
+    return data
+
+
+@pytest.mark.parametrize("task,rel", [("gsm8k", "gsm8k/test.jsonl"), ("mmlu", "mmlu"),
+                                      ("gpqa", "gpqa/gpqa_diamond.csv")])
+def test_accuracy_benchmarks_become_evals_with_the_cluster_dataset(task, rel):
+    data = _eval_recipe(type=task, num_examples=50, max_tokens=256, num_threads=32, num_shots=2, repeat=1)
+    doc = parse_yaml(yaml.safe_dump(data, sort_keys=False), "recipe.yaml")
+    conv = convert_document(doc, ClusterConfig(eval_datasets_dir="/shared/evals/"))
+    assert conv.data["benchmark"] == {"type": task, "num_examples": 50, "max_tokens": 256, "concurrency": 32,
+                                      "num_shots": 2, "dataset_path": f"/shared/evals/{rel}"}
+    assert conv.lines[("benchmark", "dataset_path")] == doc.line_of(("benchmark", "type"))
+
+
+def test_accuracy_benchmark_without_eval_datasets_dir_is_refused():
+    with pytest.raises(ConfigError) as exc:
+        convert(_eval_recipe(type="gsm8k", num_examples=5))
+    errors = exc.value.errors if isinstance(exc.value, ConfigErrors) else [exc.value]
+    text = "\n".join(e.render() for e in errors)
+    assert "eval_datasets_dir" in text and "gsm8k/test.jsonl" in text and "recipe.yaml" in text
+    assert any(e.key == "benchmark.type" and e.line for e in errors)
+
+
+@pytest.mark.parametrize("bench,key", [({"type": "gsm8k", "repeat": 8}, "benchmark.repeat"),
+                                       ({"type": "longbenchv2"}, "benchmark.type")])
+def test_repeat_and_other_accuracy_types_are_refused(bench, key):
+    doc = parse_yaml(yaml.safe_dump(_eval_recipe(**bench), sort_keys=False), "recipe.yaml")
+    with pytest.raises(ConfigError) as exc:
+        convert_document(doc, ClusterConfig(eval_datasets_dir="/shared/evals"))
+    errors = exc.value.errors if isinstance(exc.value, ConfigErrors) else [exc.value]
+    assert [e.key for e in errors] == [key] and errors[0].line == doc.line_of(tuple(key.split(".")))
+
+
+def test_eval_datasets_dir_must_be_absolute():
+    with pytest.raises(ValueError):
+        ClusterConfig(eval_datasets_dir="evals")
