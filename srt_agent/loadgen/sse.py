@@ -77,28 +77,42 @@ class EventStream:
             self.buf = buf
             return
         whole, self.buf = buf[: cut + 2], buf[cut + 2 :]
-        # Fast path, all complete events of this read at once: when every event is a compact
-        # token event (exactly one '"text":"' or '"content":"' each, no usage object, no error),
-        # count the non-empty ones. The byte pattern cannot occur inside a JSON string value,
-        # whose quotes are escaped. Anything else is parsed event by event.
-        n_events = whole.count(b"\n\n")
-        if b'"usage":{' not in whole and b'"error"' not in whole and b"[DONE]" not in whole:
-            n = whole.count(b'"text":"')
-            if n == n_events:
-                tokens = n - whole.count(b'"text":""')
-            elif not n and whole.count(b'"content":"') == n_events:
-                tokens = n_events - whole.count(b'"content":""')
-            else:
-                tokens = -1
-            if tokens >= 0 and whole.count(b"data:") == n_events:
-                self.saw_event = True
-                if tokens:
-                    self.times.extend([t] * tokens)
-                return
+        # Fast path, the complete events of this read before the first special one (usage object,
+        # error, [DONE]) at once: when every such event is a compact token event (exactly one
+        # '"text":"' or '"content":"' each), count the non-empty ones. The byte pattern cannot
+        # occur inside a JSON string value, whose quotes are escaped. The rest (the tail of a
+        # stream, or a read the fast path does not recognise) is parsed event by event.
+        special = min((i for i in (whole.find(b'"usage":{'), whole.find(b'"error"'), whole.find(b"[DONE]"))
+                       if i >= 0), default=-1)
+        if special < 0:
+            head, rest = whole, b""
+        else:
+            split = whole.rfind(b"\n\n", 0, special)
+            split = split + 2 if split >= 0 else 0
+            head, rest = whole[:split], whole[split:]
+        if head and self._count_tokens(head, t):
+            whole = rest
         for ev in whole.split(b"\n\n"):
             for line in ev.split(b"\n"):
                 if line.startswith(b"data:"):
                     self._data(line[5:].strip(), t)
+
+    def _count_tokens(self, whole: bytes, t: float) -> bool:
+        """Whole compact token events only: add their token timestamps and say True, else False."""
+        n_events = whole.count(b"\n\n")
+        n = whole.count(b'"text":"')
+        if n == n_events:
+            tokens = n - whole.count(b'"text":""')
+        elif not n and whole.count(b'"content":"') == n_events:
+            tokens = n_events - whole.count(b'"content":""')
+        else:
+            return False
+        if whole.count(b"data:") != n_events:
+            return False
+        self.saw_event = True
+        if tokens:
+            self.times.extend([t] * tokens)
+        return True
 
     def _data(self, payload: bytes, t: float) -> None:
         self.saw_event = True
