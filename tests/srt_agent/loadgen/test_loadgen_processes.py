@@ -15,7 +15,7 @@ def test_low_event_rate_takes_one_process_and_high_rate_takes_the_cores():
     assert auto_processes(64, 256, 20.0, cores=8) == 1  # 3,200 events/s
     assert auto_processes(4096, 256, 80.0, cores=8) == math.ceil(4096 / 0.080 / EVENTS_PER_PROCESS)
     assert auto_processes(8192, 256, 1.0, cores=8) == 8  # capped by the cores
-    assert auto_processes(3, 256, 0.1, cores=8) == 3  # never more than the concurrency
+    assert auto_processes(3, 256, 0.01, cores=8) == 3  # never more than the concurrency
     # the same concurrency needs fewer processes when tokens come slower
     assert auto_processes(2048, 256, 10.0, cores=16) > auto_processes(2048, 256, 80.0, cores=16)
 
