@@ -161,7 +161,8 @@ def capacity(args) -> None:
     n = conc * args.requests_per_slot
     rows = []
     with server_process(cmd, port):
-        settings = [("floor", 1), ("srt-loadgen", None)] + [("srt-loadgen", int(p)) for p in args.processes.split(",")]
+        settings = ([] if args.no_floor else [("floor", 1)]) + [("srt-loadgen", None)] + \
+            [("srt-loadgen", int(p)) for p in args.processes.split(",") if p]
         for name, procs in settings:
             if name == "floor":
                 r = run_floor(port, conc, n, args.isl, args.osl, warmup=conc)
@@ -172,6 +173,10 @@ def capacity(args) -> None:
             rows.append((label, r))
             print(f"{label:32s} C={conc} {r['output_throughput']:>11,.0f} tok/s  cpu {r['client_cpu']}  "
                   f"peak RSS {r.get('client_peak_rss_mb', '-')} MB", flush=True)
+    from srt_agent.loadgen.worker import peak_rss_mb
+
+    print(f"this process (the parent of srt-loadgen's workers; also ran the floor unless --no-floor): "
+          f"peak RSS {peak_rss_mb()} MB")
     best = max(r["output_throughput"] for label, r in rows if label != "floor")
     print("\n| client | C | output tok/s | of best --processes | client CPU | peak RSS per process MB |")
     print("|---|---|---|---|---|---|")
@@ -190,6 +195,7 @@ def main() -> None:
     ap.add_argument("--capacity", type=int, help="run the zero-latency capacity comparison at this concurrency")
     ap.add_argument("--processes", default="1,2", help="--capacity: srt-loadgen process counts to try")
     ap.add_argument("--ours-processes", type=int, help="timing points: srt-loadgen processes (default: auto)")
+    ap.add_argument("--no-floor", action="store_true", help="--capacity: srt-loadgen only (memory figures)")
     ap.add_argument("--requests-per-slot", type=int, default=10, help="--capacity: measured requests per slot")
     ap.add_argument("--ttft-ms", type=float, default=50.0)
     ap.add_argument("--isl", type=int, default=128)
