@@ -20,11 +20,12 @@ define run_script
 	else echo "make $@: scripts/$(1) is missing (or not executable): nothing to run" >&2; exit 1; fi
 endef
 
-.PHONY: help setup sync-to-cloud sync-run cluster-up cluster-down cluster-status test test-unit \
+.PHONY: help setup setup-binaries sync-to-cloud sync-run cluster-up cluster-down cluster-status test test-unit \
 	demo dynamo-venv venv
 
 help:
 	@echo "make setup [ARCH=x86_64|aarch64]  write srtslurm.yaml, fetch NATS/etcd (default ARCH: uname -m)"
+	@echo "make setup-binaries [ARCH=...]     fetch only NATS/etcd again (srtslurm.yaml untouched)"
 	@echo "make sync-to-cloud                 upload every run to S3 (srtctl sync --all)"
 	@echo "make sync-run RUN_ID=<id>          upload one run (srtctl sync <id>)"
 	@echo "make test                          whole suite: deps, .venv, loopback-only netns, local SLURM cluster"
@@ -36,6 +37,9 @@ help:
 
 setup:
 	$(PY) -m launcher.setup_cmd --arch "$$ARCH"
+
+setup-binaries:
+	$(PY) -m launcher.setup_cmd --arch "$$ARCH" --binaries-only
 
 sync-to-cloud:
 	$(SRTCTL) sync --all

@@ -294,7 +294,7 @@ def install_component(comp: Component, goarch: str, bin_dir: Path, *, base_url: 
                 f"cannot install {comp.name}: the release site is unreachable ({reason}) and "
                 f"{' / '.join(names)} not found on PATH.\n"
                 f"  fix: download {comp.archive_name(goarch)} on a machine with internet access and run "
-                f"`make setup` again with {flag} FILE"
+                f"setup with {flag} FILE"
                 + (f", or install the distribution package ({pkgs})" if pkgs else ""))
         _write_record(bin_dir, comp.name, {"source": "path", "version": None, "goarch": goarch,
                                            "sha256": None, "verified": False,

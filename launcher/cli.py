@@ -11,6 +11,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "dry-run": ("launcher.dry_run", "validate a job file and write everything apply would submit to dry-runs/"),
     "apply": ("launcher.apply_cmd", "submit a job (one sbatch allocation), or run it here with --local"),
+    "convert": ("launcher.convert_cmd", "convert an srt-slurm (v1) recipe into srtctl's job format"),
     "status": ("launcher.status_cmd", "show a run's phase, components and failure cause"),
     "logs": ("launcher.logs_cmd", "print or follow a component's log"),
     "watch": ("launcher.watch_cmd", "live view of a run until it ends"),

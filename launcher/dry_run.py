@@ -25,7 +25,7 @@ def render_files(prep) -> dict[str, str]:
 
     files = dict(prep.files)
     files["plan.json"] = json.dumps(_redacted_plan(prep.plan), indent=2) + "\n"
-    files["commands.txt"] = commands_text(prep.plan)
+    files["commands.txt"] = commands_text(prep.plan, preamble=_placeholder_note(prep))
     if prep.plan.nats_url:
         from srt_agent.templating import render
 
@@ -42,9 +42,19 @@ def render_files(prep) -> dict[str, str]:
     for p in prep.plan.processes:
         text, _secret = render_launch_script(prep.plan, p, log_dir=prep.run_dir_placeholder, configs_dir=str(configs_dir(prep.cluster)),
                                              setup_script=prep.setup_script,
-                                             dynamo_cache=f"{srtctl_root(prep.cluster)}/.cache")
+                                             dynamo_cache=f"{srtctl_root(prep.cluster)}/.cache",
+                                             bin_dir=f"{srtctl_root(prep.cluster)}/bin",
+                                             srtctl_root=str(srtctl_root(prep.cluster)))
         files[f"launch/{p.name}.sh"] = text
     return _without_secrets(prep, files)
+
+
+def _placeholder_note(prep) -> str:
+    names = [n.name for n in prep.plan.nodes]
+    where = "srun steps" if prep.plan.executor == "slurm" else "processes"
+    return (f"# Dry run: the {where} apply would start. {', '.join(names)} and their addresses are\n"
+            f"# placeholders: in the allocation the agent plans again with its nodes (scontrol show hostnames) and\n"
+            f"# the real job id (JOBID below); ports shift with the job id.\n")
 
 
 def _without_secrets(prep, files: dict[str, str]) -> dict[str, str]:
@@ -52,7 +62,7 @@ def _without_secrets(prep, files: dict[str, str]) -> dict[str, str]:
     from srt_agent.secrets import is_secret_name, redact_text
 
     b = prep.resolved.job.backend
-    values = [v for env in (b.prefill_environment, b.decode_environment, b.aggregated_environment)
+    values = [v for env in (b.prefill_environment, b.decode_environment, b.aggregated_environment, b.frontend_environment)
               for k, v in env.items() if is_secret_name(k) and v]
     return {name: redact_text(text, values) for name, text in files.items()} if values else files
 

@@ -11,7 +11,10 @@ PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
 
 def srtctl_root(cluster: ClusterConfig) -> Path:
-    return Path(cluster.srtctl_root or os.environ.get("SRTCTL_ROOT") or PACKAGE_ROOT).resolve()
+    """srtctl_root from the cluster file, else $SRTCTL_ROOT, else the checkout srtctl runs from; an installed
+    wheel has no checkout, so there it is the current directory (like logs/)."""
+    default = PACKAGE_ROOT if (PACKAGE_ROOT / "pyproject.toml").is_file() else Path.cwd()
+    return Path(cluster.srtctl_root or os.environ.get("SRTCTL_ROOT") or default).resolve()
 
 
 def configs_dir(cluster: ClusterConfig) -> Path:

@@ -13,7 +13,7 @@ from srt_agent import __version__
 from srt_agent.cluster_config import ClusterConfig, load_cluster_config
 from srt_agent.errors import ConfigError
 from srt_agent.plan import NodeInfo, Plan, PlanInputs, make_plan
-from srt_agent.resolved import ResolvedJob, load_job
+from srt_agent.resolved import ResolvedJob, resolve_job
 from srt_agent.templating import render
 
 from .paths import configs_dir, logs_dir, srtctl_root
@@ -97,8 +97,13 @@ def prepare(job_file: str | Path, *, setup_script: str | None = None, tags: str 
     cluster = load_cluster_config(cluster_file)
     if local:
         cluster = cluster.model_copy(update={"executor": "local", "container_runtime": "none"})
-    resolved = load_job(job_file, cluster)
-    script = check_setup_script(setup_script, cluster)
+    doc, conversion = load_job_document(job_file)
+    resolved = resolve_job(doc, cluster)
+    from srt_agent.engine_flags import check as check_engine_flags
+
+    for warning in check_engine_flags(resolved.job, resolved.container, str(job_file), lambda *_: None)[1]:
+        print(f"warning: {job_file}: {warning}", file=sys.stderr)
+    script = check_setup_script(setup_script or resolved.job.setup_script, cluster)
     tag_list = parse_tags(tags)
     ts = datetime.now().strftime("%Y%m%d_%H%M%S")
     suffix = run_suffix(resolved, ts)
@@ -108,6 +113,9 @@ def prepare(job_file: str | Path, *, setup_script: str | None = None, tags: str 
         job_id="0", nodes=placeholder_nodes(resolved.total_nodes), log_dir=f"{logs}/JOBID{suffix}",
         srtctl_root=str(root), host_python=cluster.python or sys.executable, configs_dir=str(configs_dir(cluster)),
         setup_script=script))
+    from srt_agent.srun import with_launch_commands
+
+    plan = with_launch_commands(plan, executor=cluster.executor, run_dir=f"{logs}/JOBID{suffix}")
     prep = Prepared(resolved=resolved, cluster=cluster, job_path=Path(job_file), timestamp=ts, run_suffix=suffix,
                     setup_script=script, tags=tag_list, plan=plan)
     from srt_agent.secrets import split_job_secrets
@@ -118,14 +126,34 @@ def prepare(job_file: str | Path, *, setup_script: str | None = None, tags: str 
     prep.files["job.yaml"] = redacted_job_text(Path(job_file).read_text(), secret_values)
     prep.files["resolved.json"] = json.dumps(data, indent=2) + "\n"
     prep.files["job.sbatch"] = render_sbatch(prep)
+    if conversion is not None:
+        prep.files["job.converted.yaml"] = redacted_job_text(conversion.text(), secret_values, parsed=True)
+        print(conversion.notice(), file=sys.stderr)
     return prep
 
 
-def redacted_job_text(text: str, secret_values: list[str]) -> str:
+def load_job_document(job_file: str | Path):
+    """The job file as a YamlDocument; an incumbent srt-slurm recipe is converted first.
+    Returns (document, Conversion or None)."""
+    from srt_agent.incumbent import convert_document, is_incumbent
+    from srt_agent.yaml_source import load_yaml
+
+    doc = load_yaml(job_file)
+    if not is_incumbent(doc.data):
+        return doc, None
+    conversion = convert_document(doc)
+    return conversion.document(), conversion
+
+
+def redacted_job_text(text: str, secret_values: list[str], parsed: bool = False) -> str:
     """The job file as submitted; with secret environment values, the parsed file re-serialised
     with *** in their place (a text search could miss a value written with YAML escapes)."""
     if not secret_values:
         return text
+    if parsed:
+        from srt_agent.secrets import redact_text
+
+        return redact_text(text, secret_values)
     import yaml
 
     from srt_agent.secrets import redact_text, split_job_secrets
@@ -149,7 +177,7 @@ def render_sbatch(prep: Prepared, fixed_run_dir: str | None = None) -> str:
         warning_seconds=WARNING_SECONDS,
         version=__version__, logs_dir=str(logs), run_suffix=prep.run_suffix,
         srtctl_root=str(srtctl_root(cluster)), python=cluster.python or sys.executable,
-        fixed_run_dir=fixed_run_dir)
+        fixed_run_dir=fixed_run_dir, sbatch_directives=list(r.job.slurm.sbatch_directives.items()))
 
 
 def _output_pattern(directory: str) -> str:

@@ -56,6 +56,10 @@ def run(args: argparse.Namespace) -> int:
     con = console()
     for d in dirs:
         data = load_run(d)
+        from srt_agent.evals.summary import load_eval_results, score_text
+
+        for r in load_eval_results(d):
+            con.print(f"{data.label}: accuracy {score_text(r)}")
         if not data.points:
             con.print(f"[yellow]{data.label}: no valid benchmark points[/yellow]")
             continue

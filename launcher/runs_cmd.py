@@ -9,6 +9,7 @@ import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from srt_agent.evals.summary import load_eval_results
 from srt_agent.report import load_points
 
 from .run_lookup import RunView, add_logs_dir_argument, fmt_num, headline, load_view, logs_root, run_dirs
@@ -67,6 +68,7 @@ def run_row(view: RunView) -> dict:
         "agent_gone": view.liveness, "submitted_at": sub.astimezone().isoformat(timespec="seconds") if sub else None,
         "points_done": bench.get("points_done", len(points)), "points_total": bench.get("points_total", 0),
         **headline(points),
+        "accuracy": {r["task"]: r["score"] for r in load_eval_results(view.path)},
     }
 
 
@@ -90,16 +92,20 @@ def print_runs(views: list[RunView], *, as_json: bool, root: Path) -> int:
     for col, just, wrap in (("job", "right", False), ("name", "left", False), ("topology", "left", False),
                             ("tags", "left", True), ("state", "left", True), ("points", "right", False),
                             ("out tok/s", "right", False), ("tok/s/GPU", "right", False),
-                            ("submitted", "left", False)):
+                            ("accuracy", "left", True), ("submitted", "left", False)):
+        if col == "accuracy" and not any(r["accuracy"] for r in rows):
+            continue  # the column only when some run has an eval score
         table.add_column(col, justify=just, no_wrap=not wrap, overflow="fold")
+    with_accuracy = any(r["accuracy"] for r in rows)
     for r in rows:
         state = r["state"] + (" (agent gone)" if r["agent_gone"] else "")
         sub = r["submitted_at"][:16].replace("T", " ") if r["submitted_at"] else "-"
         pts = f"{r['points_done']}/{r['points_total']}" if r["points_total"] else (str(r["points"]) if r["points"]
                                                                                  else "-")
+        accuracy = [", ".join(f"{t} {v:.3f}" for t, v in r["accuracy"].items()) or "-"] if with_accuracy else []
         table.add_row(r["job_id"], r["name"], r["topology"], ",".join(r["tags"]) or "-",
                       f"[{STATE_STYLES.get(r['state'], '')}]{state}[/]", pts, fmt_num(r["best_output_tok_s"]),
-                      fmt_num(r["best_output_tok_s_per_gpu"]), sub)
+                      fmt_num(r["best_output_tok_s_per_gpu"]), *accuracy, sub)
     con.print(table)
     return 0
 

@@ -1,4 +1,4 @@
-"""`make setup ARCH=...`: install NATS/etcd into <srtctl_root>/bin and write srtslurm.yaml.
+"""`make setup ARCH=...`: write srtslurm.yaml, then install NATS/etcd into <srtctl_root>/bin.
 
     python -m launcher.setup_cmd --arch aarch64|x86_64 [--yes] [--account A] [--partition P]
                                  [--gpus-per-node N] [--time-limit T] [--force] ...
@@ -8,6 +8,8 @@ SRTCTL_PARTITION, SRTCTL_GPUS_PER_NODE, SRTCTL_TIME_LIMIT), answers typed at the
 finally the defaults (restricted, batch, 4, 4:00:00). Prompts are shown on a terminal; when
 stdin is a pipe, answers are read from it line by line (a missing line means "default"); when
 nothing arrives, the defaults are used without waiting. `--yes` skips the prompts entirely.
+The prompts and srtslurm.yaml come first; when the NATS/etcd fetch fails afterwards, the error says
+how to retry only the binaries (`make setup-binaries`, i.e. `--binaries-only`).
 """
 
 from __future__ import annotations
@@ -253,6 +255,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--nats-archive", type=Path, help="install NATS from this local .tar.gz instead of downloading")
     p.add_argument("--etcd-archive", type=Path, help="install etcd from this local .tar.gz instead of downloading")
     p.add_argument("--skip-binaries", action="store_true", help="only write srtslurm.yaml")
+    p.add_argument("--binaries-only", action="store_true",
+                   help="only fetch NATS/etcd, ask nothing, leave srtslurm.yaml as it is (`make setup-binaries`)")
     p.add_argument("--reinstall", action="store_true", help="download again even if the pinned version is installed")
     p.add_argument("--download-timeout", type=float, default=30.0, help="seconds per network operation")
     p.add_argument("--account", help="SLURM account (default: restricted)")
@@ -267,29 +271,62 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
+    """Ask, write srtslurm.yaml, then fetch NATS/etcd: a failed fetch never costs the answers."""
+    if args.skip_binaries and args.binaries_only:
+        raise SetupError("--skip-binaries and --binaries-only exclude each other")
     root = detect_srtctl_root(args.root)
     arch = args.arch or platform.machine()
     bin_dir = Path(args.bin_dir).resolve() if args.bin_dir else root / "bin"
     output = Path(args.output).resolve() if args.output else root / CLUSTER_FILE_NAME
 
     out(f"srt-slurm setup: root {root}, arch {arch}")
-    if not args.skip_binaries:
-        manifest_path = args.manifest or os.environ.get(MANIFEST_ENV)
+    if not args.binaries_only:
+        cluster_file_step(args, root, output, out)
+    if args.skip_binaries:
+        return 0
+    manifest_path = args.manifest or os.environ.get(MANIFEST_ENV)
+    try:
         results = binaries.install_all(
             arch, bin_dir,
             manifest=binaries.load_manifest(manifest_path),
             base_url=args.release_base_url,
             local_archives={"nats": args.nats_archive, "etcd": args.etcd_archive},
             reinstall=args.reinstall, timeout=args.download_timeout, say=out)
-        unverified = [r.component for r in results if not r.verified]
-        if unverified:
-            out(f"WARNING: not checksum-verified: {', '.join(unverified)} (see messages above)")
+    except SetupError as exc:
+        lines = [str(exc)]
+        if not args.binaries_only and output.exists():
+            lines.append(f"  {output} is written; your settings are kept.")
+        lines.append(f"  retry only the binaries: {retry_command(args, arch)}")
+        raise SetupError("\n".join(lines)) from None
+    unverified = [r.component for r in results if not r.verified]
+    if unverified:
+        out(f"WARNING: not checksum-verified: {', '.join(unverified)} (see messages above)")
+    return 0
 
+
+def retry_command(args: argparse.Namespace, arch: str) -> str:
+    """What fetches only NATS/etcd again (asks nothing, leaves srtslurm.yaml alone), with the options
+    that chose where they go and where they come from."""
+    import shlex
+
+    cmd = ["python", "-m", "launcher.setup_cmd", "--binaries-only", "--arch", arch]
+    for flag, value in (("--root", args.root), ("--bin-dir", args.bin_dir), ("--manifest", args.manifest),
+                        ("--release-base-url", args.release_base_url)):
+        if value:
+            cmd += [flag, str(value)]
+    archives = "--nats-archive FILE --etcd-archive FILE"
+    if len(cmd) == 6:
+        return (f"make setup-binaries ARCH={shlex.quote(arch)}  (with archives fetched elsewhere: "
+                f"{shlex.join(cmd)} {archives})")
+    return f"{shlex.join(cmd)}  (with archives fetched elsewhere, add {archives})"
+
+
+def cluster_file_step(args: argparse.Namespace, root: Path, output: Path, out: Callable[[str], None]) -> None:
     prompter = Prompter(assume_yes=args.yes, out=out)
     if output.exists() and not args.force and not prompter.confirm(f"{output} already exists. Overwrite it?"):
         out(f"{output} already exists; left unchanged. Re-run with --force to replace it "
             "(your edits, model_paths and containers would be lost).")
-        return 0
+        return
     out("Cluster settings (press Enter to accept the default):" if prompter.interactive else "Cluster settings:")
     values = gather_settings(args, prompter)
     text = render_cluster_file(values, root,
@@ -298,7 +335,6 @@ def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
     write_cluster_file(output, text)
     out(f"Wrote {output} (srtctl_root: {root}).")
     out("Next: add model_paths and containers to it, then `srtctl dry-run -f configs/<job>.yaml`.")
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

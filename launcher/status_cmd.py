@@ -27,7 +27,7 @@ from .run_lookup import (
 )
 
 STATE_STYLES = {"succeeded": "bold green", "failed": "bold red", "cancelled": "bold yellow", "ready": "green",
-                "benchmarking": "cyan", "profiling": "cyan", "running": "cyan", "starting": "yellow",
+                "benchmarking": "cyan", "evaluating": "cyan", "profiling": "cyan", "running": "cyan", "starting": "yellow",
                 "queued": "yellow", "unknown": "dim"}
 COMPONENT_STYLES = {"ready": "green", "running": "cyan", "starting": "yellow", "failed": "bold red",
                     "exited": "red", "stopped": "dim"}
@@ -108,7 +108,15 @@ def status_json(view: RunView) -> dict:
         "benchmark": {"points_total": bench.get("points_total", 0), "points_done": bench.get("points_done", 0),
                       "current": bench.get("current"), "points": sweep_points(view)},
         "metadata": view.metadata, "status": view.status,
+        "evals": _evals(view),
     }
+
+
+def _evals(view: RunView) -> list[dict]:
+    from srt_agent.evals.summary import load_eval_results
+
+    return [{k: r.get(k) for k in ("task", "score", "num_examples", "num_correct", "num_failed", "num_invalid",
+                                   "min_score", "passed", "file")} for r in load_eval_results(view.path)]
 
 
 # ---------------------------------------------------------------------------- rendering
@@ -313,6 +321,11 @@ def render_view(view: RunView, tail: int = 20, compact: bool = False):
     if table is not None and not compact:
         parts.append(table)
     parts += sweep_renderables(view)
+    from srt_agent.evals.summary import load_eval_results, score_text
+
+    evals = load_eval_results(view.path)
+    if evals:
+        parts.append(Text("accuracy: " + "; ".join(score_text(r) for r in evals)))
     if st.get("profiles"):
         parts.append(f"profiles: {', '.join(map(str, st['profiles']))}")
     fail = failure_renderable(view, tail)

@@ -7,15 +7,20 @@ from srt_agent.resolved import ResolvedJob
 from srt_agent.secrets import redact_env
 
 
-def commands_text(plan: Plan) -> str:
-    """Every command of the plan, one block per process, secrets redacted."""
+def commands_text(plan: Plan, *, preamble: str | None = None) -> str:
+    """Every command of the plan, one block per process, secrets redacted: the argv that starts the
+    process (its srun step) when the plan has one, then its launch script's environment and command."""
     import shlex
 
-    out = []
+    out = [preamble] if preamble else []
     for p in plan.processes:
         out.append(f"# {p.name}  ({p.kind}{' ' + p.role if p.role else ''}) on {p.node}"
                    + (f"  GPUs {','.join(map(str, p.gpus))}" if p.gpus else "")
                    + (f"  port {p.port}" if p.port else "") + ("  [container]" if p.container else ""))
+        if p.launch:
+            out.append("# started by:")
+            out.append(shlex.join(p.launch))
+            out.append(f"# launch/{p.name}.sh runs:")
         for k, v in sorted(redact_env(p.env).items()):
             out.append(f"export {k}={shlex.quote(v)}")
         out.append(shlex.join(p.command))
@@ -53,6 +58,14 @@ def print_summary(resolved: ResolvedJob, plan: Plan, *, title: str) -> None:
     if plan.nats_url:
         console.print(f"infra: NATS {plan.nats_url}  etcd {plan.etcd_url}")
     b = job.benchmark
+    from srt_agent.evals.config import eval_spec
+
+    spec = eval_spec(b)
+    if spec is not None:
+        console.print(f"{'accuracy gate' if b.type == 'sa-bench' else 'benchmark'}: {spec.task} "
+                      f"{spec.dataset_path} num_examples={spec.num_examples or 'all'} num_shots={spec.num_shots} "
+                      f"concurrency={spec.concurrency} max_tokens={spec.max_tokens}"
+                      + (f" min_score={spec.min_score}" if spec.min_score is not None else ""))
     if job.profiling.type != "none":
         p = job.profiling
         console.print(f"profiling: {p.type} isl={p.isl} osl={p.osl} concurrency={p.concurrency} "
@@ -60,6 +73,6 @@ def print_summary(resolved: ResolvedJob, plan: Plan, *, title: str) -> None:
     elif b.type == "sa-bench":
         console.print(f"benchmark: sa-bench isl={b.isl} osl={b.osl} concurrencies={b.concurrencies} "
                       f"req_rate={b.req_rate}")
-    else:
+    elif b.type == "manual":
         console.print("benchmark: manual (serve until the job ends)")
     console.print(f"ports: block starting at {plan.port_base} (shifted per job id)")

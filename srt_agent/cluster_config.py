@@ -70,7 +70,7 @@ class ClusterConfig(Strict):
     gpus_per_node: int = Field(4, ge=1, le=64, description="GPUs per node on this cluster")
     use_gpus_per_node_directive: bool = Field(True, description="emit `#SBATCH --gpus-per-node`; false if the cluster rejects it")
     use_segment_sbatch_directive: bool = Field(True, description="emit `#SBATCH --segment`; false if the cluster rejects it")
-    srtctl_root: str | None = Field(None, description="path of the srt-slurm checkout (auto-set by make setup)")
+    srtctl_root: str | None = Field(None, description="path of the srt-slurm checkout (auto-set by make setup; default: the checkout srtctl runs from, or the current directory for an installed wheel)")
     model_paths: dict[str, str] = Field(default_factory=dict, description="model alias -> absolute path")
     containers: dict[str, str] = Field(default_factory=dict, description="container alias -> .sqsh image path")
     cloud: CloudConfig | None = Field(None, description="S3-compatible result storage (optional)")
@@ -79,7 +79,9 @@ class ClusterConfig(Strict):
     python: str | None = Field(None, description="python for host processes (container_runtime none); default: srtctl's own")
     dynamo_venv: str | None = Field(None, description="existing venv with Dynamo; used as is, nothing is installed")
     node_addresses: Literal["probe", "loopback"] = Field("probe", description="`probe`: each node's first address; `loopback`: 127.0.0.1 (single-host test clusters)")
+    hf_cache_dir: str | None = Field(None, description="shared Hugging Face cache directory (absolute) for `model.path: hf:org/model`; mounted in every container as HF_HOME")
     logs_dir: str | None = Field(None, description="where run directories go; default: ./logs (relative to where srtctl runs)")
+    node_local_dir: str | None = Field(None, description="node-local disk for etcd's data and NATS's JetStream store (in `srt-<jobid>/`, removed at teardown); default: `$SLURM_TMPDIR`, else `/tmp`")
 
     _source: str | None = None
 
@@ -93,12 +95,26 @@ class ClusterConfig(Strict):
     def _sbatch_text(cls, v: str | None) -> str | None:
         return check_sbatch_text(v)
 
+    @field_validator("hf_cache_dir")
+    @classmethod
+    def _hf_cache(cls, v: str | None) -> str | None:
+        if v is not None and (not str(v).startswith("/") or any(c in str(v) for c in ":,\n")):
+            raise ValueError("hf_cache_dir must be an absolute directory path without ':' or ','")
+        return v
+
     @field_validator("model_paths", "containers")
     @classmethod
     def _aliases(cls, v: dict[str, str]) -> dict[str, str]:
         for alias, target in v.items():
             if not str(target).startswith("/"):
                 raise ValueError(f"alias '{alias}' must map to an absolute path, not '{target}'")
+        return v
+
+    @field_validator("node_local_dir")
+    @classmethod
+    def _local_dir(cls, v: str | None) -> str | None:
+        if v is not None and (not v.startswith("/") or any(ord(c) < 32 or ord(c) == 127 for c in v)):
+            raise ValueError("must be an absolute path without control characters, e.g. /local/scratch")
         return v
 
     @property

@@ -174,6 +174,17 @@ def main(argv: list[str] | None = None) -> int:
     if new != text:
         args.file.write_text(new)
         print(f"updated {args.file}")
+    if args.file == DOC:  # docs/migrating.md: the srt-slurm (v1) key mapping
+        from .incumbent.mapping import MIGRATING_DOC, regenerate_doc
+
+        text = MIGRATING_DOC.read_text()
+        new = regenerate_doc(text)
+        if args.check and new != text:
+            print(f"{MIGRATING_DOC} is out of date: run python -m srt_agent.docgen", file=sys.stderr)
+            return 1
+        if not args.check and new != text:
+            MIGRATING_DOC.write_text(new)
+            print(f"updated {MIGRATING_DOC}")
     return 0
 
 

@@ -78,6 +78,13 @@ def dynamo_env(nats_url: str, etcd_url: str, system_port: int | None, host: str 
     return env
 
 
+def dynamo_install_spec(backend) -> str | None:
+    """What a launch script installs: a version, `git:REF` (built from source, cached), or nothing."""
+    if not backend.dynamo_install:
+        return None
+    return f"git:{backend.dynamo_git_ref}" if backend.dynamo_git_ref else backend.dynamo_version
+
+
 def frontend_command(python: str, http_host: str, http_port: int, *, namespace: str | None = None,
                      router_mode: str | None = None, extra_args: Sequence[str] = ()) -> list[str]:
     """`python -m dynamo.frontend` serving the OpenAI API on http_host:http_port."""

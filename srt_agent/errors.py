@@ -2,12 +2,14 @@
 
     SrtError                      base class; str(e) is the message shown to the user
     ├── ConfigError               a job file or cluster file is invalid (file, line, key, fix)
+    │   └── DatasetError          an eval dataset is missing or malformed (file, line, what is wrong)
     ├── PlanError                 a valid config cannot be laid out on the given nodes
     ├── SubmitError               sbatch refused the job (carries the cluster-file fix)
     ├── LaunchError               a process or srun step could not be started
     ├── ComponentFailed           a critical process exited (component, node, exit code, log tail)
     ├── HealthTimeout             a component did not become ready before its deadline
     ├── BenchmarkError            a benchmark point is invalid (failures, zero tokens)
+    │   └── EvalGateError         the accuracy eval scored below min_score
     ├── ProfilingError            profiling did not produce its traces
     ├── ResumeError               a run directory cannot be resumed (fingerprint mismatch, ...)
     ├── SetupError                `make setup` could not fetch or verify a binary
@@ -128,3 +130,11 @@ class SyncError(SrtError):
 
 class RunNotFound(SrtError):
     """A run id, prefix or path names no run directory (or names several)."""
+
+
+class DatasetError(ConfigError):
+    """An eval dataset (gsm8k, MMLU, GPQA) is missing or not in its published format."""
+
+
+class EvalGateError(BenchmarkError):
+    """The accuracy eval scored below `min_score`: the job fails before any performance point."""

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from .cluster_config import Strict, check_sbatch_text, check_time_limit
+from .evals.config import EVAL_KEYS, EVAL_TYPES, AccuracySection
 
 Role = Literal["prefill", "decode", "agg"]
 
@@ -23,11 +24,14 @@ class ResourcesSection(Strict):
     gpu_type: str | None = Field(None, description="informational label, e.g. gb200, h100")
     gpus_per_node: int | None = Field(None, ge=1, le=64, description="default: srtslurm.yaml `gpus_per_node`")
     prefill_nodes: int | None = Field(None, ge=1, description="nodes for prefill workers (disaggregated)")
-    decode_nodes: int | None = Field(None, ge=1, description="nodes for decode workers (disaggregated)")
+    decode_nodes: int | None = Field(None, ge=0, description="nodes for decode workers (disaggregated); 0: decode workers share the prefill nodes' free GPUs")
     prefill_workers: int | None = Field(None, ge=1, description="number of prefill workers")
     decode_workers: int | None = Field(None, ge=1, description="number of decode workers")
     agg_nodes: int | None = Field(None, ge=1, description="nodes for aggregated workers")
     agg_workers: int | None = Field(None, ge=1, description="number of aggregated workers")
+    gpus_per_prefill: int | None = Field(None, ge=1, le=512, description="GPUs of each prefill worker; default: prefill nodes x GPUs per node / workers")
+    gpus_per_decode: int | None = Field(None, ge=1, le=512, description="GPUs of each decode worker; default: derived like gpus_per_prefill")
+    gpus_per_agg: int | None = Field(None, ge=1, le=512, description="GPUs of each aggregated worker; default: derived like gpus_per_prefill")
 
     @model_validator(mode="after")
     def _one_mode(self) -> ResourcesSection:
@@ -53,15 +57,44 @@ class SlurmSection(Strict):
     account: str | None = Field(None, description="default: srtslurm.yaml `default_account`")
     partition: str | None = Field(None, description="default: srtslurm.yaml `default_partition`")
 
+    sbatch_directives: dict[str, str | None] = Field(default_factory=dict, description="extra `#SBATCH --KEY=VALUE` lines (value null: bare `--KEY`); options srtctl sets itself are refused")
+
     @field_validator("time_limit")
     @classmethod
     def _time(cls, v: str | None) -> str | None:
         return check_time_limit(v)
 
+    @field_validator("sbatch_directives", mode="before")
+    @classmethod
+    def _directives(cls, v: Any) -> Any:
+        if not isinstance(v, dict):
+            return v
+        out: dict[str, str | None] = {}
+        for k, val in v.items():
+            key = str(k).lstrip("-")
+            if not re.fullmatch(r"[a-z][a-z0-9-]*", key):
+                raise ValueError(f"'{k}' is not an sbatch option name (like 'comment' or 'mem')")
+            if key in SBATCH_OWNED:
+                raise ValueError(f"--{key} is set by srtctl ({SBATCH_OWNED[key]})")
+            if val is not None and not isinstance(val, (str, int, float, bool)):
+                raise ValueError(f"the value of '{k}' must be a string, a number, true or null")
+            text = None if val is None or val is True else str(val).lower() if isinstance(val, bool) else str(val)
+            out[key] = check_sbatch_text(text)
+        return out
+
     @field_validator("account", "partition")
     @classmethod
     def _sbatch_text(cls, v: str | None) -> str | None:
         return check_sbatch_text(v)
+
+
+SBATCH_OWNED = {
+    "job-name": "from `name`", "nodes": "from resources", "ntasks-per-node": "one agent task per node",
+    "exclusive": "always", "time": "use slurm.time_limit", "account": "use slurm.account",
+    "partition": "use slurm.partition", "gpus-per-node": "from resources.gpus_per_node",
+    "segment": "srtslurm.yaml use_segment_sbatch_directive", "output": "the run directory",
+    "signal": "the agent's early warning", "requeue": "always", "error": "the run directory",
+}
 
 
 class SglangConfig(Strict):
@@ -79,6 +112,13 @@ class SglangConfig(Strict):
         return v
 
 
+class SimAnswers(Strict):
+    """The simulated engine answers questions of an eval dataset, correctly for about `accuracy` of them."""
+
+    dataset_path: str = Field(..., min_length=1, description="gsm8k JSONL, MMLU directory or GPQA CSV")
+    accuracy: float = Field(..., ge=0, le=1, description="fraction answered correctly (chosen per question)")
+
+
 class SimSection(Strict):
     """Timing of the simulated engine (backend.engine: sim); see docs/simulated-engine.md."""
 
@@ -89,6 +129,17 @@ class SimSection(Strict):
     startup_s: float = Field(2.0, ge=0, description="delay before /health turns healthy")
     kv_transfer_ms: float = Field(5.0, ge=0, description="prefill->decode KV transfer delay")
     seed: int = Field(0, description="seed for generated tokens")
+    answers: SimAnswers | None = Field(None, description="answer eval questions from this dataset (docs/evals.md)")
+
+
+class MockerSection(Strict):
+    """Options of Dynamo's mocker engine (backend.engine: dynamo-mocker)."""
+
+    engine_type: Literal["sglang", "vllm"] = Field("sglang", description="which engine's scheduling the mocker imitates")
+    speedup_ratio: float | None = Field(None, gt=0, description="mocker runs this many times faster than the modelled engine")
+    prefill: dict[str, Any] = Field(default_factory=dict, description="extra `dynamo.mocker` flags of prefill workers (kebab-case)")
+    decode: dict[str, Any] = Field(default_factory=dict, description="extra `dynamo.mocker` flags of decode workers")
+    aggregated: dict[str, Any] = Field(default_factory=dict, description="extra `dynamo.mocker` flags of aggregated workers")
 
 
 class BackendSection(Strict):
@@ -101,10 +152,34 @@ class BackendSection(Strict):
     num_additional_frontends: int = Field(9, ge=0, le=256, description="frontends beyond the first")
     use_sglang_router: bool = Field(False, description="sglang-router instead of nginx + Dynamo frontends")
     dynamo_version: str = Field("0.7.0", description="ai-dynamo version installed when the container lacks it")
+    dynamo_install: bool = Field(True, description="false: the container already has Dynamo; nothing is installed")
+    dynamo_git_ref: str | None = Field(None, description="build ai-dynamo from this git commit or branch of github.com/ai-dynamo/dynamo instead of dynamo_version (cached once per ref)")
+    frontend_args: dict[str, Any] = Field(default_factory=dict, description="extra flags of each Dynamo frontend or the sglang router (kebab-case; true -> bare flag)")
+    frontend_environment: dict[str, str] = Field(default_factory=dict, description="extra environment of the frontends or router")
+    mocker: MockerSection = Field(default_factory=MockerSection, description="Dynamo mocker options (engine dynamo-mocker)")
+    sglang_version: str | None = Field(None, description="SGLang release in the container, for checking sglang_config keys before submitting (default: read from the container name, e.g. ...sglang-v0.5.5.sqsh)")
     nats_max_payload: str = Field("64MB", description="NATS max_payload; the 1MB default breaks long disaggregated requests")
     sim: SimSection = Field(default_factory=SimSection, description="simulated engine timing")
 
-    @field_validator("prefill_environment", "decode_environment", "aggregated_environment", mode="before")
+    @field_validator("dynamo_git_ref")
+    @classmethod
+    def _git_ref(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,99}", str(v)):
+            raise ValueError("dynamo_git_ref must be a commit hash or branch name like 3ad7b7c or main")
+        return v
+
+    @field_validator("frontend_args", mode="before")
+    @classmethod
+    def _frontend_args(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            out = {str(k).replace("_", "-").lstrip("-"): val for k, val in v.items()}
+            owned = sorted(set(out) & {"host", "port", "http-host", "http-port", "prometheus-host", "prometheus-port"})
+            if owned:
+                raise ValueError(f"'{owned[0]}' is set by srtctl from the plan (per-job ports on the node's address)")
+            return out
+        return v
+
+    @field_validator("prefill_environment", "decode_environment", "aggregated_environment", "frontend_environment", mode="before")
     @classmethod
     def _env(cls, v: Any) -> Any:
         if isinstance(v, dict):
@@ -122,6 +197,13 @@ class BackendSection(Strict):
         if not re.fullmatch(r"[0-9][0-9A-Za-z.+!_-]*", str(v)):
             raise ValueError("dynamo_version must be a version like 0.7.0")
         return str(v)
+
+    @field_validator("sglang_version")
+    @classmethod
+    def _sglang_version(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"[0-9][0-9A-Za-z.+!_-]*", str(v)):
+            raise ValueError("sglang_version must be a version like 0.5.5")
+        return None if v is None else str(v)
 
     @field_validator("nats_max_payload")
     @classmethod
@@ -154,7 +236,7 @@ def parse_concurrencies(value: Any) -> list[int]:
 
 
 class BenchmarkSection(Strict):
-    type: Literal["sa-bench", "manual"] = Field("manual", description="`sa-bench` sweeps concurrencies; `manual` serves until the job ends")
+    type: Literal["sa-bench", "manual", "gsm8k", "mmlu", "gpqa"] = Field("manual", description="`sa-bench` sweeps concurrencies; `gsm8k`, `mmlu`, `gpqa` run an accuracy eval (docs/evals.md); `manual` serves until the job ends")
     isl: int | None = Field(None, ge=1, description="input sequence length (tokens)")
     osl: int | None = Field(None, ge=1, description="output sequence length (tokens)")
     concurrencies: list[int] | None = Field(None, description="a list, or a string like '64x128x256'")
@@ -165,6 +247,13 @@ class BenchmarkSection(Strict):
     seed: int = Field(0, description="seed for prompts")
     max_failed_fraction: float = Field(0.01, ge=0, le=1, description="a point with more failed requests fails the job")
     processes: int | None = Field(None, ge=1, le=64, description="load-generator processes; default: automatic")
+    dataset_path: str | None = Field(None, min_length=1, description="eval types: the local dataset (docs/evals.md)")
+    num_examples: int | None = Field(None, ge=1, description="eval types: questions evaluated; default: all")
+    num_shots: int | None = Field(None, ge=0, le=20, description="eval types: few-shot examples; default 5 (gsm8k, mmlu), 0 (gpqa)")
+    concurrency: int | None = Field(None, ge=1, le=4096, description="eval types: requests in flight; default 64")
+    max_tokens: int | None = Field(None, ge=1, description="eval types: completion limit; default 512 (gsm8k), 8 (mmlu), 2048 (gpqa)")
+    min_score: float | None = Field(None, ge=0, le=1, description="eval types: below it the job fails")
+    accuracy: AccuracySection | None = Field(None, description="sa-bench: an eval gate run before the first point")
 
     @field_validator("concurrencies", mode="before")
     @classmethod
@@ -184,9 +273,27 @@ class BenchmarkSection(Strict):
             missing = [k for k in ("isl", "osl", "concurrencies") if getattr(self, k) is None]
             if missing:
                 raise ValueError(f"benchmark type 'sa-bench' needs {', '.join(missing)}")
+        for path in (self.dataset_path, self.accuracy.dataset_path if self.accuracy else None):
+            if path is not None and not path.startswith("/"):
+                raise ValueError(f"dataset_path {path!r} must be an absolute path (compute nodes read it too)")
+        if self.type in EVAL_TYPES and self.dataset_path is None:
+            raise ValueError(f"benchmark type '{self.type}' needs dataset_path")
+        stray = [k for k in EVAL_KEYS if self.type not in EVAL_TYPES and getattr(self, k) is not None]
+        if stray:
+            raise ValueError(f"{', '.join(stray)} only apply to benchmark types gsm8k, mmlu, gpqa; in front of a "
+                             f"sa-bench sweep put them under accuracy: {{task: ..., dataset_path: ...}}")
+        if self.accuracy is not None and self.type != "sa-bench":
+            raise ValueError("accuracy gates a sa-bench sweep; for an eval alone set type: gsm8k, mmlu or gpqa")
         if isinstance(self.req_rate, (int, float)) and self.req_rate <= 0:
             raise ValueError("req_rate must be 'inf' or a positive number")
         return self
+
+
+class ProfilingSteps(Strict):
+    """Profiled steps of one role, overriding profiling.start_step/stop_step."""
+
+    start_step: int | None = Field(None, ge=0, description="first profiled step of this role")
+    stop_step: int | None = Field(None, ge=1, description="step after the last profiled one of this role")
 
 
 class ProfilingSection(Strict):
@@ -197,12 +304,29 @@ class ProfilingSection(Strict):
     start_step: int = Field(0, ge=0, description="first profiled step")
     stop_step: int = Field(50, ge=1, description="step after the last profiled one")
     nsys_binary: str = Field("nsys", description="nsys executable (type nsys)")
+    prefill: ProfilingSteps | None = Field(None, description="start_step/stop_step of the prefill workers")
+    decode: ProfilingSteps | None = Field(None, description="start_step/stop_step of the decode workers")
+    aggregated: ProfilingSteps | None = Field(None, description="start_step/stop_step of the aggregated workers")
 
     @model_validator(mode="after")
     def _steps(self) -> ProfilingSection:
-        if self.stop_step <= self.start_step:
-            raise ValueError("stop_step must be greater than start_step")
+        for role in ("prefill", "decode", "agg"):
+            start, stop = self.steps(role)
+            if stop <= start:
+                where = "" if getattr(self, "aggregated" if role == "agg" else role) is None else f" ({role})"
+                raise ValueError(f"stop_step must be greater than start_step{where}")
         return self
+
+    def steps(self, role: str) -> tuple[int, int]:
+        """(start_step, stop_step) of a role's workers."""
+        own = getattr(self, "aggregated" if role == "agg" else role, None)
+        start = own.start_step if own and own.start_step is not None else self.start_step
+        stop = own.stop_step if own and own.stop_step is not None else self.stop_step
+        return start, stop
+
+    @property
+    def max_stop_step(self) -> int:
+        return max(self.steps(r)[1] for r in ("prefill", "decode", "agg"))
 
 
 class HealthSection(Strict):
@@ -222,6 +346,7 @@ class JobConfig(Strict):
     benchmark: BenchmarkSection = Field(default_factory=BenchmarkSection, description="what to run against the deployment once it is ready")
     profiling: ProfilingSection = Field(default_factory=ProfilingSection, description="torch or nsys profiling (needs benchmark.type: manual)")
     health: HealthSection = Field(default_factory=HealthSection, description="readiness deadlines and shutdown grace")
+    setup_script: str | None = Field(None, description="script name inside configs/ run on every worker node first (like --setup-script, which wins)")
 
     @field_validator("name")
     @classmethod
@@ -257,6 +382,10 @@ class JobConfig(Strict):
         if role == "decode":
             return r.decode_nodes or 0, r.decode_workers or 0
         return r.agg_nodes or 0, r.agg_workers or 0
+
+    def role_gpus_per_worker(self, role: Role) -> int | None:
+        r = self.resources
+        return {"prefill": r.gpus_per_prefill, "decode": r.gpus_per_decode, "agg": r.gpus_per_agg}[role]
 
     def role_flags(self, role: Role) -> dict[str, Any]:
         sc = self.backend.sglang_config

@@ -12,16 +12,21 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from .errors import PlanError
+from .node_state import node_state_dir
 from .ports import PortAllocator
 from .resolved import PLAN_OWNED_FLAGS, TP_KEYS, ResolvedJob
+from .dynamo import dynamo_install_spec
+from .router import router_command
 from .sglang_flags import sglang_flags
 
 SCHEMA_VERSION = 1
 CONTAINER_MODEL = "/model"
+CONTAINER_HF_CACHE = "/hf-cache"
 CONTAINER_LOGS = "/logs"
 CONTAINER_CONFIGS = "/configs"
 CONTAINER_SRTCTL = "/srtctl"
 
+_MOCKER_OWNED = ("model-path", "model-name", "endpoint", "engine-type", "disaggregation-mode", "speedup-ratio")
 Kind = Literal["nats", "etcd", "nginx", "frontend", "router", "worker", "benchmark"]
 
 
@@ -49,6 +54,8 @@ class ProcessSpec(BaseModel):
     setup_script: bool = False
     dynamo_version: str | None = None
     python: str | None = Field(None, description="the interpreter the command runs on (nsys may wrap it)")
+    launch: list[str] = Field(default_factory=list, description="the exact argv that starts the process (its srun "
+                              "step, or `bash SCRIPT` locally); set by srun.with_launch_commands")
 
     @property
     def log(self) -> str:
@@ -114,6 +121,7 @@ class Plan(BaseModel):
     endpoint: Endpoint
     nats_url: str | None = None
     etcd_url: str | None = None
+    state_dir: str | None = Field(None, description="node-local directory of etcd's data and NATS's store")
     served_model_name: str
     model_path: str = Field(description="model path as the workers see it")
     container_image: str | None = None
@@ -121,6 +129,7 @@ class Plan(BaseModel):
     port_base: int
     total_gpus: int
     decode_gpus: int
+    executor: Literal["slurm", "local"] | None = Field(None, description="launcher of the `launch` argvs")
 
     def process(self, name: str) -> ProcessSpec:
         for p in self.processes:
@@ -147,6 +156,7 @@ class PlanInputs:
     host_python: str = "python3"
     configs_dir: str | None = None
     setup_script: str | None = None
+    state_dir: str | None = None  # node-local etcd/NATS state; default node_state_dir(None, job_id)
 
 
 class _Counter:
@@ -178,7 +188,9 @@ def _build(r: ResolvedJob, inp: PlanInputs, ports, port_base: int) -> Plan:
     head = nodes[0]
     in_container = r.container is not None
     worker_python = "python3" if in_container else inp.host_python
-    model_path = CONTAINER_MODEL if in_container else r.model_path
+    hf_model = r.model_path[3:] if r.model_path.startswith("hf:") else None
+    model_path = hf_model or (CONTAINER_MODEL if in_container else r.model_path)
+    hf_env = {"HF_HOME": CONTAINER_HF_CACHE if in_container else str(r.cluster.hf_cache_dir)} if hf_model else {}
     logs = CONTAINER_LOGS if in_container else inp.log_dir
     engine = backend.engine
     use_router = backend.use_sglang_router
@@ -189,6 +201,7 @@ def _build(r: ResolvedJob, inp: PlanInputs, ports, port_base: int) -> Plan:
     workers: list[WorkerSpec] = []
 
     nats_url = etcd_url = None
+    state_dir = (inp.state_dir or node_state_dir(r.cluster.node_local_dir, str(inp.job_id))) if needs_dynamo else None
     if needs_dynamo:
         nats_port, nats_mon = ports.take(head.address), ports.take(head.address)
         etcd_port, etcd_peer = ports.take(head.address), ports.take(head.address)
@@ -197,10 +210,10 @@ def _build(r: ResolvedJob, inp: PlanInputs, ports, port_base: int) -> Plan:
         processes.append(ProcessSpec(
             name="nats", kind="nats", node=head.name, address=head.address, port=nats_mon, health_path="/healthz",
             command=["nats-server", "-c", f"{inp.log_dir}/infra/nats.conf", "-a", head.address, "-p", str(nats_port),
-                     "-m", str(nats_mon), "-js", "-sd", f"{inp.log_dir}/infra/nats"]))
+                     "-m", str(nats_mon), "-js", "-sd", f"{state_dir}/nats"]))
         processes.append(ProcessSpec(
             name="etcd", kind="etcd", node=head.name, address=head.address, port=etcd_port, health_path="/health",
-            command=["etcd", "--name", "srt-etcd", "--data-dir", f"{inp.log_dir}/infra/etcd",
+            command=["etcd", "--name", "srt-etcd", "--data-dir", f"{state_dir}/etcd",
                      "--listen-client-urls", etcd_url, "--advertise-client-urls", etcd_url,
                      "--listen-peer-urls", f"http://{head.address}:{etcd_peer}",
                      "--initial-advertise-peer-urls", f"http://{head.address}:{etcd_peer}",
@@ -209,10 +222,15 @@ def _build(r: ResolvedJob, inp: PlanInputs, ports, port_base: int) -> Plan:
 
     # ---- workers -------------------------------------------------------------------------
     offset = 0
+    placed: dict[str, list[NodeInfo]] = {}
     for role in job.roles:
         lay = r.layouts[role]
-        role_nodes = nodes[offset: offset + lay.nodes]
-        offset += lay.nodes
+        if lay.shares_nodes_of:
+            role_nodes = placed[lay.shares_nodes_of]
+        else:
+            role_nodes = nodes[offset: offset + lay.nodes]
+            offset += lay.nodes
+        placed[role] = role_nodes
         sizes = r.parallel_sizes(role)
         user_flags = sglang_flags(job.role_flags(role), skip=TP_KEYS + PLAN_OWNED_FLAGS)
         for w in range(lay.workers):
@@ -222,7 +240,8 @@ def _build(r: ResolvedJob, inp: PlanInputs, ports, port_base: int) -> Plan:
             else:
                 w_nodes = [role_nodes[w // lay.workers_per_node]]
                 k = w % lay.workers_per_node
-                gpus = list(range(k * lay.gpus_per_worker, (k + 1) * lay.gpus_per_worker))
+                first = lay.gpu_offset + k * lay.gpus_per_worker
+                gpus = list(range(first, first + lay.gpus_per_worker))
             leader = w_nodes[0]
             http_port = ports.take(leader.address) if engine == "sim" or use_router else None
             bootstrap = ports.take(leader.address) if role == "prefill" else None
@@ -236,7 +255,7 @@ def _build(r: ResolvedJob, inp: PlanInputs, ports, port_base: int) -> Plan:
                     nnodes=len(w_nodes), rank=rank, dist=f"{leader.address}:{dist_port}" if dist_port else None,
                     user_flags=user_flags, nats_url=nats_url, etcd_url=etcd_url, system_port=system_port,
                     worker_index=w)
-                env = {**env, **job.role_environment(role), "CUDA_VISIBLE_DEVICES": ",".join(map(str, gpus))}
+                env = {**env, **hf_env, **job.role_environment(role), "CUDA_VISIBLE_DEVICES": ",".join(map(str, gpus))}
                 if job.profiling.type == "torch":
                     env["SGLANG_TORCH_PROFILER_DIR"] = f"{logs}/profiles/{role}"
                 if job.profiling.type == "nsys":
@@ -249,7 +268,7 @@ def _build(r: ResolvedJob, inp: PlanInputs, ports, port_base: int) -> Plan:
                     node_rank=rank, command=cmd, env=env, container=in_container, gpus=gpus,
                     port=health_port if rank == 0 else None, health_path=health_path if rank == 0 else None,
                     setup_script=inp.setup_script is not None, python=worker_python,
-                    dynamo_version=backend.dynamo_version if (needs_dynamo and engine == "sglang") else None))
+                    dynamo_version=dynamo_install_spec(backend) if (needs_dynamo and engine == "sglang") else None))
                 names.append(name)
                 roles_by_node[node.name].append(role)
             workers.append(WorkerSpec(
@@ -266,8 +285,9 @@ def _build(r: ResolvedJob, inp: PlanInputs, ports, port_base: int) -> Plan:
         port, metrics_port = ports.take(head.address), ports.take(head.address)
         processes.append(ProcessSpec(
             name="router", kind="router", node=head.name, address=head.address, port=port, health_path="/health",
-            container=in_container,
-            command=_router_command(r, workers, worker_python, head.address, port, metrics_port)))
+            container=in_container, env=dict(backend.frontend_environment),
+            command=[*router_command(r, workers, worker_python, head.address, port, metrics_port),
+                     *sglang_flags(backend.frontend_args)]))
         roles_by_node[head.name].append("router")
         endpoint = Endpoint(kind="router", node=head.name, address=head.address, port=port)
     else:
@@ -283,15 +303,16 @@ def _build(r: ResolvedJob, inp: PlanInputs, ports, port_base: int) -> Plan:
             processes.append(ProcessSpec(
                 name=f"frontend-{i}", kind="frontend", node=node.name, address=node.address, port=port,
                 health_path="/health", container=in_container and engine != "dynamo-mocker",
-                command=frontend_command(frontend_python, node.address, port), python=frontend_python,
+                command=[*frontend_command(frontend_python, node.address, port), *sglang_flags(backend.frontend_args)],
+                python=frontend_python,
                 env={**_dynamo_env(nats_url, etcd_url, node.address, None),
-                     **({"HF_HUB_OFFLINE": "1"} if engine == "dynamo-mocker" else {})},
-                dynamo_version=backend.dynamo_version if engine == "sglang" else None))
+                     **({"HF_HUB_OFFLINE": "1"} if engine == "dynamo-mocker" else {}), **backend.frontend_environment},
+                dynamo_version=dynamo_install_spec(backend) if engine == "sglang" else None))
             roles_by_node[node.name].append("frontend")
         if multi:
             port = ports.take(head.address)
             processes.append(ProcessSpec(
-                name="nginx", kind="nginx", node=head.name, address=head.address, port=port, health_path=None,
+                name="nginx", kind="nginx", node=head.name, address=head.address, port=port, health_path="/nginx_health",
                 command=_nginx_command(f"{inp.log_dir}/nginx/nginx.conf", f"{inp.log_dir}/nginx")))
             roles_by_node[head.name].append("nginx")
             endpoint = Endpoint(kind="nginx", node=head.name, address=head.address, port=port)
@@ -304,7 +325,8 @@ def _build(r: ResolvedJob, inp: PlanInputs, ports, port_base: int) -> Plan:
 
     mounts = []
     if in_container:
-        mounts = [f"{r.model_path}:{CONTAINER_MODEL}", f"{inp.log_dir}:{CONTAINER_LOGS}",
+        model_mount = f"{r.cluster.hf_cache_dir}:{CONTAINER_HF_CACHE}" if hf_model else f"{r.model_path}:{CONTAINER_MODEL}"
+        mounts = [model_mount, f"{inp.log_dir}:{CONTAINER_LOGS}",
                   f"{inp.configs_dir or inp.srtctl_root + '/configs'}:{CONTAINER_CONFIGS}",
                   f"{inp.srtctl_root}:{CONTAINER_SRTCTL}", *job.extra_mount]
     decode_roles = ("decode",) if job.mode == "disaggregated" else ("agg",)
@@ -312,9 +334,13 @@ def _build(r: ResolvedJob, inp: PlanInputs, ports, port_base: int) -> Plan:
         job_id=str(inp.job_id), mode=job.mode, engine=engine, head_node=head.name,
         nodes=[NodeSpec(name=n.name, address=n.address, roles=roles_by_node[n.name]) for n in nodes],
         workers=workers, processes=processes, endpoint=endpoint, nats_url=nats_url, etcd_url=etcd_url,
-        served_model_name=served, model_path=model_path, container_image=r.container, container_mounts=mounts,
+        state_dir=state_dir, served_model_name=served, model_path=model_path, container_image=r.container, container_mounts=mounts,
         port_base=port_base, total_gpus=r.total_gpus,
-        decode_gpus=sum(r.layouts[x].nodes for x in decode_roles if x in r.layouts) * r.gpus_per_node)
+        decode_gpus=sum(_role_gpus(r, x) for x in decode_roles if x in r.layouts))
+
+
+def _role_gpus(r: ResolvedJob, role: str) -> int:
+    return r.layouts[role].gpus_used(r.gpus_per_node)
 
 
 def _nginx_command(conf: str, run_dir: str) -> list[str]:
@@ -354,7 +380,10 @@ def _worker_command(r: ResolvedJob, *, role, python, model_path, served, host, h
 
         cmd = mocker_command(python=python if not r.cluster.dynamo_venv else f"{r.cluster.dynamo_venv}/bin/python",
                              model_path=model_path, served_model_name=served,
-                             mode=role if role in ("prefill", "decode") else None)
+                             mode=role if role in ("prefill", "decode") else None,
+                             engine_type=job.backend.mocker.engine_type, speedup_ratio=job.backend.mocker.speedup_ratio,
+                             extra_args=sglang_flags(getattr(job.backend.mocker, "aggregated" if role == "agg" else role),
+                                                     skip=_MOCKER_OWNED))
         env = {**_dynamo_env(nats_url, etcd_url, host, system_port), "HF_HUB_OFFLINE": "1"}
         return cmd, env, system_port, "/health"
     if engine == "sim":
@@ -365,6 +394,9 @@ def _worker_command(r: ResolvedJob, *, role, python, model_path, served, host, h
                      "--sim-max-running-requests", str(s.max_running_requests),
                      "--sim-startup-s", str(s.startup_s), "--sim-kv-transfer-ms", str(s.kv_transfer_ms),
                      "--sim-seed", str(s.seed + worker_index)]
+        if s.answers is not None:
+            sim_flags += ["--sim-answers-dataset", s.answers.dataset_path,
+                          "--sim-answers-accuracy", str(s.answers.accuracy)]
         cmd = [python, "-m", "srt_agent.sim", *common, "--host", host, "--port", str(http_port),
                *mode_flags, *multi, *user_flags, *sim_flags]
         return cmd, {"PYTHONPATH": CONTAINER_SRTCTL} if r.container else {}, http_port, "/health"
@@ -374,21 +406,3 @@ def _worker_command(r: ResolvedJob, *, role, python, model_path, served, host, h
         return cmd, {}, http_port, "/health"
     cmd = [python, "-m", "dynamo.sglang", *common, *mode_flags, *multi, *user_flags]
     return cmd, _dynamo_env(nats_url, etcd_url, host, system_port), system_port, "/health"
-
-
-def _router_command(r: ResolvedJob, workers: list[WorkerSpec], python: str, host: str, port: int,
-                    metrics_port: int) -> list[str]:
-    # the metrics exporter defaults to 0.0.0.0:29000: bind it to the job's host and own port
-    cmd = [python, "-m", "sglang_router.launch_router", "--host", host, "--port", str(port),
-           "--prometheus-host", host, "--prometheus-port", str(metrics_port)]
-    if r.job.mode == "disaggregated":
-        cmd.append("--pd-disaggregation")
-        for w in workers:
-            if w.role == "prefill":
-                cmd += ["--prefill", w.url or "", str(w.bootstrap_port)]
-        for w in workers:
-            if w.role == "decode":
-                cmd += ["--decode", w.url or ""]
-    else:
-        cmd += ["--worker-urls", *[w.url or "" for w in workers], "--policy", "round_robin"]
-    return cmd

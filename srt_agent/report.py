@@ -304,8 +304,13 @@ def summary_markdown(runs: list[RunData], per_gpu: str = "total", plots: list[st
                 f"- mode {m.get('mode', '?')}, topology {m.get('topology', '?')}, {run.gpus or '?'} GPUs"
                 + (f" ({run.decode_gpus} decode)" if run.decode_gpus else "")
                 + f", ISL/OSL {run.isl_osl}" + (f", tags {', '.join(m['tags'])}" if m.get("tags") else ""), ""]
+        from .evals.summary import load_eval_results, markdown as eval_markdown
+
+        evals = load_eval_results(run.path)
+        out += eval_markdown(evals)
         if not run.points:
-            out += ["No valid benchmark points (the run failed or has not measured any yet).", ""]
+            if not evals:
+                out += ["No valid benchmark points (the run failed or has not measured any yet).", ""]
             continue
         out += ["| " + " | ".join(SUMMARY_COLUMNS) + " |", "|" + "---:|" * len(SUMMARY_COLUMNS)]
         out += ["| " + " | ".join(row) + " |" for row in summary_rows(run, per_gpu)]

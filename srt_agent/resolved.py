@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,13 +12,14 @@ from .aliases import resolve_alias
 from .cluster_config import ClusterConfig
 from .errors import ConfigError, ConfigErrors
 from .job_config import JobConfig, Role
-from .topology import RoleLayout, role_layout
+from .topology import RoleLayout, role_layout, shared_layout
 from .validation import validate_document
 from .yaml_source import YamlDocument, load_yaml, parse_yaml
 
 TP_KEYS = ("tp-size", "tensor-parallel-size", "tp")
 DP_KEYS = ("dp-size", "data-parallel-size", "dp")
 EP_KEYS = ("ep-size", "expert-parallel-size", "ep")
+HF_PREFIX = "hf:"  # model.path: hf:org/model -> downloaded into srtslurm.yaml hf_cache_dir
 SGLANG_SECTION = {"prefill": "prefill", "decode": "decode", "agg": "aggregated"}
 # flags the plan sets itself; users must not set them in sglang_config
 PLAN_OWNED_FLAGS = ("model-path", "served-model-name", "host", "port", "disaggregation-mode",
@@ -39,7 +41,7 @@ class ResolvedJob:
 
     @property
     def total_nodes(self) -> int:
-        return sum(lay.nodes for lay in self.layouts.values())
+        return sum(lay.nodes for lay in self.layouts.values() if lay.shares_nodes_of is None)
 
     @property
     def total_gpus(self) -> int:
@@ -100,7 +102,20 @@ class ResolvedJob:
 
 
 def _layouts(job: JobConfig, gpus_per_node: int) -> dict[str, RoleLayout]:
-    return {role: role_layout(*job.role_counts(role), gpus_per_node) for role in job.roles}
+    layouts: dict[str, RoleLayout] = {}
+    for role in job.roles:
+        layouts[role] = _role_layout(job, role, gpus_per_node, layouts)
+    return layouts
+
+
+def _role_layout(job: JobConfig, role: Role, gpus_per_node: int, done: dict[str, RoleLayout]) -> RoleLayout:
+    nodes, workers = job.role_counts(role)
+    gpw = job.role_gpus_per_worker(role)
+    if role == "decode" and nodes == 0:
+        if "prefill" not in done:
+            raise ValueError("decode_nodes: 0 shares the prefill nodes, whose layout is not valid")
+        return shared_layout(done["prefill"], "prefill", workers, gpus_per_node, gpw)
+    return role_layout(nodes, workers, gpus_per_node, gpw)
 
 
 def _flag_line(doc: YamlDocument, loc: tuple, flag: str) -> int | None:
@@ -118,7 +133,7 @@ def _check_roles(job: JobConfig, doc: YamlDocument, gpus_per_node: int) -> tuple
         nodes, workers = job.role_counts(role)
         key_nodes = f"resources.{'agg' if role == 'agg' else role}_nodes"
         try:
-            layouts[role] = role_layout(nodes, workers, gpus_per_node)
+            layouts[role] = _role_layout(job, role, gpus_per_node, layouts)
         except ValueError as exc:
             errors.append(ConfigError(str(exc), file=doc.path, line=doc.line_of(("resources", key_nodes.split(".")[1])),
                                       key=key_nodes, value=nodes,
@@ -208,18 +223,33 @@ def resolve_job(doc: YamlDocument, cluster: ClusterConfig) -> ResolvedJob:
         errors.append(ConfigError("the simulated engine speaks SGLang's HTTP API and runs behind the sglang router",
                                   file=doc.path, line=doc.line_of(("backend", "engine")), key="backend.engine",
                                   value="sim", hint="set backend.use_sglang_router: true, or engine: dynamo-mocker"))
+    from .evals.check import check_datasets
+
+    errors += check_datasets(job, doc)
     model_path = job.model.path
     container = job.model.container
-    try:
-        model_path = resolve_alias(job.model.path, cluster.model_paths, kind="model_paths", key="model.path",
-                                   file=doc.path, line=doc.line_of(("model", "path")), cluster_file=cluster.source)
-    except ConfigError as exc:
-        errors.append(exc)
+    if job.model.path.startswith(HF_PREFIX):
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?", job.model.path[len(HF_PREFIX):]):
+            errors.append(ConfigError("a Hugging Face model id must look like hf:org/model", file=doc.path,
+                                      line=doc.line_of(("model", "path")), key="model.path", value=job.model.path))
+        elif not cluster.hf_cache_dir:
+            errors.append(ConfigError("hf: model ids are downloaded into a shared cache, and the cluster file sets none",
+                                      file=doc.path, line=doc.line_of(("model", "path")), key="model.path",
+                                      value=job.model.path,
+                                      hint=f"set hf_cache_dir: /shared/dir in {cluster.source or 'srtslurm.yaml'}, "
+                                           "or use a model alias from model_paths"))
+    else:
+        try:
+            model_path = resolve_alias(job.model.path, cluster.model_paths, kind="model_paths", key="model.path",
+                                       file=doc.path, line=doc.line_of(("model", "path")),
+                                       cluster_file=cluster.source)
+        except ConfigError as exc:
+            errors.append(exc)
     if container is not None:
         try:
             container = resolve_alias(container, cluster.containers, kind="containers", key="model.container",
                                       file=doc.path, line=doc.line_of(("model", "container")),
-                                      cluster_file=cluster.source)
+                                      cluster_file=cluster.source, registry=True)
         except ConfigError as exc:
             errors.append(exc)
     elif cluster.container_runtime == "pyxis" and cluster.executor == "slurm":
@@ -227,6 +257,12 @@ def resolve_job(doc: YamlDocument, cluster: ClusterConfig) -> ResolvedJob:
                                   key="model.container",
                                   hint="set model.container to an alias from srtslurm.yaml `containers`, "
                                        "or set container_runtime: none in srtslurm.yaml"))
+    if not errors:
+        from .engine_flags import check as check_engine_flags
+
+        flag_errors, _warnings = check_engine_flags(
+            job, container, doc.path, lambda section, key: _flag_line(doc, ("backend", "sglang_config", section), key))
+        errors += flag_errors
     if errors:
         raise ConfigErrors(errors)
     return ResolvedJob(

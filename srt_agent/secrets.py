@@ -12,7 +12,9 @@ def is_secret_name(name: str) -> bool:
     return bool(_SECRET_NAME.search(name))
 
 
-_SECRET_FLAG = re.compile(r"(api-key|token|secret|password|passwd|credential)", re.IGNORECASE)
+# `token` only as the flag's last word: --hf-token is a secret, --max-total-tokens and
+# --skip-tokenizer-init are not
+_SECRET_FLAG = re.compile(r"(api-key|(^|-)token$|secret|password|passwd|credential)", re.IGNORECASE)
 
 
 def is_secret_flag(flag: str) -> bool:
@@ -37,7 +39,7 @@ def redact_text(text: str, secrets: list[str]) -> str:
     return text
 
 
-ENV_SECTIONS = ("prefill_environment", "decode_environment", "aggregated_environment")
+ENV_SECTIONS = ("prefill_environment", "decode_environment", "aggregated_environment", "frontend_environment")
 SECRETS_ENV_VAR = "SRT_SECRET_ENV"
 
 

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .plan import Plan, ProcessSpec
 
 
 def srun_command(
@@ -31,3 +35,27 @@ def srun_command(
     argv += list(extra)
     argv += list(command)
     return argv
+
+
+def process_launch_command(plan: Plan, proc: ProcessSpec, script: str, *, executor: str) -> list[str]:
+    """The argv that starts one planned process: its srun step (pyxis flags when the process runs in
+    the container), or `bash SCRIPT` for the local executor. Launchers and dry-run both call this."""
+    if executor == "local":
+        return ["bash", script]
+    image = plan.container_image if proc.container else None
+    return srun_command(["bash", script], nodes=[proc.node], job_name=step_name(proc), container_image=image,
+                        container_mounts=plan.container_mounts if image else ())
+
+
+def step_name(proc: ProcessSpec) -> str:
+    return f"srt-{proc.name}"
+
+
+def with_launch_commands(plan: Plan, *, executor: str, run_dir: str) -> Plan:
+    """A copy of `plan` whose processes carry `launch`, the argv their launcher will run
+    (scripts at RUN_DIR/launch/<name>.sh, or /logs/launch/<name>.sh inside the container)."""
+    from .launch_script import process_paths
+
+    procs = [p.model_copy(update={"launch": process_launch_command(
+        plan, p, process_paths(plan, p, run_dir)["script"], executor=executor)}) for p in plan.processes]
+    return plan.model_copy(update={"processes": procs, "executor": executor})

@@ -7,7 +7,9 @@ import shlex
 from functools import lru_cache
 from pathlib import Path
 
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+# an installed wheel carries templates/ as srt_agent/templates (pyproject.toml); a checkout has it at its top
+_PACKAGED_TEMPLATES = Path(__file__).resolve().parent / "templates"
+TEMPLATES_DIR = _PACKAGED_TEMPLATES if _PACKAGED_TEMPLATES.is_dir() else Path(__file__).resolve().parent.parent / "templates"
 
 
 def _q(value: object) -> str:

@@ -125,6 +125,11 @@ DOCS = sorted((ROOT / "docs").glob("*.md")) + [ROOT / "README.md"]
 def test_dotted_job_keys_in_docs_exist(doc):
     keys = schema_keys(JobConfig)
     bad = [p for p in mentioned_paths(doc.read_text()) if not known_job_path(p, keys)]
+    if doc.name == "migrating.md":  # it names the srt-slurm (v1) keys too: those must be in the converter's table
+        from srt_agent.incumbent.convert import _has_children
+        from srt_agent.incumbent.mapping import lookup
+
+        bad = [p for p in bad if lookup(tuple(p.split("."))) is None and not _has_children(tuple(p.split(".")))]
     assert bad == [], f"{doc.name} mentions job keys that do not exist"
 
 

@@ -57,6 +57,23 @@ async def wait_processes_healthy(procs: list[ProcessSpec], status: StatusWriter,
             await anyio.sleep(POLL_S)
 
 
+def record_dynamo_installs(run_dir, procs: list[ProcessSpec], status: StatusWriter) -> None:
+    """Copy what each process's Dynamo install added or replaced (dynamo/<name>.json) into status.json."""
+    from pathlib import Path
+
+    for p in procs:
+        path = Path(run_dir) / "dynamo" / f"{p.name}.json"
+        if not p.dynamo_version or not path.is_file():
+            continue
+        try:
+            rec = json.loads(path.read_text())
+        except ValueError:
+            continue
+        status.component(p.name, dynamo={k: rec.get(k) for k in ("version", "cache", "env", "added", "replaced")})
+        if rec.get("replaced"):
+            status.event("dynamo_replaced", component=p.name, packages=rec["replaced"])
+
+
 def count_expected(plan: Plan) -> dict[str, int]:
     counts: dict[str, int] = {}
     for w in plan.workers:

@@ -17,7 +17,7 @@ from anyio.abc import Process
 
 from ..errors import LaunchError
 from ..plan import NodeInfo, Plan, ProcessSpec
-from ..srun import srun_command
+from ..srun import process_launch_command, srun_command, step_name
 
 
 @dataclass
@@ -95,7 +95,8 @@ class LocalLauncher(Launcher):
         log = run_dir / "logs" / f"{proc.name}.launcher.log"
         with open(log, "ab") as out:
             try:
-                p = await anyio.open_process(["bash", str(script)], stdout=out, stderr=subprocess.STDOUT,
+                p = await anyio.open_process(process_launch_command(plan, proc, str(script), executor="local"),
+                                             stdout=out, stderr=subprocess.STDOUT,
                                              env={**_env(secret_env), "SLURMD_NODENAME": proc.node},
                                              start_new_session=True)
             except OSError as exc:
@@ -139,10 +140,8 @@ class SrunLauncher(Launcher):
         return out
 
     async def start(self, plan, proc, script, secret_env, run_dir) -> Handle:
-        step = f"srt-{proc.name}"
-        image = plan.container_image if proc.container else None
-        cmd = srun_command(["bash", str(script)], nodes=[proc.node], job_name=step,
-                           container_image=image, container_mounts=plan.container_mounts if image else ())
+        step = step_name(proc)
+        cmd = process_launch_command(plan, proc, str(script), executor="slurm")
         log = run_dir / "logs" / f"{proc.name}.srun.log"
         with open(log, "ab") as out:
             try:

@@ -1,7 +1,8 @@
 """The agent's phases, in order:
 
 start -> preflight -> infra (NATS, etcd) -> workers -> endpoint (frontends+nginx, or router)
--> health (workers, registration, smoke request) -> benchmark | profiling | manual -> finish.
+-> health (workers, registration, smoke request) -> [eval: gsm8k/mmlu/gpqa, or the gate before a
+sweep] -> benchmark | profiling | manual -> finish.
 
 Any critical process exit, deadline, or SIGTERM/SIGINT/SIGUSR1 (SLURM's early warning) stops
 the current phase at a safe point, records why in status.json, and tears everything down.
@@ -21,7 +22,8 @@ if sys.version_info < (3, 11):  # pragma: no cover - anyio brings the backport o
     from exceptiongroup import BaseExceptionGroup
 
 from ..errors import ComponentFailed, SrtError
-from .health import smoke_request, wait_processes_healthy, wait_registered
+from ..node_state import remove_state_dir
+from .health import record_dynamo_installs, smoke_request, wait_processes_healthy, wait_registered
 from .launchers import Launcher
 from .ledger import Ledger, fingerprint
 from .run_context import RunContext, build_plan, load_context, render_scripts
@@ -56,6 +58,7 @@ async def _phases(ctx: RunContext, sup: Supervisor, tg, ledger: Ledger) -> None:
     infra = plan.by_kind("nats") + plan.by_kind("etcd")
     if infra:
         status.phase("infra")
+        remove_state_dir(plan.state_dir)  # a requeued job starts from empty etcd/NATS state
         for p in infra:
             await sup.start(tg, p, ctx.scripts[p.name], ctx.secret_env[p.name])
         await wait_processes_healthy(infra, status, deadline_s=timeouts.infra_timeout_s, what="infra")
@@ -67,6 +70,7 @@ async def _phases(ctx: RunContext, sup: Supervisor, tg, ledger: Ledger) -> None:
         for p in workers:
             start_tg.start_soon(sup.start, tg, p, ctx.scripts[p.name], ctx.secret_env[p.name])
     await wait_processes_healthy(workers, status, deadline_s=timeouts.worker_timeout_s, what="workers")
+    record_dynamo_installs(ctx.run_dir, workers, status)
     status.phase("workers", "done")
 
     status.phase("endpoint")
@@ -74,8 +78,16 @@ async def _phases(ctx: RunContext, sup: Supervisor, tg, ledger: Ledger) -> None:
     for p in fronts:
         await sup.start(tg, p, ctx.scripts[p.name], ctx.secret_env[p.name])
     await wait_processes_healthy(fronts, status, deadline_s=timeouts.frontend_timeout_s, what="frontends")
-    for p in plan.by_kind("nginx"):
+    record_dynamo_installs(ctx.run_dir, fronts, status)
+    nginx = plan.by_kind("nginx")
+    for p in nginx:
         await sup.start(tg, p, ctx.scripts[p.name], ctx.secret_env[p.name])
+        if ctx.nginx_files is not None:
+            status.component(p.name, open_files=ctx.nginx_files.as_dict())
+            if ctx.nginx_files.warning:
+                status.event("warning", component=p.name, message=ctx.nginx_files.warning)
+                print(f"[srt-agent] warning: {ctx.nginx_files.warning}", flush=True)
+    await wait_processes_healthy(nginx, status, deadline_s=timeouts.frontend_timeout_s, what="nginx")
     status.phase("endpoint", "done")
 
     status.phase("health")
@@ -83,6 +95,18 @@ async def _phases(ctx: RunContext, sup: Supervisor, tg, ledger: Ledger) -> None:
     smoke = await smoke_request(plan, deadline_s=timeouts.frontend_timeout_s)
     status.update(state="ready", message=f"ready at {plan.endpoint.url}")
     status.phase("health", "done", registered=registered, smoke_tokens=smoke["completion_tokens"])
+
+    from ..evals.config import eval_spec
+
+    spec = eval_spec(job.benchmark)
+    if spec is not None:  # an eval benchmark, or the accuracy gate in front of a sweep
+        from ..evals.phase import run_eval_phase
+
+        status.update(state="evaluating")
+        status.phase("eval")
+        await run_eval_phase(spec, url=plan.endpoint.url, model=plan.served_model_name, run_dir=ctx.run_dir,
+                             ledger=ledger, status=status, max_failed_fraction=job.benchmark.max_failed_fraction)
+        status.phase("eval", "done")
 
     if job.profiling.type != "none":
         status.update(state="profiling")
@@ -104,7 +128,7 @@ async def _phases(ctx: RunContext, sup: Supervisor, tg, ledger: Ledger) -> None:
         await run_benchmark(plan, job, ctx.run_dir, ledger, status, ctx.resolved.model_path)
         ledger.mark_phase("benchmark")
         status.phase("benchmark", "done")
-    else:
+    elif job.benchmark.type == "manual":
         status.phase("manual")
         msg = (f"serving {plan.served_model_name} at {plan.endpoint.url} (OpenAI API: "
                f"{plan.endpoint.url}/v1/completions) until the job ends or is cancelled")
@@ -189,6 +213,8 @@ async def run_agent(run_dir: Path, launcher: Launcher | None = None) -> int:
                 status.fail(f"{type(error).__name__}: {error}" if not isinstance(error, SrtError) else str(error))
         status.phase("teardown")
         await sup.stop_all()
+        if ctx.plan is not None and remove_state_dir(ctx.plan.state_dir):
+            status.event("state_removed", path=ctx.plan.state_dir)
         if error is not None:
             state, code = "failed", getattr(error, "exit_code", 1) or 1
         elif stop is not None:

@@ -164,10 +164,11 @@ def profile_targets(plan: Plan, profiling_type: str, run_dir: Path) -> list[Prof
 
 def profile_request(profiling, target: ProfileTarget) -> dict:
     """The JSON body of start_profile (SGLang's ProfileReqInput fields)."""
+    start, stop = profiling.steps(getattr(target, "role", "agg"))
     return {
         "output_dir": target.output_dir,
-        "start_step": profiling.start_step,
-        "num_steps": profiling.stop_step - profiling.start_step,
+        "start_step": start,
+        "num_steps": stop - start,
         "activities": NSYS_ACTIVITIES if profiling.type == "nsys" else TORCH_ACTIVITIES,
     }
 
@@ -180,7 +181,7 @@ def profiling_num_prompts(profiling) -> int:
     worker one step per batch of arrivals (between num_prompts / concurrency and num_prompts).
     Rounds repeat (up to MAX_LOAD_ROUNDS) while a worker has not finished its `num_steps`.
     """
-    c, steps = profiling.concurrency, profiling.stop_step
+    c, steps = profiling.concurrency, profiling.max_stop_step
     decode_cover = math.ceil(steps * c / max(1, profiling.osl - 1))
     return max(2 * c, steps + c, decode_cover + c)
 

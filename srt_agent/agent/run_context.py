@@ -7,12 +7,15 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..atomic import write_json_atomic, write_text_atomic
 from ..launch_script import process_paths, render_launch_script
+from ..node_state import node_state_dir
 from ..plan import Plan, PlanInputs, make_plan
 from ..resolved import ResolvedJob
 from ..secrets import redact_env
+from ..srun import with_launch_commands
 from .launchers import Launcher, LocalLauncher, SrunLauncher
 from .status import StatusWriter
 
@@ -27,6 +30,7 @@ class RunContext:
     plan: Plan | None = None
     scripts: dict[str, Path] = field(default_factory=dict)
     secret_env: dict[str, dict[str, str]] = field(default_factory=dict)
+    nginx_files: Any = None  # nofile.NofileReport once nginx.conf is written
 
     @property
     def job(self):
@@ -77,7 +81,10 @@ def build_plan(ctx: RunContext, nodes) -> Plan:
     plan = make_plan(ctx.resolved, PlanInputs(
         job_id=ctx.job_id, nodes=nodes, log_dir=str(ctx.run_dir), srtctl_root=str(ctx.srtctl_root),
         host_python=cluster.python or sys.executable, configs_dir=str(configs_dir(cluster)),
-        setup_script=ctx.metadata.get("setup_script")))
+        setup_script=ctx.metadata.get("setup_script"),
+        state_dir=node_state_dir(cluster.node_local_dir, ctx.job_id, os.environ.get("SLURM_TMPDIR"))))
+    if ctx.launcher.kind in ("slurm", "local"):
+        plan = with_launch_commands(plan, executor=ctx.launcher.kind, run_dir=str(ctx.run_dir))
     data = plan.model_dump(mode="json")
     for p in data["processes"]:
         p["env"] = redact_env(p["env"])
@@ -90,13 +97,13 @@ def render_scripts(ctx: RunContext) -> None:
     from launcher.paths import configs_dir
 
     assert ctx.plan is not None
-    for sub in ("launch", "logs", "infra", "nginx", "results", "profiles"):
+    for sub in ("launch", "logs", "infra", "nginx", "results", "profiles", "dynamo"):
         (ctx.run_dir / sub).mkdir(parents=True, exist_ok=True)
     for proc in ctx.plan.processes:
         text, secret = render_launch_script(
             ctx.plan, proc, log_dir=str(ctx.run_dir), configs_dir=str(configs_dir(ctx.resolved.cluster)),
             setup_script=ctx.metadata.get("setup_script"), dynamo_cache=str(ctx.srtctl_root / ".cache"),
-            bin_dir=str(ctx.srtctl_root / "bin"))
+            bin_dir=str(ctx.srtctl_root / "bin"), srtctl_root=str(ctx.srtctl_root))
         path = ctx.run_dir / "launch" / f"{proc.name}.sh"
         write_text_atomic(path, text, mode=0o755)
         ctx.scripts[proc.name] = Path(process_paths(ctx.plan, proc, str(ctx.run_dir))["script"])
@@ -108,8 +115,13 @@ def render_scripts(ctx: RunContext) -> None:
                           render("nats.conf.j2", max_payload=ctx.job.backend.nats_max_payload))
     if ctx.plan.endpoint.kind == "nginx":
         from ..nginx import render_nginx_conf
+        from ..nofile import raise_soft_limit, size_nginx
 
+        # raised in the agent itself: every process it starts (srun steps too) inherits the limit
+        bench = ctx.job.benchmark
+        ctx.nginx_files = files = size_nginx(*raise_soft_limit(), max(bench.concurrencies or [0]) or None)
         ep = ctx.plan.endpoint
         conf = render_nginx_conf(ep.address, ep.port, [(f.address, f.port) for f in ctx.plan.frontends],
-                                 str(ctx.run_dir / "nginx"))
+                                 str(ctx.run_dir / "nginx"), worker_connections=files.worker_connections,
+                                 worker_rlimit_nofile=files.worker_rlimit_nofile)
         write_text_atomic(ctx.run_dir / "nginx" / "nginx.conf", conf)

@@ -100,6 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Per-token EOS probability after min_tokens unless ignore_eos (default: %(default)s).")
     s.add_argument("--sim-seed", type=int, default=defaults.DEFAULT_SEED,
                    help="Seed of the generated tokens (default: %(default)s).")
+    s.add_argument("--sim-answers-dataset", default=None, metavar="PATH",
+                   help="Answer questions of this eval dataset (gsm8k .jsonl, MMLU directory, GPQA .csv).")
+    s.add_argument("--sim-answers-accuracy", type=float, default=1.0,
+                   help="Fraction of the dataset's questions answered correctly (default: %(default)s).")
     s.add_argument("--sim-event-loop", choices=["auto", "uvloop", "asyncio"], default="auto",
                    help="Event loop; auto = uvloop if installed (default: %(default)s).")
 
@@ -158,7 +162,8 @@ def parse_config(argv: list[str] | None = None) -> tuple[SimConfig, argparse.Nam
             decode_step_ms=ns.sim_decode_step_ms, decode_step_ms_per_request=ns.sim_decode_step_ms_per_request,
             sim_max_running_requests=ns.sim_max_running_requests, startup_s=ns.sim_startup_s,
             kv_transfer_ms=ns.sim_kv_transfer_ms, kv_timeout_s=ns.sim_kv_timeout_s,
-            eos_probability=ns.sim_eos_probability, seed=ns.sim_seed, ignored_args=ignored)
+            eos_probability=ns.sim_eos_probability, seed=ns.sim_seed, ignored_args=ignored,
+            answers_dataset=ns.sim_answers_dataset, answers_accuracy=ns.sim_answers_accuracy)
     except ValueError as exc:
         parser.error(str(exc))
     return config, ns, unknown
@@ -226,6 +231,17 @@ async def _serve(config: SimConfig) -> int:
                  "tokenizer for routers)", config.model_path, reported_tokenizer)
     server = SimServer(config, vocab, tokenizer_path=reported_tokenizer,
                        reported_model_path=local_dir(config.model_path) or reported_tokenizer)
+    if config.answers_dataset:
+        from srt_agent.errors import DatasetError
+        from srt_agent.sim.answers import Answers
+
+        try:
+            server.answers = Answers(config.answers_dataset, config.answers_accuracy)
+        except DatasetError as exc:
+            log.error("--sim-answers-dataset: %s", exc)
+            return 2
+        log.info("answering %d %s questions from %s, %.0f%% correctly", len(server.answers.entries),
+                 server.answers.task, config.answers_dataset, 100 * config.answers_accuracy)
     log.info("role=%s tp=%d dp=%d ep=%d nnodes=%d max_running=%d prefill=%g tok/s/GPU "
              "decode_step=%g+%g*ceil(n/dp) ms kv_transfer=%g ms startup=%g s vocab=%s(%d candidates) seed=%d",
              config.role, config.tp_size, config.dp_size, config.ep_size, config.nnodes,

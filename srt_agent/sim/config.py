@@ -66,6 +66,8 @@ class SimConfig:
     kv_timeout_s: float = DEFAULT_KV_TIMEOUT_S
     eos_probability: float = DEFAULT_EOS_PROBABILITY
     seed: int = DEFAULT_SEED
+    answers_dataset: str | None = None
+    answers_accuracy: float = 1.0
     # SGLang flags the simulator accepts but does not model: {"mem_fraction_static": "0.8", ...}
     ignored_args: dict = dataclasses.field(default_factory=dict)
 
@@ -81,6 +83,8 @@ class SimConfig:
                      "startup_s", "kv_transfer_ms", "kv_timeout_s"):
             if getattr(self, name) < 0:
                 raise ValueError(f"--sim-{name.replace('_', '-')} must be >= 0")
+        if not 0 <= self.answers_accuracy <= 1:
+            raise ValueError("--sim-answers-accuracy must be within [0, 1]")
         if not 0 <= self.eos_probability <= 1:
             raise ValueError("--sim-eos-probability must be within [0, 1]")
         if self.effective_max_running_requests < 1:

@@ -106,6 +106,7 @@ class SimServer:
         self.ncand = len(vocab.candidate_ids)
         self._warned_remote_bootstrap = False
         self._runners: list[web.AppRunner] = []
+        self.answers = None  # srt_agent.sim.answers.Answers with --sim-answers-dataset
 
     # -- lifecycle ------------------------------------------------------------------------
     def app(self) -> web.Application:
@@ -182,8 +183,17 @@ class SimServer:
             return len(prompt), b"ids:" + ",".join(map(str, prompt)).encode()
         raise RequestError(f"{name} must be a string or a list of token ids")
 
+    def _answer(self, prompt: object, body: dict) -> str | None:
+        """The eval answer for a non-streaming text prompt (--sim-answers-dataset), else None."""
+        if self.answers is None or body.get("stream") or not isinstance(prompt, str):
+            return None
+        return self.answers.answer(prompt)
+
     def _generation(self, prompt_tokens: int, key: bytes, max_new: int, min_new: int, ignore_eos: bool,
-                    *, rid: str | None = None, keep_tokens: bool) -> Generation:
+                    *, rid: str | None = None, keep_tokens: bool, answer: str | None = None) -> Generation:
+        if answer is not None:  # as many tokens as the answer has (within max_tokens), then stop
+            max_new = min_new = min(max_new, max(1, self.vocab.count_text(answer)))
+            ignore_eos = True
         limit = self.config.context_length - prompt_tokens
         if limit <= 0:
             raise RequestError(f"The input ({prompt_tokens} tokens) is longer than the model's context "
@@ -283,9 +293,10 @@ class SimServer:
             if body.get("n", 1) != 1:
                 raise RequestError("n > 1 is not supported by the simulated engine")
             prompt_tokens, key = await self._prompt(body.get("prompt"), "prompt")
+            answer = self._answer(body.get("prompt"), body)
             gen = self._generation(prompt_tokens, key, _int(body.get("max_tokens"), "max_tokens", 16),
                                    _int(body.get("min_tokens"), "min_tokens", 0), bool(body.get("ignore_eos")),
-                                   keep_tokens=not body.get("stream"))
+                                   keep_tokens=not body.get("stream"), answer=answer)
             rid = "cmpl-" + gen.rid
             model = body.get("model") or self.config.model_name
             if body.get("stream"):
@@ -297,7 +308,7 @@ class SimServer:
             await self._run(gen, body)
             return web.json_response({
                 "id": rid, "object": "text_completion", "created": int(time.time()), "model": model,
-                "choices": [{"index": 0, "text": self._text(gen), "logprobs": None,
+                "choices": [{"index": 0, "text": answer if answer is not None else self._text(gen), "logprobs": None,
                              "finish_reason": gen.finish_reason,
                              "matched_stop": self.vocab.eos_id if gen.finish_reason == "stop" else None}],
                 "usage": self._usage(gen)})
@@ -318,9 +329,10 @@ class SimServer:
             prompt_tokens = await self._count(prompt)
             max_new = body.get("max_completion_tokens", body.get("max_tokens"))
             max_new = _int(max_new, "max_tokens", self.config.context_length)
+            answer = self._answer(messages[-1].get("content"), body)  # the question, without the chat template
             gen = self._generation(prompt_tokens, prompt.encode(), max_new,
                                    _int(body.get("min_tokens"), "min_tokens", 0), bool(body.get("ignore_eos")),
-                                   keep_tokens=not body.get("stream"))
+                                   keep_tokens=not body.get("stream"), answer=answer)
             rid = "chatcmpl-" + gen.rid
             model = body.get("model") or self.config.model_name
             if body.get("stream"):
@@ -332,7 +344,8 @@ class SimServer:
             await self._run(gen, body)
             return web.json_response({
                 "id": rid, "object": "chat.completion", "created": int(time.time()), "model": model,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": self._text(gen),
+                "choices": [{"index": 0, "message": {"role": "assistant",
+                                                     "content": answer if answer is not None else self._text(gen),
                                                      "reasoning_content": None, "tool_calls": None},
                              "logprobs": None, "finish_reason": gen.finish_reason,
                              "matched_stop": self.vocab.eos_id if gen.finish_reason == "stop" else None}],

@@ -122,6 +122,10 @@ def test_apply_runs_the_plan_on_the_expected_nodes_and_gpus(local_cluster, tmp_p
         assert f"[srt] node={node} CUDA_VISIBLE_DEVICES={gpus}" in log, log[:500]
         comp = next(c for c in status["components"] if c["name"] == name)
         assert comp["step"] == f"srt-{name}" and comp["node"] == node
+        launch = next(p["launch"] for p in plan["processes"] if p["name"] == name)
+        assert launch[0] == "srun" and f"--nodelist={node}" in launch and f"--job-name={comp['step']}" in launch
+        assert launch[-2] == "bash" and Path(launch[-1]).resolve() == (run_dir / "launch" / f"{name}.sh").resolve()
+    assert plan["executor"] == "slurm"
     point = json.loads((run_dir / "results" / "result_isl32_osl8_c2.json").read_text())
     assert point["completed"] == 4 and point["total_output_tokens"] == 32
     assert local_cluster.wait_job(int(job_id)) == "COMPLETED"

@@ -38,7 +38,8 @@ def test_nginx_two_frontends_prefill_decode_mockers(local_cluster, tmp_path, dyn
         "default_partition": local_cluster.partition, "default_time_limit": "00:10:00",
         "gpus_per_node": local_cluster.gpus_per_node, "use_segment_sbatch_directive": False,
         "container_runtime": "none", "node_addresses": "loopback", "python": sys.executable,
-        "dynamo_venv": str(dynamo_venv), "model_paths": {"mock": str(model)}}))
+        "dynamo_venv": str(dynamo_venv), "model_paths": {"mock": str(model)},
+        "node_local_dir": str(tmp_path / "node-local")}))
     job = {"name": "dynamo-it", "model": {"path": "mock"},
            "resources": {"prefill_nodes": 1, "decode_nodes": 1, "prefill_workers": 1, "decode_workers": 1,
                          "gpus_per_node": local_cluster.gpus_per_node},
@@ -65,6 +66,19 @@ def test_nginx_two_frontends_prefill_decode_mockers(local_cluster, tmp_path, dyn
         assert names == {"nats", "etcd", "prefill-0", "decode-0", "frontend-0", "frontend-1", "nginx"}
         plan = json.loads((run_dir / "plan.json").read_text())
         assert plan["endpoint"]["kind"] == "nginx"
+        # etcd/NATS state on node-local disk, not in the run directory; their logs in the run directory
+        state = tmp_path / "node-local" / f"srt-{job_id}"
+        assert plan["state_dir"] == str(state)
+        assert (state / "etcd" / "member").is_dir() and (state / "nats").is_dir()
+        assert not (run_dir / "infra" / "etcd").exists() and not (run_dir / "infra" / "nats").exists()
+        assert any(p.name.endswith("_etcd.log") and p.stat().st_size for p in (run_dir / "logs").iterdir())
+        # nginx: health-checked like every component, its granted file limit reported, no setrlimit failure
+        comps = {c["name"]: c for c in status["components"]}
+        assert comps["nginx"]["health"] == "healthy", comps["nginx"]
+        files = comps["nginx"]["open_files"]
+        assert files["worker_rlimit_nofile"] == files["soft"] == files["hard"] >= files["worker_connections"]
+        assert "setrlimit" not in (run_dir / "nginx" / "error.log").read_text()
+        assert f"worker_rlimit_nofile {files['soft']};" in (run_dir / "nginx" / "nginx.conf").read_text()
         url = f"http://127.0.0.1:{plan['endpoint']['port']}/v1/completions"
         with httpx.Client(timeout=60, trust_env=False) as client:
             for i in range(16):
@@ -86,3 +100,7 @@ def test_nginx_two_frontends_prefill_decode_mockers(local_cluster, tmp_path, dyn
     finally:
         subprocess.run(["scancel", job_id], env=env)
         local_cluster.wait_job(int(job_id))
+    deadline = time.monotonic() + 60  # the agent removes the state at teardown
+    while time.monotonic() < deadline and (tmp_path / "node-local" / f"srt-{job_id}").exists():
+        time.sleep(0.5)
+    assert not (tmp_path / "node-local" / f"srt-{job_id}").exists()

@@ -209,7 +209,8 @@ def test_checksum_mismatch_is_an_error_and_installs_nothing(site, root, capsys):
     bin_dir = root / "bin"
     assert not (bin_dir / "etcd").exists() and not (bin_dir / "etcdctl").exists()
     assert leftovers(bin_dir) == []
-    assert not (root / "srtslurm.yaml").exists(), "setup stops before writing the cluster file"
+    assert (root / "srtslurm.yaml").is_file(), "the cluster file is written before the fetch"
+    assert "retry only the binaries: python -m launcher.setup_cmd --binaries-only" in err
 
 
 def test_corrupt_archive_is_an_error_and_keeps_previous_binaries(site, root, capsys):
@@ -287,10 +288,62 @@ def test_http_error_also_falls_back(site, root, tmp_path, monkeypatch, capsys):
 
 def test_unreachable_and_nothing_on_path_says_how_to_fix(site, root, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("PATH", str(fake_path_dir(tmp_path, [])))
-    assert run_setup(root, site, base_url=unreachable_url()) == 1
+    url = unreachable_url()
+    assert run_setup(root, site, base_url=url) == 1
     err = capsys.readouterr().err
     assert "unreachable" in err and "--nats-archive FILE" in err and "nats-server" in err
-    assert not (root / "srtslurm.yaml").exists()
+    assert f"{root / 'srtslurm.yaml'} is written; your settings are kept." in err
+    assert ("retry only the binaries: python -m launcher.setup_cmd --binaries-only --arch x86_64 "
+            f"--root {root} --manifest {site.manifest_path} --release-base-url {url}") in err
+    assert (root / "srtslurm.yaml").is_file(), "the answers are written before anything is fetched"
+
+
+def test_failed_fetch_keeps_the_answers_and_the_retry_fetches_only_the_binaries(site, root, tmp_path):
+    """A real `make setup` process: piped answers, the release site down and nothing on PATH."""
+    import os
+    import re
+    import shlex
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SRTCTL_")}
+    env["PATH"] = f"{fake_path_dir(tmp_path, [])}"
+    argv = [sys.executable, "-m", "launcher.setup_cmd", "--arch", "x86_64", "--root", str(root),
+            "--manifest", str(site.manifest_path), "--release-base-url", unreachable_url(), "--download-timeout", "5"]
+    res = subprocess.run(argv, input="my-acct\ngpu\n8\n02:00:00\n", capture_output=True, text=True, timeout=60,
+                         env=env, check=False)
+    assert res.returncode == 1, res.stdout + res.stderr
+    out = res.stdout
+    assert out.index("SLURM account [restricted]: my-acct") < out.index(f"Wrote {root / 'srtslurm.yaml'}") \
+        < out.index("nats 9.9.1: downloading"), "prompts and srtslurm.yaml come before the fetch"
+    written = (root / "srtslurm.yaml").read_text()
+    assert "my-acct" in written and "gpu" in written
+    retry = re.search(r"retry only the binaries: (.+?)  \(with archives fetched elsewhere, add (.+)\)", res.stderr)
+    assert retry, res.stderr
+    # the retry as printed, with the archives the user fetched elsewhere: no prompt, the file untouched
+    cmd = shlex.split(retry.group(1))
+    assert cmd[:3] == ["python", "-m", "launcher.setup_cmd"]
+    cmd += ["--nats-archive", str(site.archives[("nats", "amd64")]),
+            "--etcd-archive", str(site.archives[("etcd", "amd64")])]
+    res = subprocess.run([sys.executable, *cmd[1:]], input="other-acct\n", capture_output=True, text=True,
+                         timeout=60, env=env, check=False)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "Cluster settings" not in res.stdout and "SLURM account" not in res.stdout
+    assert (root / "srtslurm.yaml").read_text() == written
+    assert res.stdout.count("from local archive") == 2 and (root / "bin" / "etcd").is_file()
+
+
+def test_retry_without_custom_options_is_make_setup_binaries(site, root, tmp_path, monkeypatch, capsys):
+    import argparse
+
+    args = argparse.Namespace(root=None, bin_dir=None, manifest=None, release_base_url=None)
+    text = setup_cmd.retry_command(args, "aarch64")
+    assert text.startswith("make setup-binaries ARCH=aarch64  (with archives fetched elsewhere: "
+                           "python -m launcher.setup_cmd --binaries-only --arch aarch64 --nats-archive FILE")
+
+
+def test_binaries_only_and_skip_binaries_exclude_each_other(site, root, capsys):
+    assert run_setup(root, site, "--binaries-only", "--skip-binaries") == 1
+    assert "exclude each other" in capsys.readouterr().err and not (root / "srtslurm.yaml").exists()
 
 
 def test_local_archives_install_without_network(site, root, capsys):

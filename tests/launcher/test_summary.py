@@ -65,3 +65,16 @@ def test_summary_manual(capsys):
     r = load_job_text(text, CLUSTER)
     print_summary(r, plan_for(r), title="Dry run")
     assert "benchmark: manual (serve until the job ends)" in capsys.readouterr().out
+
+
+def test_commands_text_shows_the_srun_step_before_the_script():
+    from srt_agent.srun import with_launch_commands
+
+    r = load_job(ROOT / "configs" / "my-job.yaml", CLUSTER)
+    plan = with_launch_commands(plan_for(r), executor="slurm", run_dir="/logs/12_x")
+    blocks = commands_text(plan, preamble="# a note\n").strip().split("\n\n")
+    assert blocks[0] == "# a note" and len(blocks) == len(plan.processes) + 1
+    for block, proc in zip(blocks[1:], plan.processes):
+        lines = block.splitlines()
+        assert lines[1] == "# started by:" and shlex.split(lines[2]) == proc.launch
+        assert lines[3] == f"# launch/{proc.name}.sh runs:" and shlex.split(lines[-1]) == proc.command

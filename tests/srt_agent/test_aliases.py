@@ -42,3 +42,18 @@ def test_no_aliases_defined():
 def test_relative_path_is_not_an_alias():
     with pytest.raises(ConfigError):
         resolve_alias("models/DeepSeek-R1", ALIASES, kind="model_paths", key="model.path")
+
+
+def test_container_registry_references_pass_through():
+    import pytest as _pytest
+
+    from srt_agent.aliases import resolve_alias
+    from srt_agent.errors import ConfigError
+
+    for ref in ("lmsysorg/sglang:v0.5.8-cu130", "nvcr.io/nvidia/ai-dynamo/sglang-runtime:0.8.0", "nvcr.io#nvidia/x:1",
+                "nginx:1.27.4"):
+        assert resolve_alias(ref, {}, kind="containers", key="model.container", registry=True) == ref
+    with _pytest.raises(ConfigError, match="registry reference"):
+        resolve_alias("dynamo-sglang", {}, kind="containers", key="model.container", registry=True)
+    with _pytest.raises(ConfigError):  # model paths are never registry references
+        resolve_alias("org/model:x", {}, kind="model_paths", key="model.path")

@@ -178,3 +178,16 @@ def test_time_limit_checked_in_job_file():
     err = invalid("name: t\nmodel:\n  path: /m\nresources:\n  agg_nodes: 1\n  agg_workers: 1\n"
                   "slurm:\n  time_limit: 2h\n")
     assert err.key == "slurm.time_limit" and err.line == 8 and "HH:MM:SS" in str(err)
+
+
+def test_sbatch_directives_are_validated():
+    import pytest as _pytest
+    from pydantic import ValidationError
+
+    from srt_agent.job_config import SlurmSection
+
+    s = SlurmSection(sbatch_directives={"--comment": "a b", "mem": 0, "exclusive-user": None})
+    assert s.sbatch_directives == {"comment": "a b", "mem": "0", "exclusive-user": None}
+    for bad in ({"time": "1"}, {"comment": "a\n#SBATCH --x"}, {"Bad Name": "1"}, {"output": "/x"}):
+        with _pytest.raises(ValidationError):
+            SlurmSection(sbatch_directives=bad)

@@ -94,9 +94,9 @@ def test_setup_script_only_when_planned():
 def test_dynamo_install_block_is_cached_and_locked():
     plan = make(router=False)
     text, _ = render(plan, plan.process("agg-0"))
-    assert "ai-dynamo==0.7.0 ai-dynamo-runtime==0.7.0" in text
-    assert "cache=/opt/srt/.cache/ai-dynamo-0.7.0" in text and "flock 9" in text and ".complete" in text
-    assert 'export PYTHONPATH="$cache${PYTHONPATH:+:$PYTHONPATH}"' in text
+    assert "/srt_agent/dynamo_install.py --version 0.7.0 --cache-root /opt/srt/.cache" in text
+    assert "--target" not in text and "PYTHONPATH" not in text
+    assert 'exec "$srt_python" -m dynamo.sglang --model-path /models/m' in text
     bash_n(text)
     nats_text, _ = render(plan, plan.process("nats"))
     assert "ai-dynamo" not in nats_text

@@ -139,7 +139,17 @@ def test_seed_infra_on_head(seed):
     assert flag(nats.command, "-c") == "/lustre/logs/4242_run/infra/nats.conf"  # carries max_payload
     assert seed.nats_url == f"nats://10.1.0.1:{flag(nats.command, '-p')}"
     assert flag(etcd.command, "--listen-client-urls") == seed.etcd_url
-    assert flag(etcd.command, "--data-dir").startswith("/lustre/logs/4242_run/")
+    # state on node-local disk (default /tmp/srt-<jobid>), never the shared run directory
+    assert seed.state_dir == "/tmp/srt-4242"
+    assert flag(etcd.command, "--data-dir") == "/tmp/srt-4242/etcd" and flag(nats.command, "-sd") == "/tmp/srt-4242/nats"
+
+
+def test_node_local_dir_moves_etcd_and_nats_state():
+    cluster = CLUSTER.model_copy(update={"node_local_dir": "/local/scratch"})
+    plan = plan_of(load_job(ROOT / "configs" / "my-job.yaml", cluster))
+    assert flag(plan.process("etcd").command, "--data-dir") == "/local/scratch/srt-4242/etcd"
+    assert flag(plan.process("nats").command, "-sd") == "/local/scratch/srt-4242/nats"
+    assert plan.process("nginx").health_url == f"http://10.1.0.1:{plan.process('nginx').port}/nginx_health"
 
 
 def test_seed_frontends_off_head_and_nginx_on_head(seed):

@@ -28,3 +28,12 @@ def test_redact_text_longest_first_and_short_values_kept():
     text = "token=hf_abcdef and prefix hf_abc and x=ab"
     out = redact_text(text, ["hf_abc", "hf_abcdef", "ab", ""])
     assert "hf_abc" not in out and out.count(REDACTED) == 2 and "x=ab" in out
+
+
+def test_token_count_flags_are_not_secrets():
+    from srt_agent.secrets import is_secret_flag
+
+    for flag in ("max-total-tokens", "max-prefill-tokens", "skip-tokenizer-init", "num-reserved-decode-tokens"):
+        assert not is_secret_flag(flag), flag
+    for flag in ("hf-token", "token", "api-key", "admin-api-key"):
+        assert is_secret_flag(flag), flag

@@ -37,3 +37,29 @@ def test_values_stay_single_arguments():
 def test_needs_a_node():
     with pytest.raises(ValueError):
         srun_command(["true"], nodes=[], job_name="j")
+
+
+def test_launch_commands_of_a_plan():
+    from pathlib import Path
+
+    from srt_agent.cluster_config import ClusterConfig
+    from srt_agent.plan import NodeInfo, PlanInputs, make_plan
+    from srt_agent.resolved import load_job
+    from srt_agent.srun import with_launch_commands
+
+    root = Path(__file__).resolve().parents[2]
+    cluster = ClusterConfig(default_account="a", model_paths={"deepseek-r1": "/m"}, containers={"latest": "/c.sqsh"})
+    r = load_job(root / "configs" / "my-job.yaml", cluster)
+    plan = make_plan(r, PlanInputs(job_id="7", nodes=[NodeInfo(f"n{i}", f"10.0.0.{i}") for i in range(3)],
+                                   log_dir="/runs/7", srtctl_root="/srt"))
+    assert plan.executor is None and not any(p.launch for p in plan.processes)
+    slurm = with_launch_commands(plan, executor="slurm", run_dir="/runs/7")
+    assert slurm.executor == "slurm" and plan.processes[0].launch == []  # a copy
+    for p in slurm.processes:
+        script = f"/logs/launch/{p.name}.sh" if p.container else f"/runs/7/launch/{p.name}.sh"
+        assert p.launch == srun_command(["bash", script], nodes=[p.node], job_name=f"srt-{p.name}",
+                                        container_image="/c.sqsh" if p.container else None,
+                                        container_mounts=plan.container_mounts if p.container else ())
+    local = with_launch_commands(plan, executor="local", run_dir="/runs/7")
+    assert [p.launch for p in local.processes] == [["bash", f"/runs/7/launch/{p.name}.sh"] if not p.container
+                                                   else ["bash", f"/logs/launch/{p.name}.sh"] for p in plan.processes]

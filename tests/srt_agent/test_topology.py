@@ -33,3 +33,22 @@ def test_bad_layouts(nodes, workers, gpn, needle):
     with pytest.raises(ValueError) as info:
         role_layout(nodes, workers, gpn)
     assert needle in str(info.value)
+
+
+def test_explicit_gpus_per_worker():
+    from srt_agent.topology import role_layout, shared_layout
+
+    lay = role_layout(1, 1, 4, 2)
+    assert (lay.workers_per_node, lay.gpus_per_worker) == (1, 2)
+    assert role_layout(2, 3, 4, 2).workers_per_node == 2
+    assert role_layout(2, 1, 4, 8).nodes_per_worker == 2
+    with pytest.raises(ValueError, match="do not fit"):
+        role_layout(1, 3, 4, 2)
+    with pytest.raises(ValueError, match="need 2 node"):
+        role_layout(3, 1, 4, 8)
+    shared = shared_layout(lay, "prefill", 1, 4, None)
+    assert (shared.gpu_offset, shared.gpus_per_worker, shared.shares_nodes_of) == (2, 2, "prefill")
+    with pytest.raises(ValueError, match="leave free"):
+        shared_layout(lay, "prefill", 2, 4, None)
+    with pytest.raises(ValueError, match="spans 2 nodes"):
+        shared_layout(role_layout(2, 1, 4), "prefill", 1, 4, None)

@@ -45,6 +45,9 @@ def test_disaggregated_sweep_succeeds_and_leaves_nothing_behind(local_run):
     assert not [p for p in _pids(status) if pid_alive(p)]
     plan = json.loads((run / "plan.json").read_text())
     assert {n["address"] for n in plan["nodes"]} == {"127.0.0.1"}
+    assert plan["executor"] == "local"
+    for p in plan["processes"]:  # what the launcher ran: the launch script that wrote the process's log
+        assert p["launch"] == ["bash", str(run / "launch" / f"{p['name']}.sh")] and os.path.isfile(p["launch"][1])
     events = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
     assert [e["phase"] for e in events if e["event"] == "phase" and e["state"] == "done"][:6] == [
         "start", "preflight", "workers", "endpoint", "health", "benchmark"]

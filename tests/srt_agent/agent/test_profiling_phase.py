@@ -511,7 +511,7 @@ KNOWN_BUGS: dict[tuple[str, str], str] = {}
 
 
 def normalise(text: str) -> str:
-    return re.sub(r"_\d{8}_\d{6}(?=[/_\s'\"]|$)", "_<TIMESTAMP>", text, flags=re.MULTILINE)
+    return re.sub(r"_\d{8}_\d{6}(?=[/:_\s'\"]|$)", "_<TIMESTAMP>", text, flags=re.MULTILINE)
 
 
 def worker_blocks(commands: str) -> str:
@@ -611,3 +611,10 @@ def test_apply_local_torch_profiling_disaggregated(tmp_path, model_dir):
         assert trace["srt_sim"]["role"] == Path(f).parts[1]
         assert len(trace["srt_sim"]["steps"]) == 10  # the load covered stop_step - start_step on both roles
     assert status["phases"].get("profiling") == "done"
+
+
+def test_request_body_uses_the_role_steps():
+    prof = ProfilingSection(type="torch", start_step=5, stop_step=25, decode={"start_step": 1, "stop_step": 4})
+    assert profile_request(prof, SimpleNamespace(output_dir="/x", role="decode"))["num_steps"] == 3
+    assert profile_request(prof, SimpleNamespace(output_dir="/x", role="prefill"))["start_step"] == 5
+    assert prof.max_stop_step == 25

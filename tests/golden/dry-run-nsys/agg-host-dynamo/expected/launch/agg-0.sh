@@ -18,19 +18,7 @@ export DYN_TCP_RPC_HOST=node0
 export ETCD_ENDPOINTS=http://node0:10002
 export NATS_SERVER=nats://node0:10000
 echo "[srt] node=${SLURMD_NODENAME:-?} CUDA_VISIBLE_DEVICES=${CUDA_VISIBLE_DEVICES:-}"
-if ! /usr/bin/python3 -c 'import importlib.metadata as m, sys; sys.exit(m.version("ai-dynamo") != sys.argv[1])' 0.7.0 2>/dev/null; then
-  cache=/srv/srt-slurm/.cache/ai-dynamo-0.7.0
-  if [ ! -f "$cache/.complete" ]; then
-    echo "[srt] installing ai-dynamo=="0.7.0" into $cache (once per version)"
-    mkdir -p "$cache"
-    (
-      flock 9
-      if [ ! -f "$cache/.complete" ]; then
-        /usr/bin/python3 -m pip install --quiet --target "$cache" ai-dynamo==0.7.0 ai-dynamo-runtime==0.7.0
-        touch "$cache/.complete"
-      fi
-    ) 9>"$cache.lock"
-  fi
-  export PYTHONPATH="$cache${PYTHONPATH:+:$PYTHONPATH}"
-fi
-exec /opt/nvidia/nsight-systems/bin/nsys profile -t cuda,nvtx --cuda-graph-trace=node -c cudaProfilerApi --capture-range-end stop -o /srv/srt-slurm/logs/JOBID_1A_<TIMESTAMP>/profiles/nsys_agg_0_node0 /usr/bin/python3 -m dynamo.sglang --model-path /models/tiny-llama --served-model-name tiny-llama --tp-size 8
+# ai-dynamo in a cached venv over the interpreter's own packages (srt_agent/dynamo_install.py)
+srt_python=$(/usr/bin/python3 /srv/srt-slurm/srt_agent/dynamo_install.py --version 0.7.0 --cache-root /srv/srt-slurm/.cache --image host:/usr/bin/python3 --record /srv/srt-slurm/logs/JOBID_1A_<TIMESTAMP>/dynamo/agg-0.json)
+export PATH="$(dirname "$srt_python"):$PATH"
+exec /opt/nvidia/nsight-systems/bin/nsys profile -t cuda,nvtx --cuda-graph-trace=node -c cudaProfilerApi --capture-range-end stop -o /srv/srt-slurm/logs/JOBID_1A_<TIMESTAMP>/profiles/nsys_agg_0_node0 "$srt_python" -m dynamo.sglang --model-path /models/tiny-llama --served-model-name tiny-llama --tp-size 8

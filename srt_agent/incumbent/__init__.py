@@ -1,0 +1,11 @@
+"""The incumbent srt-slurm's recipe format (its v1 schema), converted to this project's job file.
+
+`is_incumbent(data)` recognises a recipe by its sections; `convert_document(doc)` returns the
+converted job (with line numbers pointing into the recipe) and the notes of what was approximated
+or dropped, or raises ConfigErrors naming every key that has no equivalent. The mapping, key by
+key, is `mapping.MAPPING` (docs/migrating.md is generated from it).
+"""
+
+from .convert import Conversion, convert_document, is_incumbent
+
+__all__ = ["Conversion", "convert_document", "is_incumbent"]

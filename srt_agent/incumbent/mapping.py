@@ -1,0 +1,175 @@
+"""Key-by-key mapping of the incumbent srt-slurm's v1 recipe format onto this project's job file.
+
+The converter (`convert.py`) is driven by this table, and docs/migrating.md's table is generated
+from it (`python -m srt_agent.docgen` writes both references; tests check they agree).
+
+Each entry: incumbent key (dotted; `*` = any name) -> srtctl key, and how:
+  same          copied as is
+  moved         copied to another key
+  converted     a different value with the same meaning (the note says how)
+  approximated  the closest srtctl behaviour; listed in the conversion notice
+  dropped       no effect on the run; listed in the conversion notice
+  refused       no equivalent: conversion stops with an error naming the key and line
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+MIGRATING_DOC = Path(__file__).resolve().parent.parent.parent / "docs" / "migrating.md"
+BEGIN = "<!-- BEGIN GENERATED: mapping (python -m srt_agent.docgen) -->"
+END = "<!-- END GENERATED: mapping -->"
+
+
+@dataclass(frozen=True)
+class Entry:
+    source: str
+    target: str
+    how: str
+    note: str = ""
+
+
+MAPPING: tuple[Entry, ...] = (
+    Entry("name", "name", "same"),
+    Entry("model.path", "model.path", "same", "alias, absolute path, or `hf:org/model` (needs `hf_cache_dir` in srtslurm.yaml)"),
+    Entry("model.container", "model.container", "same", "alias, absolute .sqsh path, or a registry reference pyxis imports (`lmsysorg/sglang:v0.5.8`)"),
+    Entry("model.precision", "model.precision", "same"),
+    Entry("resources.gpu_type", "resources.gpu_type", "same"),
+    Entry("resources.gpus_per_node", "resources.gpus_per_node", "same"),
+    Entry("resources.prefill_nodes", "resources.prefill_nodes", "same"),
+    Entry("resources.decode_nodes", "resources.decode_nodes", "same", "0: decode workers share the prefill nodes' free GPUs"),
+    Entry("resources.prefill_workers", "resources.prefill_workers", "same"),
+    Entry("resources.decode_workers", "resources.decode_workers", "same"),
+    Entry("resources.agg_nodes", "resources.agg_nodes", "same", "missing with agg_workers set: 1, as the incumbent counts it"),
+    Entry("resources.agg_workers", "resources.agg_workers", "same"),
+    Entry("resources.gpus_per_prefill", "resources.gpus_per_prefill", "same"),
+    Entry("resources.gpus_per_decode", "resources.gpus_per_decode", "same"),
+    Entry("resources.gpus_per_agg", "resources.gpus_per_agg", "same"),
+    Entry("slurm.account", "slurm.account", "same"),
+    Entry("slurm.partition", "slurm.partition", "same"),
+    Entry("slurm.time_limit", "slurm.time_limit", "same"),
+    Entry("sbatch_directives.*", "slurm.sbatch_directives.*", "moved", "quoted on their `#SBATCH` line; options srtctl sets itself are refused"),
+    Entry("backend.type", "backend.engine", "converted", "`sglang` -> `sglang`, `mocker` -> `dynamo-mocker`; trtllm and vllm are refused"),
+    Entry("backend.engine_type", "backend.mocker.engine_type", "moved"),
+    Entry("backend.speedup_ratio", "backend.mocker.speedup_ratio", "moved"),
+    Entry("backend.mocker_config.prefill.*", "backend.mocker.prefill.*", "moved", "flags of `python -m dynamo.mocker`"),
+    Entry("backend.mocker_config.decode.*", "backend.mocker.decode.*", "moved"),
+    Entry("backend.mocker_config.aggregated.*", "backend.mocker.aggregated.*", "moved"),
+    Entry("backend.gpu_type", "resources.gpu_type", "moved", "unless resources.gpu_type is set"),
+    Entry("backend.prefill_environment.*", "backend.prefill_environment.*", "same"),
+    Entry("backend.decode_environment.*", "backend.decode_environment.*", "same"),
+    Entry("backend.aggregated_environment.*", "backend.aggregated_environment.*", "same"),
+    Entry("backend.sglang_config.prefill.*", "backend.sglang_config.prefill.*", "same", "every engine flag is passed on, except those in the rows below"),
+    Entry("backend.sglang_config.decode.*", "backend.sglang_config.decode.*", "same"),
+    Entry("backend.sglang_config.aggregated.*", "backend.sglang_config.aggregated.*", "same"),
+    Entry("backend.sglang_config.*.served-model-name", "model.served_model_name", "moved", "the first of prefill, aggregated, decode, as the incumbent picks it"),
+    Entry("backend.sglang_config.*.disaggregation-mode", "(set by srtctl)", "converted", "srtctl passes the worker's role; a value other than the section's role is refused"),
+    Entry("backend.sglang_config.*.disaggregation-bootstrap-port", "(set by srtctl)", "approximated", "srtctl gives each prefill worker its own per-job port"),
+    Entry("backend.sglang_config.*.model-path", "model.path", "approximated", "the model comes from model.path"),
+    Entry("backend.sglang_config.*.host", "(set by srtctl)", "approximated", "the node's own address"),
+    Entry("backend.sglang_config.*.port", "(set by srtctl)", "approximated", "a per-job port"),
+    Entry("backend.sglang_config.*.nccl-port", "(dropped)", "approximated", "SGLang picks it"),
+    Entry("backend.sglang_config.*.dist-init-addr", "(set by srtctl)", "approximated", "srtctl passes the worker leader's address"),
+    Entry("backend.sglang_config.*.nnodes", "(set by srtctl)", "approximated", "from resources"),
+    Entry("backend.sglang_config.*.node-rank", "(set by srtctl)", "approximated", "from resources"),
+    Entry("backend.kv_events_config", "", "refused", "srtctl does not allocate KV-event publisher ports"),
+    Entry("backend.mooncake_kv_store", "", "refused", "srtctl does not run mooncake_master"),
+    Entry("frontend.type", "backend.use_sglang_router", "converted", "`dynamo` -> false (nginx + Dynamo frontends), `sglang`/`sglangrouter` -> true; others refused"),
+    Entry("frontend.enable_multiple_frontends", "backend.enable_multiple_frontends", "moved"),
+    Entry("frontend.num_additional_frontends", "backend.num_additional_frontends", "moved"),
+    Entry("frontend.nginx_container", "(dropped)", "approximated", "srtctl runs nginx from the binary `make setup` installs, on the head node"),
+    Entry("frontend.args.*", "backend.frontend_args.*", "moved", "flags of every frontend or of the router"),
+    Entry("frontend.env.*", "backend.frontend_environment.*", "moved"),
+    Entry("dynamo.version", "backend.dynamo_version", "moved", "absent: the incumbent's default 0.8.0"),
+    Entry("dynamo.hash", "backend.dynamo_git_ref", "moved", "built from github.com/ai-dynamo/dynamo at that commit, cached once per ref"),
+    Entry("dynamo.top_of_tree", "backend.dynamo_git_ref", "approximated", "`main`, built once and then cached (delete the cache to refresh)"),
+    Entry("dynamo.install", "backend.dynamo_install", "moved"),
+    Entry("dynamo.request_plane", "DYN_REQUEST_PLANE", "converted", "set in the environment of every worker and frontend"),
+    Entry("dynamo.wheel", "", "refused", "install the wheel in the container, or from setup_script"),
+    Entry("health_check.max_attempts", "health.worker_timeout_s", "converted", "max_attempts x interval_seconds"),
+    Entry("health_check.interval_seconds", "health.worker_timeout_s", "converted", "max_attempts x interval_seconds (defaults 180 x 10)"),
+    Entry("setup_script", "setup_script", "same", "a script in configs/, run on every worker node first"),
+    Entry("environment.*", "backend.*_environment / frontend_environment", "converted", "added to every role's environment and the frontends' (a role's own value wins)"),
+    Entry("container_mounts.*", "extra_mount", "converted", "`HOST: CONTAINER` -> `HOST:CONTAINER`; templated paths (`{job_id}`) are refused"),
+    Entry("extra_mount", "extra_mount", "same"),
+    Entry("srun_options", "", "refused", "srtctl builds every srun itself; empty is accepted"),
+    Entry("output.log_dir", "(dropped)", "approximated", "runs go to srtslurm.yaml `logs_dir`"),
+    Entry("infra.etcd_nats_dedicated_node", "", "refused", "true has no equivalent (NATS and etcd run on the head node); false is accepted"),
+    Entry("enable_config_dump", "(dropped)", "dropped", "srtctl writes resolved.json and plan.json instead"),
+    Entry("reporting", "(dropped)", "dropped", "status reporting endpoints; use `srtctl status` / status.json"),
+    Entry("identity", "(dropped)", "dropped", "descriptive metadata"),
+    Entry("benchmark.type", "benchmark.type", "converted", "`sa-bench` and `manual` as is; other types are refused"),
+    Entry("benchmark.isl", "benchmark.isl", "same"),
+    Entry("benchmark.osl", "benchmark.osl", "same"),
+    Entry("benchmark.concurrencies", "benchmark.concurrencies", "same"),
+    Entry("benchmark.req_rate", "benchmark.req_rate", "same"),
+    Entry("benchmark.random_range_ratio", "benchmark.random_range_ratio", "same"),
+    Entry("benchmark.num_warmup_mult", "benchmark.warmup_multiplier", "moved"),
+    Entry("benchmark.num_prompts_mult", "benchmark.prompt_multiplier", "moved"),
+    Entry("benchmark.use_chat_template", "(dropped)", "approximated", "srtctl's load generator sends random-token completions prompts, without a chat template"),
+    Entry("benchmark.custom_tokenizer", "(dropped)", "approximated", "token counts come from the model's own tokenizer files"),
+    Entry("benchmark.tokenizer_mode", "(dropped)", "approximated", "token counts come from the model's own tokenizer files"),
+    Entry("benchmark.sweep", "", "refused", "sweeps are not in this srtctl yet"),
+    *(Entry(f"benchmark.{k}", "", "refused", "accuracy benchmarks (gsm8k, mmlu, gpqa) are not in this srtctl yet")
+      for k in ("num_examples", "max_tokens", "repeat", "num_threads", "num_shots", "max_context_length",
+                "categories", "temperature", "top_p", "top_k")),
+    Entry("profiling.type", "profiling.type", "same", "with benchmark sa-bench: profiling load = its isl/osl and first concurrency, benchmark -> manual"),
+    Entry("profiling.prefill.start_step", "profiling.prefill.start_step", "same"),
+    Entry("profiling.prefill.stop_step", "profiling.prefill.stop_step", "same"),
+    Entry("profiling.decode.start_step", "profiling.decode.start_step", "same"),
+    Entry("profiling.decode.stop_step", "profiling.decode.stop_step", "same"),
+    Entry("profiling.aggregated.start_step", "profiling.aggregated.start_step", "same"),
+    Entry("profiling.aggregated.stop_step", "profiling.aggregated.stop_step", "same"),
+    Entry("base", "", "refused", "override files become sweeps, which are not in this srtctl yet"),
+    Entry("override_*", "", "refused", "override files become sweeps, which are not in this srtctl yet"),
+    Entry("zip_override_*", "", "refused", "override files become sweeps, which are not in this srtctl yet"),
+)
+
+# top-level sections only the incumbent's format has: one of them marks a file as a recipe
+INCUMBENT_SECTIONS = ("dynamo", "frontend", "health_check", "sbatch_directives", "environment",
+                      "container_mounts", "srun_options", "output", "infra", "enable_config_dump",
+                      "reporting", "identity", "base")
+INCUMBENT_PREFIXES = ("override_", "zip_override_")
+# keys inside shared sections that only the incumbent's format has
+INCUMBENT_KEYS = (("backend", "type"), ("backend", "mocker_config"), ("backend", "engine_type"), ("backend", "speedup_ratio"),
+                  ("benchmark", "num_warmup_mult"), ("benchmark", "num_prompts_mult"),
+                  ("benchmark", "use_chat_template"), ("benchmark", "custom_tokenizer"),
+                  ("benchmark", "tokenizer_mode"))
+
+
+def lookup(path: tuple[str, ...]) -> Entry | None:
+    """The most specific entry for a key path (exact names beat `*`)."""
+    best: tuple[list[int], Entry] | None = None
+    for e in MAPPING:
+        parts = e.source.split(".")
+        if len(parts) != len(path):
+            continue
+        score: list[int] = []
+        for want, got in zip(parts, path):
+            if want == got:
+                score.append(2)
+            elif want == "*" or (want.endswith("*") and got.startswith(want[:-1])):
+                score.append(1)
+            else:
+                break
+        else:
+            score.reverse()  # an exact name further down the path is the more specific entry
+            if best is None or score > best[0]:
+                best = (score, e)
+    return best[1] if best else None
+
+
+def markdown_table() -> str:
+    rows = ["| srt-slurm (v1) key | srtctl key | how | notes |", "| --- | --- | --- | --- |"]
+    for e in MAPPING:
+        target = f"`{e.target}`" if e.target and not e.target.startswith("(") else (e.target or "—")
+        rows.append(f"| `{e.source}` | {target} | {e.how} | {e.note} |")
+    return "\n".join(rows) + "\n"
+
+
+def regenerate_doc(text: str) -> str:
+    start, stop = text.find(BEGIN), text.find(END)
+    if start < 0 or stop < start:
+        raise ValueError(f"docs/migrating.md lacks the markers {BEGIN!r} ... {END!r}")
+    return text[:start + len(BEGIN)] + "\n\n" + markdown_table() + "\n" + text[stop:]
