@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from .paths import display
-from .prepare import prepare, slug, write_files
+from .prepare import slug, write_files
 from .summary import commands_text, print_summary
 
 
@@ -18,6 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--local", action="store_true", help="plan for the local executor")
     parser.add_argument("--output-dir", default="dry-runs", help="where to write (default: dry-runs/)")
     parser.add_argument("--quiet", action="store_true", help="no summary, only the output directory")
+    from .sweep_cmd import add_override_arguments
+
+    add_override_arguments(parser)
 
 
 def render_files(prep) -> dict[str, str]:
@@ -77,7 +80,12 @@ def _redacted_plan(plan) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    prep = prepare(args.file, setup_script=args.setup_script, tags=args.tags, local=args.local)
+    from .sweep_cmd import dry_run_sweep, load_request
+
+    req = load_request(args)
+    if req.sweep is not None:
+        return dry_run_sweep(req, args.output_dir, args.quiet)
+    prep = req.prep
     files = render_files(prep)
     out = Path(args.output_dir) / f"{slug(prep.resolved.job.name)}_{prep.timestamp}"
     n = 1

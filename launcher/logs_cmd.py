@@ -306,5 +306,6 @@ def run(args: argparse.Namespace) -> int:
     if final.liveness:
         print(f"[srtctl] stopped following: {final.liveness}", file=sys.stderr)
     else:
-        print(f"[srtctl] run {final.state}", file=sys.stderr)
+        cause = ((final.status or {}).get("failure") or {}).get("message") if final.state == "failed" else None
+        print(f"[srtctl] run {final.state}" + (f": {cause}" if cause else ""), file=sys.stderr)
     return 0

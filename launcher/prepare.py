@@ -92,20 +92,34 @@ def placeholder_nodes(count: int) -> list[NodeInfo]:
     return [NodeInfo(name=f"node{i}", address=f"node{i}") for i in range(count)]
 
 
-def prepare(job_file: str | Path, *, setup_script: str | None = None, tags: str | None = None,
-            cluster_file: str | Path | None = None, local: bool = False) -> Prepared:
+def load_cluster(cluster_file: str | Path | None = None, local: bool = False) -> ClusterConfig:
     cluster = load_cluster_config(cluster_file)
     if local:
         cluster = cluster.model_copy(update={"executor": "local", "container_runtime": "none"})
+    return cluster
+
+
+def prepare(job_file: str | Path, *, setup_script: str | None = None, tags: str | None = None,
+            cluster_file: str | Path | None = None, local: bool = False) -> Prepared:
+    cluster = load_cluster(cluster_file, local)
     doc, conversion = load_job_document(job_file)
     resolved = resolve_job(doc, cluster)
+    return prepare_resolved(resolved, cluster, Path(job_file), Path(job_file).read_text(),
+                            setup_script=setup_script, tags=tags, conversion=conversion)
+
+
+def prepare_resolved(resolved: ResolvedJob, cluster: ClusterConfig, job_file: Path, job_text: str, *,
+                     setup_script: str | None = None, tags: str | None = None,
+                     timestamp: str | None = None, conversion=None) -> Prepared:
+    """Everything apply submits for an already resolved job (a sweep member, or a job with --set);
+    job_text is the job file as it is copied into the run directory."""
     from srt_agent.engine_flags import check as check_engine_flags
 
     for warning in check_engine_flags(resolved.job, resolved.container, str(job_file), lambda *_: None)[1]:
         print(f"warning: {job_file}: {warning}", file=sys.stderr)
     script = check_setup_script(setup_script or resolved.job.setup_script, cluster)
     tag_list = parse_tags(tags)
-    ts = datetime.now().strftime("%Y%m%d_%H%M%S")
+    ts = timestamp or datetime.now().strftime("%Y%m%d_%H%M%S")
     suffix = run_suffix(resolved, ts)
     root = srtctl_root(cluster)
     logs = logs_dir(cluster)
@@ -123,7 +137,7 @@ def prepare(job_file: str | Path, *, setup_script: str | None = None, tags: str 
     data = resolved.to_json()
     data["job"], prep.secrets = split_job_secrets(data["job"])
     secret_values = [v for section in prep.secrets.values() for v in section.values()]
-    prep.files["job.yaml"] = redacted_job_text(Path(job_file).read_text(), secret_values)
+    prep.files["job.yaml"] = redacted_job_text(job_text, secret_values)
     prep.files["resolved.json"] = json.dumps(data, indent=2) + "\n"
     prep.files["job.sbatch"] = render_sbatch(prep)
     if conversion is not None:
@@ -164,14 +178,17 @@ def redacted_job_text(text: str, secret_values: list[str], parsed: bool = False)
     return redact_text(out, secret_values)
 
 
-def render_sbatch(prep: Prepared, fixed_run_dir: str | None = None) -> str:
+def render_sbatch(prep: Prepared, fixed_run_dir: str | None = None, *, nodes: int | None = None,
+                  job_name: str | None = None) -> str:
+    """nodes/job_name: for a sweep's one allocation (mode allocation), sized for its largest member."""
     r = prep.resolved
     cluster = prep.cluster
     logs = logs_dir(cluster)
+    nodes = nodes or r.total_nodes
     return render(
-        "job.sbatch.j2", job_name=r.job.name, nodes=r.total_nodes, time_limit=r.time_limit, account=r.account,
+        "job.sbatch.j2", job_name=job_name or r.job.name, nodes=nodes, time_limit=r.time_limit, account=r.account,
         partition=r.partition, gpus_per_node=r.gpus_per_node if cluster.use_gpus_per_node_directive else None,
-        segment=r.total_nodes if cluster.use_segment_sbatch_directive else None,
+        segment=nodes if cluster.use_segment_sbatch_directive else None,
         output=f"{_output_pattern(fixed_run_dir)}/slurm-%j.out" if fixed_run_dir
         else f"{_output_pattern(str(logs))}/%j{_output_pattern(prep.run_suffix)}/slurm-%j.out",
         warning_seconds=WARNING_SECONDS,

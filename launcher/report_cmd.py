@@ -1,6 +1,7 @@
 """`srtctl report RUN... [-o DIR] [--per-gpu total|decode]`: Pareto plot (tok/s/GPU vs
-tok/s/user), latency-vs-concurrency plots and a markdown summary; several runs overlay, one
-colour per run. Default output: <run>/report/ for one run, ./reports/<job ids>/ for several."""
+tok/s/user), latency-vs-concurrency plots, a markdown summary and report.html (one
+self-contained page: Pareto, latency, time to ready, server metrics; srt_agent/report_html.py);
+several runs overlay, one colour per run. Default output: <run>/report/ for one run, ./reports/<job ids>/ for several."""
 
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ TERMINAL_COLUMNS = ["conc", "ok", "failed", "out tok/s", "tok/s/GPU", "tok/s/use
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("runs", nargs="+", metavar="RUN_ID", help="run directory names or prefixes, job ids, or paths")
+    parser.add_argument("runs", nargs="*", metavar="RUN_ID", help="run directory names or prefixes, job ids, or paths")
+    parser.add_argument("--sweep", metavar="SWEEP", help="every member of a sweep, labelled by its swept values")
     parser.add_argument("-o", "--output", metavar="DIR",
                         help="output directory (default: <run>/report for one run, reports/<ids> for several)")
     parser.add_argument("--per-gpu", choices=sorted(PER_GPU_KEYS), default="total",
@@ -44,9 +46,22 @@ def default_output(run_dirs: list[Path]) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     root = logs_root(args.logs_dir)
-    dirs = list(dict.fromkeys(find_run(r, root) for r in args.runs))
-    out = Path(args.output) if args.output else default_output(dirs)
-    written = write_report(dirs, out, per_gpu=args.per_gpu, plots=not args.no_plots)
+    labels = None
+    if args.sweep:
+        from .sweep_view import sweep_report_inputs
+
+        info, dirs, labels = sweep_report_inputs(args.sweep, root)
+        dirs += [d for d in dict.fromkeys(find_run(r, root) for r in args.runs) if d not in dirs]
+        labels += [None] * (len(dirs) - len(labels))
+        out = Path(args.output) if args.output else Path("reports") / info["sweep_id"]
+    elif not args.runs:
+        from srt_agent.errors import ConfigError
+
+        raise ConfigError("report needs RUN_ID... or --sweep SWEEP", key="report")
+    else:
+        dirs = list(dict.fromkeys(find_run(r, root) for r in args.runs))
+        out = Path(args.output) if args.output else default_output(dirs)
+    written = write_report(dirs, out, per_gpu=args.per_gpu, plots=not args.no_plots, labels=labels)
 
     from rich import box
     from rich.table import Table
@@ -54,8 +69,10 @@ def run(args: argparse.Namespace) -> int:
     from .status_cmd import console
 
     con = console()
-    for d in dirs:
+    for i, d in enumerate(dirs):
         data = load_run(d)
+        if labels and labels[i]:
+            data.label = f"{labels[i]}  ({data.label})"
         from srt_agent.evals.summary import load_eval_results, score_text
 
         for r in load_eval_results(d):

@@ -70,7 +70,14 @@ def run_dirs(root: Path) -> list[Path]:
         entries = [p for p in root.iterdir() if not p.name.startswith(".") and is_run_dir(p)]
     except FileNotFoundError:
         return []
+    # a sweep in one allocation: its members are the runs (SWEEP_DIR/<member>/)
+    entries = [m for p in entries for m in (_sweep_members(p) if (p / "sweep.json").is_file() else [p])]
     return sorted(entries, key=_sort_key, reverse=True)
+
+
+def _sweep_members(path: Path) -> list[Path]:
+    info = read_json(path / "sweep.json") or {}
+    return [path / m["name"] for m in info.get("members", []) if is_run_dir(path / m["name"])]
 
 
 def _sort_key(path: Path) -> float:
@@ -191,7 +198,26 @@ def load_view(path: Path, *, query_slurm: bool = True) -> RunView:
     if query_slurm and view.executor == "slurm" and not view.terminal:
         view.slurm = squeue_state(view.job_id)
     view.liveness = liveness(view)
+    if view.liveness is not None and view.status is not None:
+        _record_agent_died(view)
     return view
+
+
+def _record_agent_died(view: RunView) -> None:
+    """The agent is gone: the run is failed ("agent died"), and leftovers of its processes that
+    still run on this machine (pids.json) are stopped."""
+    from srt_agent.agent.procguard import stop_leftovers
+    from srt_agent.agent.status import record_agent_died
+
+    if view.executor == "local":
+        try:
+            stop_leftovers(view.path, grace=2.0)
+        except OSError:
+            pass
+    try:
+        view.status = record_agent_died(view.path, view.liveness or "gone") or view.status
+    except OSError:  # a read-only run directory: still shown as gone, just not recorded
+        pass
 
 
 def refresh(view: RunView, *, query_slurm: bool) -> RunView:
@@ -243,6 +269,11 @@ def liveness(view: RunView) -> str | None:
         return None
     if view.executor != "local" or view.status is None:
         return None
+    pid, host = view.status.get("agent_pid"), view.status.get("agent_host")
+    if isinstance(pid, int) and host == socket.gethostname():  # exact answer at once: is that pid the agent?
+        if local_agent_running(view.path, view.status):
+            return None
+        return f"agent process {pid} on {host} is gone and status.json never reached a final state"
     try:
         age = time.time() - (view.path / "status.json").stat().st_mtime
     except FileNotFoundError:

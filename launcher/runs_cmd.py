@@ -40,6 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--state", help="only runs in this state (succeeded, failed, running, ...)")
     parser.add_argument("-n", "--limit", type=int, default=0, help="at most N runs (newest first)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--sweep", metavar="SWEEP", help="the members of one sweep, with their values")
     add_logs_dir_argument(parser)
 
 
@@ -68,8 +69,15 @@ def run_row(view: RunView) -> dict:
         "agent_gone": view.liveness, "submitted_at": sub.astimezone().isoformat(timespec="seconds") if sub else None,
         "points_done": bench.get("points_done", len(points)), "points_total": bench.get("points_total", 0),
         **headline(points),
+        "ready_s": _ready_s(view),
         "accuracy": {r["task"]: r["score"] for r in load_eval_results(view.path)},
     }
+
+
+def _ready_s(view: RunView) -> float | None:
+    """Submit (or agent start) to ready, from status.json's time_to_ready."""
+    ttr = (view.status or {}).get("time_to_ready") or {}
+    return ttr.get("submit_to_ready_s") or ttr.get("agent_to_ready_s")
 
 
 def print_runs(views: list[RunView], *, as_json: bool, root: Path) -> int:
@@ -86,13 +94,15 @@ def print_runs(views: list[RunView], *, as_json: bool, root: Path) -> int:
     if not rows:
         con.print(f"no runs in {root}")
         return 0
-    table = Table(title=f"Runs in {root}", title_justify="left", box=box.SIMPLE_HEAD,
-                  caption="out tok/s, tok/s/GPU: best point of the sweep (per GPU: all GPUs of the job)",
+    table = Table(title=f"Runs in {root}", title_justify="left", box=box.SIMPLE_HEAD, collapse_padding=True,
+                  caption="out tok/s, tok/s/GPU: best point of the sweep (per GPU: all GPUs of the job); "
+                  "ready: seconds from submit to ready",
                   caption_justify="left")
     for col, just, wrap in (("job", "right", False), ("name", "left", False), ("topology", "left", False),
                             ("tags", "left", True), ("state", "left", True), ("points", "right", False),
                             ("out tok/s", "right", False), ("tok/s/GPU", "right", False),
-                            ("accuracy", "left", True), ("submitted", "left", False)):
+                            ("ready", "right", False), ("accuracy", "left", True),
+                            ("submitted", "left", False)):
         if col == "accuracy" and not any(r["accuracy"] for r in rows):
             continue  # the column only when some run has an eval score
         table.add_column(col, justify=just, no_wrap=not wrap, overflow="fold")
@@ -105,13 +115,18 @@ def print_runs(views: list[RunView], *, as_json: bool, root: Path) -> int:
         accuracy = [", ".join(f"{t} {v:.3f}" for t, v in r["accuracy"].items()) or "-"] if with_accuracy else []
         table.add_row(r["job_id"], r["name"], r["topology"], ",".join(r["tags"]) or "-",
                       f"[{STATE_STYLES.get(r['state'], '')}]{state}[/]", pts, fmt_num(r["best_output_tok_s"]),
-                      fmt_num(r["best_output_tok_s_per_gpu"]), *accuracy, sub)
+                      fmt_num(r["best_output_tok_s_per_gpu"]), fmt_num(r["ready_s"]), *accuracy, sub)
     con.print(table)
     return 0
 
 
 def run(args: argparse.Namespace) -> int:
     root = logs_root(args.logs_dir)
+    if args.sweep:
+        from .sweep_view import sweep_status
+
+        sweep_status(args.sweep, root, as_json=args.json, results=True)
+        return 0
     views = select([load_view(p, query_slurm=False) for p in run_dirs(root)], tags=args.tag, since=args.since,
                    state=args.state)
     if args.limit:

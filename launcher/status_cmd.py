@@ -38,23 +38,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", nargs="?", metavar="RUN_ID",
                         help="run directory name or prefix, job id, or path (default: list recent runs)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
-    parser.add_argument("--tail", type=int, default=20, metavar="N", help="failure log lines to show (default 20)")
-    parser.add_argument("-n", "--limit", type=int, default=10, help="runs to list without RUN_ID (default 10)")
+    parser.add_argument("--tail", type=int, default=None, metavar="N",
+                        help="with RUN_ID: failure log lines to show (default 20)")
+    parser.add_argument("-n", "--limit", type=int, default=None, help="without RUN_ID: runs to list (default 10)")
     add_logs_dir_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    from srt_agent.errors import ConfigError
+
+    if args.run and args.limit is not None:
+        raise ConfigError("-n/--limit only applies when no RUN_ID is given (it limits the list of runs)",
+                          key="--limit", hint=f"drop -n, or run `srtctl status -n {args.limit}`")
+    if not args.run and args.tail is not None:
+        raise ConfigError("--tail needs a RUN_ID (it limits the failure log lines of one run)", key="--tail",
+                          hint="run `srtctl status RUN_ID --tail N`")
     root = logs_root(args.logs_dir)
     if not args.run:
         from .runs_cmd import print_runs
 
-        views = [load_view(p, query_slurm=False) for p in run_dirs(root)[: args.limit]]
+        views = [load_view(p, query_slurm=False) for p in run_dirs(root)[: args.limit or 10]]
         return print_runs(views, as_json=args.json, root=root)
+    from .sweep_view import is_sweep_ref, sweep_status
+
+    if is_sweep_ref(args.run, root):  # a sweep id (or its directory): every member's state
+        return sweep_status(args.run, root, as_json=args.json)
     view = load_view(find_run(args.run, root))
     if args.json:
         print(json.dumps(status_json(view), indent=2, default=str))
     else:
-        console().print(render_view(view, tail=args.tail))
+        console().print(render_view(view, tail=20 if args.tail is None else args.tail))
     return 0 if view.state != "failed" else 1
 
 
@@ -107,6 +120,7 @@ def status_json(view: RunView) -> dict:
         "failed_phase": failed_phase(view) if view.state in ("failed", "cancelled") or view.liveness else None,
         "benchmark": {"points_total": bench.get("points_total", 0), "points_done": bench.get("points_done", 0),
                       "current": bench.get("current"), "points": sweep_points(view)},
+        "time_to_ready": st.get("time_to_ready"),
         "metadata": view.metadata, "status": view.status,
         "evals": _evals(view),
     }
@@ -213,6 +227,23 @@ def components_table(view: RunView, compact: bool = False):
     return table
 
 
+def ready_text(st: dict) -> str | None:
+    """`time to ready: 42.1 s to ready (queue 3.0, ...)` and the slowest component's own breakdown."""
+    from srt_agent.agent.time_to_ready import summary_line
+
+    line = summary_line(st.get("time_to_ready"))
+    if not line:
+        return None
+    comps = [c for c in st.get("components") or [] if (c.get("time_to_ready") or {}).get("start_to_ready_s")]
+    if comps:
+        c = max(comps, key=lambda c: c["time_to_ready"]["start_to_ready_s"])
+        t = c["time_to_ready"]
+        line += f"\n  slowest {c['name']}: {t['start_to_ready_s']:.1f} s"
+        if t.get("process_start_s") is not None:
+            line += f" (start to first log line {t['process_start_s']:.1f}, then to healthy {t.get('engine_ready_s', 0):.1f})"
+    return "time to ready: " + line
+
+
 def sweep_renderables(view: RunView) -> list:
     from rich import box
     from rich.table import Table
@@ -317,6 +348,9 @@ def render_view(view: RunView, tail: int = 20, compact: bool = False):
         parts.append("[dim]no status.json yet: the agent has not started[/dim]")
     else:
         parts.append(_phases_text(view))
+    ready = ready_text(st)
+    if ready:
+        parts.append(Text(ready))
     table = components_table(view, compact) if st.get("components") else None
     if table is not None and not compact:
         parts.append(table)

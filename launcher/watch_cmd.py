@@ -53,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
     path = find_run(args.run, logs_root(args.logs_dir))
     view = watch(path, interval=max(args.interval, 0.1), tail=args.tail)
     if view.liveness:
-        print(f"[srtctl] the run ended without a final status: {view.liveness}")
+        print(f"[srtctl] run failed: agent died: {view.liveness}")
         return 1
-    print(f"[srtctl] run {view.state}")
+    cause = ((view.status or {}).get("failure") or {}).get("message") if view.state == "failed" else None
+    print(f"[srtctl] run {view.state}" + (f": {cause}" if cause else ""))
     return EXIT_CODES.get(view.state, 1)

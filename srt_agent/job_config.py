@@ -247,6 +247,8 @@ class BenchmarkSection(Strict):
     seed: int = Field(0, description="seed for prompts")
     max_failed_fraction: float = Field(0.01, ge=0, le=1, description="a point with more failed requests fails the job")
     processes: int | None = Field(None, ge=1, le=64, description="load-generator processes; default: automatic")
+    metrics_interval_s: float = Field(1.0, ge=0, description="scrape every worker's, frontend's and router's "
+                                      "Prometheus page this often during each point; 0 turns it off")
     dataset_path: str | None = Field(None, min_length=1, description="eval types: the local dataset (docs/evals.md)")
     num_examples: int | None = Field(None, ge=1, description="eval types: questions evaluated; default: all")
     num_shots: int | None = Field(None, ge=0, le=20, description="eval types: few-shot examples; default 5 (gsm8k, mmlu), 0 (gpqa)")

@@ -75,6 +75,7 @@ class RunData:
     metadata: dict
     points: list[dict] = field(default_factory=list)
     label: str = ""
+    time_to_ready: dict | None = None  # status.json's time_to_ready
 
     @property
     def gpus(self) -> int | None:
@@ -100,7 +101,8 @@ class RunData:
 def load_run(run_dir: str | Path) -> RunData:
     run_dir = Path(run_dir).resolve()
     meta = _read_json(run_dir / "metadata.json") or {}
-    run = RunData(path=run_dir, metadata=meta, points=load_points(run_dir))
+    run = RunData(path=run_dir, metadata=meta, points=load_points(run_dir),
+                  time_to_ready=(_read_json(run_dir / "status.json") or {}).get("time_to_ready"))
     job = meta.get("job_id") or run_dir.name.split("_", 1)[0]
     topo = meta.get("topology") or "?"
     gpus = run.gpus
@@ -304,6 +306,10 @@ def summary_markdown(runs: list[RunData], per_gpu: str = "total", plots: list[st
                 f"- mode {m.get('mode', '?')}, topology {m.get('topology', '?')}, {run.gpus or '?'} GPUs"
                 + (f" ({run.decode_gpus} decode)" if run.decode_gpus else "")
                 + f", ISL/OSL {run.isl_osl}" + (f", tags {', '.join(m['tags'])}" if m.get("tags") else ""), ""]
+        if run.time_to_ready:
+            from .agent.time_to_ready import summary_line
+
+            out[-1:-1] = [f"- time to ready: {summary_line(run.time_to_ready)}"]
         from .evals.summary import load_eval_results, markdown as eval_markdown
 
         evals = load_eval_results(run.path)
@@ -331,13 +337,27 @@ def summary_markdown(runs: list[RunData], per_gpu: str = "total", plots: list[st
 # ---------------------------------------------------------------------------- writers
 
 
+def plotly_available() -> bool:
+    try:
+        import plotly  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def write_report(run_dirs: list[str | Path], out_dir: str | Path, *, per_gpu: str = "total",
-                 plots: bool = True) -> dict[str, Path]:
-    """Write pareto.png, latency.png (if matplotlib is there and plots) and report.md into out_dir.
-    Returns {"markdown": path, "pareto": path, "latency": path} for what was written."""
+                 plots: bool = True, html_page: bool = True,
+                 labels: list[str | None] | None = None) -> dict[str, Path]:
+    """Write pareto.png, latency.png (if matplotlib is there and plots), report.html (if plotly is
+    there: srt_agent/report_html.py) and report.md into out_dir.
+    Returns {"markdown": path, "pareto": path, "latency": path, "html": path} for what was written.
+    labels: per run, a label to show first (a sweep member's swept values)."""
     if per_gpu not in PER_GPU_KEYS:
         raise ValueError(f"per_gpu must be one of {sorted(PER_GPU_KEYS)}")
     runs = [load_run(d) for d in run_dirs]
+    for run, label in zip(runs, labels or []):
+        if label:
+            run.label = f"{label}  ({run.label})"
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
@@ -353,6 +373,10 @@ def write_report(run_dirs: list[str | Path], out_dir: str | Path, *, per_gpu: st
     else:
         note = NO_MATPLOTLIB
     plots = [p.name for k, p in written.items()]
+    if html_page and plots and any(r.points for r in runs) and plotly_available():
+        from .report_html import write_html
+
+        written["html"] = write_html(runs, out / "report.html", per_gpu)
     write_text_atomic(out / "report.md", summary_markdown(runs, per_gpu, plots, note))
     written["markdown"] = out / "report.md"
     return written
@@ -361,5 +385,5 @@ def write_report(run_dirs: list[str | Path], out_dir: str | Path, *, per_gpu: st
 def write_run_report(run_dir: str | Path) -> Path:
     """The agent's end-of-benchmark report: <run_dir>/report/. Returns that directory."""
     out = Path(run_dir) / REPORT_DIR
-    write_report([run_dir], out)
+    write_report([run_dir], out, html_page=False)  # the ~5 MB page only on request: srtctl report
     return out

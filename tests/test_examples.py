@@ -9,6 +9,7 @@ How a doc block is read:
 - a first line `# not-config`                        -> skipped (say why after it).
 """
 
+import json
 import re
 import sys
 from pathlib import Path
@@ -79,9 +80,13 @@ def test_config_example_dry_runs(path, site, capsys):
     code = main(["dry-run", "-f", str(path), "--quiet", "--output-dir", str(site / "out"), *local])
     assert code == 0, capsys.readouterr().err
     (out,) = list((site / "out").iterdir())
-    plan = Plan.model_validate_json((out / "plan.json").read_text())
-    assert plan.workers and (out / "job.sbatch").is_file()
-    assert {f"{p.name}.sh" for p in plan.processes} == {p.name for p in (out / "launch").iterdir()}
+    # a sweep: one directory per member (listed in sweep.json), each like a single job's
+    members = [out / m["name"] for m in json.loads((out / "sweep.json").read_text())["members"]] \
+        if "sweep" in data else [out]
+    for out in members:
+        plan = Plan.model_validate_json((out / "plan.json").read_text())
+        assert plan.workers and (out / "job.sbatch").is_file()
+        assert {f"{p.name}.sh" for p in plan.processes} == {p.name for p in (out / "launch").iterdir()}
 
 
 # ---- yaml blocks in the docs --------------------------------------------------------------------
@@ -115,6 +120,14 @@ def uses_aggregated(fragment: dict) -> bool:
 def check_job(text: str, where: str):
     data = load(text)
     cluster = TEST_CLUSTER if (data.get("model") or {}).get("container") else HOST_CLUSTER
+    if "sweep" in data:  # a sweep: every member resolved like a job file
+        from srt_agent.sweep import check_allocation, expand
+
+        doc = parse_yaml(text, where)
+        sweep = expand(doc, doc.data, cluster)
+        if sweep.mode == "allocation":
+            check_allocation(sweep, doc)
+        return
     load_job_text(text, cluster, where)
 
 
@@ -137,7 +150,7 @@ def test_doc_yaml_block_validates(doc, line, body):
         if is_cluster_file(data) and not marker:
             validate_document(ClusterConfig, parse_yaml(body, where))
             return
-        unknown = set(data) - JOB_KEYS
+        unknown = set(data) - JOB_KEYS - {"sweep"}
         assert not unknown, f"{where}: keys {sorted(unknown)} belong to neither srtslurm.yaml nor a job file"
         merged = deep_merge(BASE_AGG if uses_aggregated(data) else BASE_DISAGG, data)
         check_job(yaml.safe_dump(merged, sort_keys=False), where)
@@ -158,3 +171,5 @@ def test_block_reader_catches_mistakes():
         test_doc_yaml_block_validates(Path("x.md"), 1, "default_acount: x\n")
     with pytest.raises(Exception, match="gpus_per_node"):
         test_doc_yaml_block_validates(Path("x.md"), 1, "gpus_per_node: 0\n")
+    with pytest.raises(Exception, match="did you mean 'resources.decode_workers'"):
+        test_doc_yaml_block_validates(Path("x.md"), 1, "sweep:\n  grid:\n    resources.decode_worker: [1, 2]\n")

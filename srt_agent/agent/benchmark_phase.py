@@ -56,7 +56,9 @@ def loadgen_command(plan: Plan, job, concurrency: int, out: Path, *, isl: int, o
 async def run_loadgen(cmd: list[str], log: Path) -> int:
     with open(log, "ab") as f:
         f.write((shlex.join(cmd) + "\n").encode())
-        proc = await anyio.open_process(cmd, stdout=f, stderr=f)
+        from .procguard import guarded
+
+        proc = await anyio.open_process(guarded(cmd), stdout=f, stderr=f)
         try:
             return await proc.wait()
         except BaseException:
@@ -94,12 +96,19 @@ async def run_benchmark(plan: Plan, job, run_dir: Path, ledger: Ledger, status: 
         status.event("point_start", concurrency=c)
         out.unlink(missing_ok=True)  # never mistake an unfinished attempt's file for this one's
         cmd = loadgen_command(plan, job, c, out, isl=b.isl, osl=b.osl, model_path=model_path)
-        rc = await run_loadgen(cmd, run_dir / "logs" / "benchmark.log")
+        scraper = _start_scraper(plan, b)
+        async with anyio.create_task_group() as scrape_tg:
+            if scraper is not None:
+                scrape_tg.start_soon(scraper.run)
+            rc = await run_loadgen(cmd, run_dir / "logs" / "benchmark.log")
+            scrape_tg.cancel_scope.cancel()
         if not out.is_file():
             raise BenchmarkError(f"concurrency {c}: the load generator exited with code {rc} and wrote no result "
                                  f"(see logs/benchmark.log)")
         result = json.loads(out.read_text())
         check_point(result, b.max_failed_fraction)
+        if scraper is not None:
+            _attach_server_metrics(scraper, result, out, results_dir, status)
         rel = str(out.relative_to(run_dir))
         ledger.mark_point(key, rel)
         results.append(result)
@@ -108,6 +117,33 @@ async def run_benchmark(plan: Plan, job, run_dir: Path, ledger: Ledger, status: 
                          results=[{k: r.get(k) for k in ROLLUP_KEYS[:7]} for r in results])
     write_rollup(results, run_dir / "results")
     return results
+
+
+def _start_scraper(plan: Plan, b):
+    from .server_metrics import Scraper, metric_targets
+
+    targets = metric_targets(plan)
+    if not b.metrics_interval_s or not targets:
+        return None
+    return Scraper(targets, b.metrics_interval_s)
+
+
+def _attach_server_metrics(scraper, result: dict, out: Path, results_dir: Path, status: StatusWriter) -> None:
+    """The point's metrics file and its `server_metrics` summary; any trouble is an event, never fatal."""
+    from .metrics_summary import summarize
+    from .server_metrics import write_samples
+
+    try:
+        start, end = result["measured_start_unix"], result["measured_end_unix"]
+        samples = scraper.window(start, end)
+        path = results_dir / out.name.replace("result_", "metrics_").replace(".json", ".csv.gz")
+        size = write_samples(path, samples, start)
+        result["server_metrics"] = summarize(samples, file=f"results/{path.name}", interval_s=scraper.interval_s,
+                                             window=(start, end))
+        result["server_metrics"]["file_bytes"] = size
+        write_json_atomic(out, result)
+    except Exception as exc:  # the measured result is already safe on disk
+        status.event("server_metrics_failed", file=out.name, error=f"{type(exc).__name__}: {exc}")
 
 
 def write_rollup(results: list[dict], out_dir: Path) -> None:

@@ -18,6 +18,7 @@ from anyio.abc import Process
 from ..errors import LaunchError
 from ..plan import NodeInfo, Plan, ProcessSpec
 from ..srun import process_launch_command, srun_command, step_name
+from .procguard import guarded
 
 
 @dataclass
@@ -60,12 +61,18 @@ class Launcher:
         """SIGTERM, then SIGKILL after `grace` seconds."""
         if handle.returncode is not None:
             return
-        handle.stopping = True
-        handle.signal_group(signal.SIGTERM)
+        await self.terminate([handle])
         with anyio.move_on_after(grace):
             await handle.wait()
             return
         await self.kill(handle)
+
+    async def terminate(self, handles: list[Handle]) -> None:
+        """Deliver SIGTERM to the programs of `handles` (without waiting for them)."""
+        for h in handles:
+            if h.returncode is None:
+                h.stopping = True
+                h.signal_group(signal.SIGTERM)
 
     async def kill(self, handle: Handle) -> None:
         handle.signal_group(signal.SIGKILL)
@@ -95,7 +102,7 @@ class LocalLauncher(Launcher):
         log = run_dir / "logs" / f"{proc.name}.launcher.log"
         with open(log, "ab") as out:
             try:
-                p = await anyio.open_process(process_launch_command(plan, proc, str(script), executor="local"),
+                p = await anyio.open_process(guarded(process_launch_command(plan, proc, str(script), executor="local")),
                                              stdout=out, stderr=subprocess.STDOUT,
                                              env={**_env(secret_env), "SLURMD_NODENAME": proc.node},
                                              start_new_session=True)
@@ -145,24 +152,41 @@ class SrunLauncher(Launcher):
         log = run_dir / "logs" / f"{proc.name}.srun.log"
         with open(log, "ab") as out:
             try:
-                p = await anyio.open_process(cmd, stdout=out, stderr=subprocess.STDOUT, env=_env(secret_env),
+                p = await anyio.open_process(guarded(cmd), stdout=out, stderr=subprocess.STDOUT, env=_env(secret_env),
                                              start_new_session=True)
             except OSError as exc:
                 raise LaunchError(f"cannot start srun for {proc.name}: {exc}") from exc
         self.steps.append(step)
         return Handle(name=proc.name, process=p, log=log, step_name=step)
 
+    async def terminate(self, handles: list[Handle]) -> None:
+        """SIGTERM to the steps' tasks (`scancel --signal=TERM STEP...`, one call for all): SIGTERM to
+        the srun client itself would make srun cancel the step, i.e. SIGKILL its tasks. A step that
+        SLURM does not list (yet) gets SIGTERM through its srun client instead."""
+        todo = [h for h in handles if h.returncode is None and h.step_name]
+        for h in todo:
+            h.stopping = True
+        found = await self._scancel_steps([h.step_name for h in todo], "TERM")  # type: ignore[misc]
+        await super().terminate([h for h in handles if h.step_name not in found])
+
     async def kill(self, handle: Handle) -> None:
         if handle.step_name:
-            await self._scancel_steps([handle.step_name])
+            await self._scancel_steps([handle.step_name], "KILL")
         await super().kill(handle)
 
-    async def _scancel_steps(self, names: list[str]) -> None:
+    async def _scancel_steps(self, names: list[str], sig: str = "KILL") -> set[str]:
+        """Signal the steps named `names`; the names SLURM listed."""
+        if not names:
+            return set()
         res = await anyio.run_process(["squeue", "-h", "-s", "-j", self.job_id, "-o", "%i %j"], check=False)
-        ids = [line.split()[0] for line in res.stdout.decode().splitlines()
-               if len(line.split()) == 2 and line.split()[1] in names]
+        ids: dict[str, str] = {}
+        for line in res.stdout.decode().splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[1] in names:
+                ids[parts[1]] = parts[0]
         if ids:
-            await anyio.run_process(["scancel", "--signal=KILL", *ids], check=False)
+            await anyio.run_process(["scancel", f"--signal={sig}", *ids.values()], check=False)
+        return set(ids)
 
     async def cleanup(self) -> None:
         if self.steps:

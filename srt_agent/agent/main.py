@@ -28,6 +28,7 @@ from .launchers import Launcher
 from .ledger import Ledger, fingerprint
 from .run_context import RunContext, build_plan, load_context, render_scripts
 from .supervisor import Supervisor
+from .time_to_ready import ReadyClock
 
 SIGNALS = {signal.SIGTERM: "SIGTERM", signal.SIGINT: "SIGINT", signal.SIGUSR1: "SIGUSR1 (time limit near)"}
 
@@ -40,7 +41,11 @@ async def _phases(ctx: RunContext, sup: Supervisor, tg, ledger: Ledger) -> None:
     status = ctx.status
     job = ctx.job
     status.phase("start")
+    clock = ReadyClock(status)  # time to ready (time_to_ready.py)
+    await clock.queue_wait(ctx.launcher.kind, ctx.job_id, ctx.metadata)
+    clock.begin("node_probe")
     nodes = await ctx.launcher.discover_nodes(ctx.resolved.total_nodes)
+    clock.end("node_probe")
     ctx.plan = plan = build_plan(ctx, nodes)
     sup.plan = plan
     render_scripts(ctx)
@@ -51,29 +56,37 @@ async def _phases(ctx: RunContext, sup: Supervisor, tg, ledger: Ledger) -> None:
     status.phase("preflight")
     from .preflight import check_engine_flags
 
+    clock.begin("preflight")
     await check_engine_flags(ctx)
+    clock.end("preflight")
     status.phase("preflight", "done")
 
     timeouts = job.health
     infra = plan.by_kind("nats") + plan.by_kind("etcd")
     if infra:
         status.phase("infra")
+        clock.begin("infra")
         remove_state_dir(plan.state_dir)  # a requeued job starts from empty etcd/NATS state
         for p in infra:
-            await sup.start(tg, p, ctx.scripts[p.name], ctx.secret_env[p.name])
+            if p.name not in ctx.shared:  # a sweep in one allocation keeps its NATS/etcd up
+                await sup.start(tg, p, ctx.scripts[p.name], ctx.secret_env[p.name])
         await wait_processes_healthy(infra, status, deadline_s=timeouts.infra_timeout_s, what="infra")
+        clock.end("infra")
         status.phase("infra", "done")
 
     status.phase("workers")
+    clock.begin("workers")
     workers = plan.by_kind("worker")
     async with anyio.create_task_group() as start_tg:
         for p in workers:
             start_tg.start_soon(sup.start, tg, p, ctx.scripts[p.name], ctx.secret_env[p.name])
     await wait_processes_healthy(workers, status, deadline_s=timeouts.worker_timeout_s, what="workers")
+    clock.end("workers")
     record_dynamo_installs(ctx.run_dir, workers, status)
     status.phase("workers", "done")
 
     status.phase("endpoint")
+    clock.begin("endpoint")
     fronts = [p for p in plan.processes if p.kind in ("frontend", "router")]
     for p in fronts:
         await sup.start(tg, p, ctx.scripts[p.name], ctx.secret_env[p.name])
@@ -88,11 +101,17 @@ async def _phases(ctx: RunContext, sup: Supervisor, tg, ledger: Ledger) -> None:
                 status.event("warning", component=p.name, message=ctx.nginx_files.warning)
                 print(f"[srt-agent] warning: {ctx.nginx_files.warning}", flush=True)
     await wait_processes_healthy(nginx, status, deadline_s=timeouts.frontend_timeout_s, what="nginx")
+    clock.end("endpoint")
     status.phase("endpoint", "done")
 
     status.phase("health")
+    clock.begin("registration")
     registered = await wait_registered(plan, status, deadline_s=timeouts.frontend_timeout_s)
+    clock.end("registration")
+    clock.begin("smoke_request")
     smoke = await smoke_request(plan, deadline_s=timeouts.frontend_timeout_s)
+    clock.end("smoke_request")
+    clock.ready()
     status.update(state="ready", message=f"ready at {plan.endpoint.url}")
     status.phase("health", "done", registered=registered, smoke_tokens=smoke["completion_tokens"])
 
@@ -161,8 +180,10 @@ async def _finish(ctx: RunContext, ledger: Ledger) -> None:
             ctx.status.event("sync_failed", bucket=cloud.bucket)
 
 
-async def run_agent(run_dir: Path, launcher: Launcher | None = None) -> int:
+async def run_agent(run_dir: Path, launcher: Launcher | None = None, shared: frozenset[str] = frozenset()) -> int:
+    """shared: names of processes (NATS, etcd) already running for this run (agent/sweep_runner)."""
     ctx = load_context(run_dir, launcher)
+    ctx.shared = shared
     status = ctx.status
     force = os.environ.get("SRT_FORCE_RESUME") == "1"
     try:
@@ -184,6 +205,14 @@ async def run_agent(run_dir: Path, launcher: Launcher | None = None) -> int:
         work.cancel()
 
     sup = Supervisor(ctx.launcher, status, ctx.plan, run_dir, ctx.job.health.shutdown_grace_s, on_failure)  # type: ignore[arg-type]
+    from . import procguard
+
+    left = procguard.stop_leftovers(run_dir, grace=ctx.job.health.shutdown_grace_s)
+    if left:
+        status.event("leftovers_stopped", components=left)
+        print(f"[srt-agent] stopped leftovers of an earlier attempt: {', '.join(left)}", flush=True)
+    procguard.become_subreaper()
+    sup.pids = procguard.PidRecord(run_dir, ctx.launcher.kind, str(status.data["job_id"]))
 
     async def watch_signals() -> None:
         with anyio.open_signal_receiver(*SIGNALS) as signals:
@@ -212,7 +241,10 @@ async def run_agent(run_dir: Path, launcher: Launcher | None = None) -> int:
             if not isinstance(error, ComponentFailed):
                 status.fail(f"{type(error).__name__}: {error}" if not isinstance(error, SrtError) else str(error))
         status.phase("teardown")
-        await sup.stop_all()
+        await sup.stop_all(ordered=error is None)  # after a failure: all at once (fail fast)
+        adopted = procguard.stop_adopted_children({h.pid for h in sup.handles.values()})
+        if adopted:
+            status.event("orphans_stopped", pids=adopted)
         if ctx.plan is not None and remove_state_dir(ctx.plan.state_dir):
             status.event("state_removed", path=ctx.plan.state_dir)
         if error is not None:
@@ -246,6 +278,14 @@ def main(argv: list[str]) -> int:
         print("usage: python -m srt_agent RUN_DIR", file=sys.stderr)
         return 2
     run_dir = Path(argv[0]).resolve()
+    if (run_dir / "sweep.json").is_file() and not (run_dir / "resolved.json").is_file():
+        from .sweep_runner import run_sweep  # a sweep in one allocation (mode allocation)
+
+        try:
+            return anyio.run(run_sweep, run_dir)
+        except SrtError as exc:
+            print(f"[srt-agent] sweep error: {exc}", file=sys.stderr, flush=True)
+            return exc.exit_code
     if not (run_dir / "resolved.json").is_file():
         print(f"error: {run_dir} is not a run directory (no resolved.json)", file=sys.stderr)
         return 2

@@ -31,6 +31,7 @@ class RunContext:
     scripts: dict[str, Path] = field(default_factory=dict)
     secret_env: dict[str, dict[str, str]] = field(default_factory=dict)
     nginx_files: Any = None  # nofile.NofileReport once nginx.conf is written
+    shared: frozenset[str] = frozenset()  # processes started by someone else (a sweep's NATS/etcd)
 
     @property
     def job(self):

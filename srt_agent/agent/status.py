@@ -4,7 +4,7 @@ Schema (version 1), documented in docs/monitoring.md:
   schema_version, job_id, name, run_dir, executor, agent_pid, agent_host, state, phase, message,
   started_at, updated_at,
   endpoint, components[{name, kind, role, node, port, pid, step, state, health, started_at,
-  ready_at, exited_at, exit_code, log}], failure{component, node, exit_code, message, log_tail},
+  first_log_at, ready_at, exited_at, exit_code, log, time_to_ready}], time_to_ready (time_to_ready.py), failure{component, node, exit_code, message, log_tail},
   benchmark{points_total, points_done, current, results[]}, profiles[], phases{name: state}
 """
 
@@ -72,6 +72,10 @@ class StatusWriter:
             comp = self.data["components"].setdefault(name, {"name": name})
             changed = {k: v for k, v in fields.items() if comp.get(k) != v}
             comp.update(fields)
+            if "ready_at" in fields or "first_log_at" in fields:
+                from .time_to_ready import component_times
+
+                comp["time_to_ready"] = component_times(comp)
             self._flush()
         if "state" in changed:
             self.event("component", component=name, state=changed["state"],
@@ -102,3 +106,23 @@ def read_status(run_dir: str | Path) -> dict[str, Any] | None:
         return json.loads(p.read_text())
     except FileNotFoundError:
         return None
+
+
+def record_agent_died(run_dir: str | Path, reason: str) -> dict[str, Any] | None:
+    """Mark a run whose agent is gone (found by srtctl) as failed with cause "agent died: ...".
+
+    The agent itself can no longer write, so this is the one write to status.json from outside
+    the agent; it re-reads the file first and leaves a final state alone. Returns the new status."""
+    current = read_status(run_dir)
+    if current is None or current.get("state") in ("succeeded", "failed", "cancelled"):
+        return current
+    message = f"agent died: {reason}"
+    current["state"] = "failed"
+    current["failure"] = current.get("failure") or {"component": "agent", "node": current.get("agent_host"),
+                                                    "exit_code": None, "message": message, "log_tail": []}
+    current["message"] = message
+    current["updated_at"] = now()
+    write_json_atomic(Path(run_dir) / "status.json", current)
+    append_jsonl(Path(run_dir) / "events.jsonl", {"ts": now(), "event": "failure", "component": "agent",
+                                                  "message": message, "recorded_by": "srtctl"})
+    return current

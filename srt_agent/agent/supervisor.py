@@ -17,6 +17,7 @@ from .launchers import Handle, Launcher
 from .status import StatusWriter, now
 
 LOG_TAIL_LINES = 50
+FIRST_LOG_POLL_S = 0.1
 
 
 def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> list[str]:
@@ -45,6 +46,7 @@ class Supervisor:
         self.shutting_down = False
         self.failure: ComponentFailed | None = None
         self.secret_values: list[str] = []  # redacted from log tails copied into status.json
+        self.pids = None  # procguard.PidRecord: pids.json of this attempt
 
     async def start(self, tg: TaskGroup, proc: ProcessSpec, script: Path, secret_env: dict[str, str]) -> Handle:
         self.status.component(proc.name, kind=proc.kind, role=proc.role, node=proc.node, port=proc.port,
@@ -53,9 +55,24 @@ class Supervisor:
         handle = await self.launcher.start(self.plan, proc, script, secret_env, self.run_dir)
         self.handles[proc.name] = handle
         self.order.append(proc.name)
+        if self.pids is not None:
+            self.pids.add(proc.name, handle.pid, handle.step_name)
         self.status.component(proc.name, pid=handle.pid, step=handle.step_name, state="running")
         tg.start_soon(self._watch, proc, handle)
+        tg.start_soon(self._first_log_line, proc, handle)
         return handle
+
+    async def _first_log_line(self, proc: ProcessSpec, handle: Handle) -> None:
+        """Record when the process's log got its first byte (time to ready: process start)."""
+        path = self.run_dir / "logs" / proc.log
+        while handle.returncode is None and not self.shutting_down:
+            try:
+                if path.stat().st_size > 0:
+                    self.status.component(proc.name, first_log_at=now())
+                    return
+            except FileNotFoundError:
+                pass
+            await anyio.sleep(FIRST_LOG_POLL_S)
 
     async def _watch(self, proc: ProcessSpec, handle: Handle) -> None:
         rc = await handle.wait()
@@ -78,11 +95,51 @@ class Supervisor:
     def alive(self) -> list[str]:
         return [n for n in self.order if self.handles[n].returncode is None]
 
-    async def stop_all(self) -> None:
-        """Stop everything, newest first (clients before the servers they use)."""
+    def tiers(self) -> list[list[Handle]]:
+        """Started processes grouped in reverse dependency order: nginx, frontends/router, workers,
+        etcd, NATS (anything else first). The load generator is not supervised: it is stopped
+        with the benchmark phase, before teardown."""
+        kinds = {p.name: p.kind for p in (self.plan.processes if self.plan else [])}
+        groups: dict[int, list[Handle]] = {}
+        for name in reversed(self.order):
+            rank = STOP_ORDER.get(kinds.get(name, ""), 0)
+            groups.setdefault(rank, []).append(self.handles[name])
+        return [groups[k] for k in sorted(groups)]
+
+    async def stop_all(self, ordered: bool = True) -> None:
+        """Stop everything within one grace period: SIGTERM tier by tier (each tier once the one
+        before it has exited, or at once when the grace period is up), then SIGKILL whatever is
+        still running when `grace` seconds have passed since the first SIGTERM. Not `ordered`
+        (after a failure, where speed matters more than a clean order): SIGTERM to all at once."""
         self.shutting_down = True
         with anyio.CancelScope(shield=True):
-            async with anyio.create_task_group() as tg:
-                for name in reversed(self.order):
-                    tg.start_soon(self.launcher.stop, self.handles[name], self.grace)
+            deadline = anyio.current_time() + self.grace
+            tiers = self.tiers()
+            if not ordered:
+                tiers = [[h for tier in tiers for h in tier]]
+            with anyio.move_on_after(self.grace):
+                for tier in tiers:
+                    await self.launcher.terminate(tier)
+                    async with anyio.create_task_group() as tg:
+                        for h in tier:
+                            tg.start_soon(h.wait)
+            rest = [h for tier in tiers for h in tier if h.returncode is None]
+            if rest:
+                untermed = [h for h in rest if not h.stopping]
+                if untermed:  # tiers the grace period did not reach still get their SIGTERM
+                    await self.launcher.terminate(untermed)
+                    with anyio.move_on_after(max(0.0, min(1.0, deadline + 1.0 - anyio.current_time()))):
+                        for h in untermed:
+                            await h.wait()
+                for h in rest:
+                    if h.returncode is None:
+                        self.status.component(h.name, killed_after_s=self.grace)
+                async with anyio.create_task_group() as tg:
+                    for h in rest:
+                        if h.returncode is None:
+                            tg.start_soon(self.launcher.kill, h)
             await self.launcher.cleanup()
+
+
+# lower stops first
+STOP_ORDER = {"nginx": 1, "frontend": 2, "router": 2, "worker": 3, "etcd": 4, "nats": 5}

@@ -130,7 +130,9 @@ def _start_worker(i: int) -> tuple[Connection, subprocess.Popen]:
     subprocess (not multiprocessing) so callers need no `if __name__ == "__main__"` guard."""
     ours, theirs = socket.socketpair()
     fd = theirs.fileno()
-    proc = subprocess.Popen([sys.executable, "-m", "srt_agent.loadgen.worker_entry", str(fd)], pass_fds=[fd],
+    from ..agent.procguard import guarded  # the workers die with the runner (SIGKILL included)
+
+    proc = subprocess.Popen(guarded([sys.executable, "-m", "srt_agent.loadgen.worker_entry", str(fd)]), pass_fds=[fd],
                             stdin=subprocess.DEVNULL)
     theirs.close()
     return Connection(ours.detach()), proc
@@ -221,7 +223,10 @@ def run_point(config: LoadConfig) -> dict:
                     total_gpus=config.total_gpus, decode_gpus=config.decode_gpus,
                     client_cpu=[res.cpu_fraction for res in results],
                     loop_lag_p99_ms=max(res.loop_lag_p99_ms for res in results))
+    wall = time.time() - time.monotonic()  # monotonic -> unix seconds
     out.update({
+        "measured_start_unix": round(start + wall, 3),  # the measured window (warmup excluded)
+        "measured_end_unix": round(start + out["duration"] + wall, 3),
         "model": config.model,
         "isl": config.isl,
         "osl": config.osl,

@@ -98,12 +98,14 @@ class Stats:
     __slots__ = (
         "aborted",
         "decode_passes",
+        "decode_tokens",
         "forward_passes",
         "generation_tokens",
         "late_passes",
         "lateness_max_s",
         "lateness_sum_s",
         "prefill_passes",
+        "prefill_tokens",
         "prompt_tokens",
         "requests",
     )
@@ -113,6 +115,11 @@ class Stats:
         self.forward_passes = self.prefill_passes = self.decode_passes = 0
         self.lateness_max_s = self.lateness_sum_s = 0.0
         self.late_passes = self.aborted = 0
+        self.prefill_tokens = self.decode_tokens = 0  # computed by prefill / decode passes
+
+
+GEN_THROUGHPUT_PASSES = 40  # sglang:gen_throughput is refreshed every this many decode passes (SGLang's
+#                             --decode-log-interval default)
 
 
 class Scheduler:
@@ -128,6 +135,8 @@ class Scheduler:
         self.on_prefill_done = None  # PD prefill role: callback(list[Generation])
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
+        self.gen_throughput = 0.0  # generated tokens/s over the last window (0 when idle)
+        self._tp_mark: tuple[float, int, int] | None = None  # (time, generated tokens, decode passes)
 
     # -- public -------------------------------------------------------------------------
     def start(self) -> None:
@@ -163,6 +172,20 @@ class Scheduler:
     def num_waiting(self) -> int:
         return len(self.waiting)
 
+    @property
+    def used_tokens(self) -> int:
+        """KV tokens held by the running batch (prompt + generated so far)."""
+        return sum(g.prompt_tokens + g.n_out for g in self.running)
+
+    def _update_throughput(self, now: float) -> None:
+        gen, passes = self.stats.generation_tokens, self.stats.decode_passes
+        if self._tp_mark is None:
+            self._tp_mark = (now, gen, passes)
+        elif passes - self._tp_mark[2] >= GEN_THROUGHPUT_PASSES and now > self._tp_mark[0]:
+            t0, g0, _ = self._tp_mark
+            self.gen_throughput = (gen - g0) / (now - t0)
+            self._tp_mark = (now, gen, passes)
+
     # -- loop ---------------------------------------------------------------------------
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -171,6 +194,7 @@ class Scheduler:
         prev_end = clock()
         while True:
             if not self.waiting and not self.running:
+                self.gen_throughput, self._tp_mark = 0.0, None
                 self._wake.clear()
                 await self._wake.wait()
                 prev_end = clock()
@@ -201,10 +225,13 @@ class Scheduler:
             self.stats.forward_passes += 1
             if kind == "prefill":
                 self.stats.prefill_passes += 1
+                self.stats.prefill_tokens += tokens
                 self._finish_prefill(batch)
             else:
                 self.stats.decode_passes += 1
+                self.stats.decode_tokens += size
                 self._decode_step()
+            self._update_throughput(end)
             if self.profiler is not None:
                 self.profiler.on_forward(self.forward_ct, kind, start, end, size, tokens)
 

@@ -508,22 +508,6 @@ class SimServer:
         return web.json_response({"version": VERSION})
 
     async def metrics(self, request: web.Request) -> web.Response:
-        s, sched = self.scheduler.stats, self.scheduler
-        label = f"{{model_name={json.dumps(self.config.model_name)}}}"
-        rows = [
-            ("sglang:num_requests_total", "counter", s.requests),
-            ("sglang:prompt_tokens_total", "counter", s.prompt_tokens),
-            ("sglang:generation_tokens_total", "counter", s.generation_tokens),
-            ("sglang:num_running_reqs", "gauge", sched.num_running),
-            ("sglang:num_queue_reqs", "gauge", sched.num_waiting),
-            ("srt_sim:forward_passes_total", "counter", s.forward_passes),
-            ("srt_sim:aborted_requests_total", "counter", s.aborted),
-            ("srt_sim:late_passes_total", "counter", s.late_passes),
-            ("srt_sim:lateness_seconds_total", "counter", round(s.lateness_sum_s, 6)),
-            ("srt_sim:lateness_seconds_max", "gauge", round(s.lateness_max_s, 6)),
-        ]
-        lines = []
-        for name, kind, value in rows:
-            lines.append(f"# TYPE {name} {kind}")
-            lines.append(f"{name}{label} {value}")
-        return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
+        from srt_agent.sim.metrics import render_metrics
+
+        return web.Response(text=render_metrics(self.config, self.scheduler), content_type="text/plain")

@@ -128,6 +128,15 @@ def test_apply_runs_the_plan_on_the_expected_nodes_and_gpus(local_cluster, tmp_p
     assert plan["executor"] == "slurm"
     point = json.loads((run_dir / "results" / "result_isl32_osl8_c2.json").read_text())
     assert point["completed"] == 4 and point["total_output_tokens"] == 32
+    # time to ready: the queue wait from SLURM's own SubmitTime/StartTime, every step timed
+    ttr = status["time_to_ready"]
+    assert ttr["queue_source"] == "slurm" and 0 <= ttr["queue_wait_s"] < 60
+    assert set(ttr["steps_s"]) >= {"node_probe", "preflight", "workers", "endpoint", "registration",
+                                   "smoke_request"}
+    assert ttr["steps_s"]["node_probe"] > 0  # one srun step on every node
+    assert ttr["agent_to_ready_s"] <= ttr["submit_to_ready_s"]
+    decode = next(c for c in status["components"] if c["name"] == "decode-0")["time_to_ready"]
+    assert decode["process_start_s"] > 0 and decode["start_to_ready_s"] >= decode["process_start_s"]
     assert local_cluster.wait_job(int(job_id)) == "COMPLETED"
 
 

@@ -19,12 +19,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import anyio
 import yaml
 
 from launcher.prepare import metadata, prepare, run_suffix, write_files
 from srt_agent.agent.benchmark_phase import ROLLUP_KEYS, point_key, write_rollup
 from srt_agent.agent.ledger import Ledger, fingerprint
 from srt_agent.agent.status import StatusWriter, now
+from srt_agent.agent.time_to_ready import ReadyClock
 from srt_agent.atomic import write_json_atomic
 from srt_agent.loadgen.metrics import summarize
 from srt_agent.loadgen.records import RequestRecord
@@ -119,6 +121,7 @@ def start_process(fx: Fixture, name: str, pid: int) -> None:
     (fx.run_dir / "logs" / f"{p.name}.launcher.log").write_text(f"[launcher] {p.name} on {p.node}\n")
     log_lines(fx, name, [f"{p.name} starting on {p.node} port {p.port}"])
     fx.status.component(p.name, pid=pid, step=None, state="running")
+    fx.status.component(p.name, first_log_at=now())  # Supervisor._first_log_line
 
 
 def ready(fx: Fixture, names: list[str], what: str) -> None:
@@ -132,6 +135,10 @@ def start_all(fx: Fixture) -> None:
     """Phases start .. health, as agent.main._phases runs them."""
     s, plan = fx.status, fx.plan
     s.phase("start")
+    clock = ReadyClock(s)
+    anyio.run(clock.queue_wait, "local", fx.job_id, fx.meta)
+    clock.begin("node_probe")
+    clock.end("node_probe")
     s.update(endpoint=plan.endpoint.url, state="running")
     s.phase("start", "done", nodes=[n.name for n in plan.nodes])
     s.phase("preflight")
@@ -146,11 +153,13 @@ def start_all(fx: Fixture) -> None:
         ready(fx, infra, "infra")
         s.phase("infra", "done")
     s.phase("workers")
+    clock.begin("workers")
     workers = [p.name for p in plan.by_kind("worker")]
     for name in workers:
         pid += 1
         start_process(fx, name, pid)
     ready(fx, workers, "workers")
+    clock.end("workers")
     s.phase("workers", "done")
     s.phase("endpoint")
     fronts = [p.name for p in plan.processes if p.kind in ("frontend", "router")]
@@ -163,6 +172,9 @@ def start_all(fx: Fixture) -> None:
         start_process(fx, p.name, pid)
     s.phase("endpoint", "done")
     s.phase("health")
+    clock.begin("registration")
+    clock.end("registration")
+    clock.ready()
     s.update(state="ready", message=f"ready at {plan.endpoint.url}")
     s.phase("health", "done", registered={"router_workers": len(plan.workers)}, smoke_tokens=8)
 
@@ -276,6 +288,10 @@ def failed_run(root: Path, *, job_id: str = "1002", timestamp: str = "20260111_0
     new_ledger(fx)
     s, plan = fx.status, fx.plan
     s.phase("start")
+    clock = ReadyClock(s)
+    anyio.run(clock.queue_wait, "local", fx.job_id, fx.meta)
+    clock.begin("node_probe")
+    clock.end("node_probe")
     s.update(endpoint=plan.endpoint.url, state="running")
     s.phase("start", "done")
     s.phase("preflight")
@@ -302,6 +318,9 @@ def running_run(root: Path, *, job_id: str = "1003", timestamp: str = "20260112_
                 tags: str | None = "sim,wip", points_done: int = 2) -> Fixture:
     """Mid-sweep: `points_done` of 4 points measured, the next one in progress."""
     fx = new_run(root, DISAGG_NGINX, job_id=job_id, timestamp=timestamp, tags=tags)
+    # an agent on another machine: this one cannot check its pid, so liveness falls back to the
+    # age of status.json (a same-host agent_pid that is not an agent means "agent died" at once)
+    fx.status.data["agent_host"] = "fixture-host"
     fx.ledger = ledger = new_ledger(fx)
     start_all(fx)
     fx.status.update(state="benchmarking")

@@ -159,3 +159,78 @@ def test_resume_resubmits_into_the_same_run_dir(site, monkeypatch, capsys, force
     script = (run_dir / "job.resume.sbatch").read_text()
     assert f"RUN_DIR={run_dir}\n" in script and f"--output={run_dir}/slurm-%j.out" in script
     assert capsys.readouterr().out.splitlines()[-2:] == ["Submitted batch job 4300", f"Logs: logs/{run_dir.name}/"]
+
+
+def _submitted_run(site, monkeypatch) -> Path:
+    slurm(site, monkeypatch)
+    assert main(["apply", "-f", str(ROOT / "configs" / "my-job.yaml")]) == 0
+    (run_dir,) = list((site / "logs").iterdir())
+    return run_dir
+
+
+def _variant(site, **changes) -> Path:
+    data = yaml.safe_load((ROOT / "configs" / "my-job.yaml").read_text())
+    for dotted, value in changes.items():
+        node = data
+        *parents, last = dotted.split("__")
+        for k in parents:
+            node = node.setdefault(k, {})
+        node[last] = value
+    path = site / "other.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_resume_with_a_different_deployment_is_refused_naming_the_difference(site, monkeypatch, capsys):
+    run_dir = _submitted_run(site, monkeypatch)
+    before = (run_dir / "resolved.json").read_text()
+    sb, _, _ = slurm(site, monkeypatch, sbatch_out="4300\n")
+    (site / "sbatch.calls").unlink()
+    other = _variant(site, benchmark__isl=4321)
+    assert main(["apply", "--resume", str(run_dir), "-f", str(other)]) == 2
+    err = capsys.readouterr().err
+    assert "benchmark.isl" in err and "4321" in err and "--force" in err and str(other) in err
+    assert calls(sb) == [] and (run_dir / "resolved.json").read_text() == before
+    # --force takes the new file
+    assert main(["apply", "--resume", str(run_dir), "-f", str(other), "--force"]) == 0
+    (args,) = calls(sb)
+    assert "--export=ALL,SRT_FORCE_RESUME=1" in args
+    assert json.loads((run_dir / "resolved.json").read_text())["job"]["benchmark"]["isl"] == 4321
+
+
+def test_resume_with_new_benchmark_points_takes_the_file(site, monkeypatch, capsys):
+    run_dir = _submitted_run(site, monkeypatch)
+    old = json.loads((run_dir / "resolved.json").read_text())["job"]["benchmark"]
+    sb, _, _ = slurm(site, monkeypatch, sbatch_out="4300\n")
+    (site / "sbatch.calls").unlink()
+    points = sorted(set(old.get("concurrencies") or [1]) | {777})
+    assert main(["apply", "--resume", str(run_dir), "-f", str(_variant(site, benchmark__concurrencies=points))]) == 0
+    assert "benchmark.concurrencies" in capsys.readouterr().err
+    (args,) = calls(sb)
+    assert "--export=ALL,SRT_FORCE_RESUME=1" in args  # the ledger accepts the new points' config
+    assert json.loads((run_dir / "resolved.json").read_text())["job"]["benchmark"]["concurrencies"] == points
+
+
+def test_resume_with_the_same_file_resumes_unchanged(site, monkeypatch):
+    run_dir = _submitted_run(site, monkeypatch)
+    sb, _, _ = slurm(site, monkeypatch, sbatch_out="4300\n")
+    (site / "sbatch.calls").unlink()
+    assert main(["apply", "--resume", str(run_dir), "-f", str(ROOT / "configs" / "my-job.yaml")]) == 0
+    (args,) = calls(sb)
+    assert "--export=ALL,SRT_FORCE_RESUME=1" not in args
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--tags", "a"], "--tags cannot be combined with --resume"),
+    (["--setup-script", "x.sh"], "--setup-script cannot be combined with --resume"),
+])
+def test_flags_a_resume_cannot_honour_are_errors(site, monkeypatch, capsys, args, needle):
+    run_dir = _submitted_run(site, monkeypatch)
+    assert main(["apply", "--resume", str(run_dir), *args]) == 2
+    assert needle in capsys.readouterr().err
+
+
+def test_force_without_resume_is_an_error(site, monkeypatch, capsys):
+    slurm(site, monkeypatch)
+    assert main(["apply", "-f", str(ROOT / "configs" / "my-job.yaml"), "--force"]) == 2
+    assert "--force only applies to --resume" in capsys.readouterr().err

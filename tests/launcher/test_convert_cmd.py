@@ -99,7 +99,7 @@ def test_dry_run_converts_a_recipe(site, capsys):
     assert [p["command"][-2:] for p in plan["processes"] if p["kind"] == "frontend"] == [["--router-mode", "kv"]]
     sbatch = (run / "job.sbatch").read_text()
     assert '#SBATCH --comment="two words; #not a comment"\n' in sbatch
-    assert "git+https://github.com/ai-dynamo/dynamo.git@abc1234" in (run / "launch" / "prefill-0.sh").read_text()
+    assert "--version git:abc1234" in (run / "launch" / "prefill-0.sh").read_text()
     resolved = json.loads((run / "resolved.json").read_text())
     assert resolved["job"]["health"]["worker_timeout_s"] == 500.0
 

@@ -116,7 +116,7 @@ def test_follow_stops_when_the_agent_is_gone(capsys, tmp_path_factory, tmp_path)
     old = time.time() - 3600
     os.utime(rf.run_dir(logs, "running") / "status.json", (old, old))
     rc, out, err = logs_out(capsys, logs, "1003", "nginx", "-f", "--interval", "0.05")
-    assert rc == 0 and "nginx starting" in out and "stopped following: no agent process" in err
+    assert rc == 0 and "nginx starting" in out and "run failed: agent died: no agent process" in err
 
 
 def test_follow_several_logs_prefixes_lines(tmp_path_factory, tmp_path):

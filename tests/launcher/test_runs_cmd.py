@@ -46,6 +46,8 @@ def test_lists_every_run_newest_first_with_headline_results(capsys, logs):
     assert by_id["1002"]["state"] == "failed" and by_id["1002"]["best_output_tok_s"] is None
     assert by_id["1003"]["points_done"] == 2 and by_id["1003"]["points_total"] == 4
     assert by_id["1005"]["state"] == "unknown"
+    assert ok["ready_s"] is not None and ok["ready_s"] >= 0
+    assert by_id["1005"]["ready_s"] is None
 
 
 def test_table(capsys, logs):
@@ -55,7 +57,7 @@ def test_table(capsys, logs):
     cells = line.split()
     assert cells[:5] == ["1001", "fixture-disagg", "1P_1D", "baseline,sim", "succeeded"]
     assert cells[5] == "4/4"
-    assert "best point of the sweep" in out
+    assert "best point of the sweep" in out and "ready: seconds from submit to ready" in out
 
 
 def test_tag_filters_need_every_tag(capsys, logs):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -126,10 +127,18 @@ def test_succeeded_run_shows_sweep(capsys, logs):
     assert "state succeeded" in out
     assert "4 of 4 points measured" in out
     assert "Failure" not in out
+    ready = next(line for line in out.splitlines() if line.startswith("time to ready: "))
+    assert " s to ready (queue " in ready and "node probe " in ready and "workers " in ready
+    assert "slowest " in out and "start to first log line" in out
     sweep = out[out.index("Benchmark sweep"):]
     rows = [line.split() for line in sweep.splitlines() if line.strip()[:2].strip().isdigit()]
     assert [r[0] for r in rows] == ["1", "4", "16", "64"]
     data = status_data(capsys, logs, "1001")
+    ttr = data["time_to_ready"]
+    assert ttr["queue_source"] == "local" and ttr["queue_wait_s"] >= 0
+    assert ttr["agent_to_ready_s"] <= ttr["submit_to_ready_s"]
+    decode = next(c for c in data["components"] if c["name"] == "decode-0")["time_to_ready"]
+    assert decode["start_to_ready_s"] == pytest.approx(decode["process_start_s"] + decode["engine_ready_s"], abs=0.002)
     results = {json.loads(p.read_text())["max_concurrency"]: json.loads(p.read_text())
                for p in (rf.run_dir(logs, "succeeded") / "results").glob("result_*.json")}
     for p in data["benchmark"]["points"]:
@@ -156,8 +165,27 @@ def test_running_run_shows_progress_then_agent_gone(capsys, tmp_path_factory, tm
     data = status_data(capsys, logs, "1003")
     assert "no agent process" in data["agent_gone"]
     assert data["failed_phase"] == "benchmark"
-    _, out, _ = status(capsys, logs, "1003")
-    assert "Run ended without a final status" in out and "stopped while measuring concurrency 16" in out
+    # the first srtctl command that noticed it recorded the run as failed, cause "agent died"
+    assert data["state"] == "failed" and data["failure"]["message"].startswith("agent died: no agent process")
+    rc, out, _ = status(capsys, logs, "1003")
+    assert rc == 1 and "agent died" in out and "stopped while measuring concurrency 16" in out
+    assert json.loads((run / "status.json").read_text())["state"] == "failed"
+
+
+def test_local_agent_pid_gone_is_noticed_at_once(capsys, tmp_path_factory, tmp_path):
+    """status.json names an agent pid on this machine that is not (any more) the agent: failed at
+    once, without waiting for status.json to go stale."""
+    logs = rf.copy_logs(tmp_path_factory, tmp_path / "logs")
+    run = rf.run_dir(logs, "running")
+    data = json.loads((run / "status.json").read_text())
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    data.update(agent_pid=proc.pid, agent_host=socket.gethostname())
+    (run / "status.json").write_text(json.dumps(data))
+    rf.touch(run)
+    out = status_data(capsys, logs, "1003")
+    assert out["state"] == "failed" and f"agent process {proc.pid}" in out["agent_gone"]
+    assert out["failure"]["component"] == "agent" and "agent died" in out["failure"]["message"]
 
 
 def test_local_agent_process_keeps_a_quiet_run_alive(tmp_path_factory, tmp_path):
@@ -260,3 +288,10 @@ def test_squeue_state_of_a_held_job_then_gone(local_cluster, tmp_path, monkeypat
     assert st == {"state": "GONE"}
     view = run_lookup.load_view(fx.run_dir)
     assert "no longer in the queue" in view.liveness
+
+
+def test_flags_that_do_not_apply_are_errors(capsys, logs):
+    rc, _, err = status(capsys, logs, "1001", "-n", "3")
+    assert rc == 2 and "-n/--limit only applies when no RUN_ID" in err
+    rc, _, err = status(capsys, logs, "--tail", "5")
+    assert rc == 2 and "--tail needs a RUN_ID" in err

@@ -92,7 +92,7 @@ def test_watch_exits_when_the_agent_is_gone(tmp_path_factory, tmp_path, capsys):
     os.utime(rf.run_dir(logs, "running") / "status.json", (old, old))
     rc = main(["watch", "--logs-dir", str(logs), "1003", "--interval", "0.05"])
     out = capsys.readouterr().out
-    assert rc == 1 and "ended without a final status" in out
+    assert rc == 1 and "run failed: agent died: no agent process" in out
 
 
 def test_watch_process_exits_by_itself_when_cancelled(tmp_path):

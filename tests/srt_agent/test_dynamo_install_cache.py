@@ -163,3 +163,15 @@ def test_container_workers_use_the_installer_and_cache_under_the_mounted_checkou
     assert "--record /logs/dynamo/decode-0.json" in text and "/host/srtctl" not in text
     assert 'exec "$srt_python" -m dynamo.sglang' in text and "--target" not in text
     assert "exec >>/logs/logs/n0_decode-0.log" in text
+
+
+def test_a_git_ref_installs_from_dynamos_repository_under_its_own_cache_key():
+    from srt_agent import dynamo_install
+
+    reqs = dynamo_install.requirements("git:abc1234")
+    assert reqs == ["ai-dynamo-runtime @ git+https://github.com/ai-dynamo/dynamo.git@abc1234"
+                    "#subdirectory=lib/bindings/python",
+                    "ai-dynamo @ git+https://github.com/ai-dynamo/dynamo.git@abc1234"]
+    assert dynamo_install.requirements("0.7.0") == ["ai-dynamo==0.7.0", "ai-dynamo-runtime==0.7.0"]
+    key = dynamo_install.cache_key("git:feature/x", "/c/img.sqsh", "3.12", "aarch64")
+    assert key.startswith("ai-dynamo-git-feature_x-img.sqsh-") and "/" not in key

@@ -148,6 +148,7 @@ def test_without_matplotlib_writes_markdown_and_says_so(tmp_path_factory, tmp_pa
     logs = rf.copy_logs(tmp_path_factory, tmp_path / "logs")
     run = rf.run_dir(logs, "succeeded")
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` now raises ImportError
+    monkeypatch.setitem(sys.modules, "plotly", None)  # the whole `report` extra is missing
     written = report.write_report([run], tmp_path / "out")
     assert set(written) == {"markdown"}
     md = (tmp_path / "out" / "report.md").read_text()

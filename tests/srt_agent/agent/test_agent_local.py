@@ -17,8 +17,13 @@ pytestmark = pytest.mark.slow
 def _failure_recorded_at(run) -> float:
     from datetime import datetime
 
-    events = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
-    return datetime.fromisoformat(next(e["ts"] for e in events if e["event"] == "failure")).timestamp()
+    deadline = time.monotonic() + 5  # status.json is written just before the event is appended
+    while True:
+        events = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
+        found = [e["ts"] for e in events if e["event"] == "failure"]
+        if found or time.monotonic() > deadline:
+            return datetime.fromisoformat(found[0]).timestamp()
+        time.sleep(0.02)
 
 
 def _pids(status: dict) -> list[int]:

@@ -1,0 +1,188 @@
+"""Server metrics of one benchmark point: scrape every worker, frontend and router while it runs.
+
+Every `benchmark.metrics_interval_s` seconds (ticks on a fixed schedule) all targets' Prometheus
+pages are fetched at once and reduced to a few columns (COLUMNS: SGLang's `sglang:*` names, the
+Dynamo frontend's `dynamo_frontend_*`, the sglang-router's `smg_*`). After the point, the
+samples inside its measured window (warmup excluded) go to one gzip'd CSV file per point,
+`results/metrics_isl<I>_osl<O>_c<C>.csv.gz`, and are summarised per role (metrics_summary.py)
+into the point's result JSON under `server_metrics`.
+
+A scrape that fails (refused, timeout, not Prometheus text) is a row with ok=0 and the error,
+never an exception. Memory and file size are bounded: past MAX_TICKS ticks in one point every
+other tick is dropped and the interval doubles.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anyio
+import httpx
+
+from ..atomic import write_bytes_atomic
+from ..plan import Plan
+
+# column: (sample name, required `mode` label or None, how several series of one target combine)
+COLUMNS: dict[str, tuple[str, str | None, str]] = {
+    "running": ("sglang:num_running_reqs", None, "sum"),
+    "queued": ("sglang:num_queue_reqs", None, "sum"),
+    "used_tokens": ("sglang:num_used_tokens", None, "sum"),
+    "token_usage": ("sglang:token_usage", None, "mean"),
+    "cache_hit_rate": ("sglang:cache_hit_rate", None, "mean"),
+    "gen_throughput": ("sglang:gen_throughput", None, "sum"),
+    "requests_total": ("sglang:num_requests_total", None, "sum"),
+    "prompt_tokens_total": ("sglang:prompt_tokens_total", None, "sum"),
+    "generation_tokens_total": ("sglang:generation_tokens_total", None, "sum"),
+    "prefill_compute_tokens_total": ("sglang:realtime_tokens_total", "prefill_compute", "sum"),
+    "prefill_cache_tokens_total": ("sglang:realtime_tokens_total", "prefill_cache", "sum"),
+    "decode_tokens_total": ("sglang:realtime_tokens_total", "decode", "sum"),
+    "prefill_inflight_queue": ("sglang:num_prefill_inflight_queue_reqs", None, "sum"),
+    "decode_prealloc_queue": ("sglang:num_decode_prealloc_queue_reqs", None, "sum"),
+    "decode_transfer_queue": ("sglang:num_decode_transfer_queue_reqs", None, "sum"),
+    "frontend_inflight": ("dynamo_frontend_inflight_requests", None, "sum"),
+    "frontend_queued": ("dynamo_frontend_queued_requests", None, "sum"),
+    "frontend_requests_total": ("dynamo_frontend_requests_total", None, "sum"),
+    "frontend_output_tokens_total": ("dynamo_frontend_output_tokens_total", None, "sum"),
+    "router_requests_total": ("smg_router_requests_total", None, "sum"),
+    "router_active": ("smg_worker_requests_active", None, "sum"),
+}
+_BY_SAMPLE: dict[str, list[str]] = {}
+for _col, (_name, _mode, _agg) in COLUMNS.items():
+    _BY_SAMPLE.setdefault(_name, []).append(_col)
+MAX_TICKS = 4096  # per point: a 1-hour point at 1 s stays at 1 s; longer points thin out
+FIXED = ["t", "target", "role", "ok", "error"]
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    role: str  # worker role (prefill / decode / agg), "frontend" or "router"
+    url: str
+
+
+def metric_targets(plan: Plan) -> list[Target]:
+    """Every Prometheus page of the deployment: worker leaders, frontends, the router."""
+    out = []
+    for p in plan.processes:
+        if p.kind == "worker" and p.node_rank == 0 and p.port is not None:
+            out.append(Target(p.name, p.role or "worker", f"http://{p.address}:{p.port}/metrics"))
+        elif p.kind == "frontend" and p.port is not None:
+            out.append(Target(p.name, "frontend", f"http://{p.address}:{p.port}/metrics"))
+        elif p.kind == "router" and "--prometheus-port" in p.command:
+            port = p.command[p.command.index("--prometheus-port") + 1]
+            out.append(Target(p.name, "router", f"http://{p.address}:{port}/metrics"))
+    return out
+
+
+def parse_page(text: str) -> dict[str, float]:
+    """The COLUMNS values of one Prometheus text page (prometheus_client's parser)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    sums: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            for col in _BY_SAMPLE.get(s.name, ()):
+                mode = COLUMNS[col][1]
+                if mode is not None and s.labels.get("mode") != mode:
+                    continue
+                sums[col] = sums.get(col, 0.0) + float(s.value)
+                counts[col] = counts.get(col, 0) + 1
+    return {c: (v / counts[c] if COLUMNS[c][2] == "mean" else v) for c, v in sums.items()}
+
+
+@dataclass
+class Sample:
+    t: float  # unix time of the tick
+    target: Target
+    values: dict[str, float] | None  # None: the scrape failed
+    error: str | None = None
+
+
+@dataclass
+class Scraper:
+    targets: list[Target]
+    interval_s: float
+    timeout_s: float = 5.0
+    samples: list[Sample] = field(default_factory=list)
+    ticks: int = 0
+
+    async def _one(self, client: httpx.AsyncClient, target: Target, t: float) -> None:
+        try:
+            r = await client.get(target.url)
+            if r.status_code != 200:
+                raise ValueError(f"HTTP {r.status_code}")
+            self.samples.append(Sample(t, target, parse_page(r.text)))
+        except Exception as exc:  # any failure is data, never fatal
+            self.samples.append(Sample(t, target, None, f"{type(exc).__name__}: {exc}"[:200]))
+
+    async def run(self) -> None:
+        """Scrape until cancelled."""
+        async with httpx.AsyncClient(timeout=min(self.timeout_s, max(self.interval_s, 0.5)),
+                                     trust_env=False) as client:
+            next_tick = time.monotonic()
+            while True:
+                t = time.time()
+                async with anyio.create_task_group() as tg:
+                    for target in self.targets:
+                        tg.start_soon(self._one, client, target, t)
+                self.ticks += 1
+                if self.ticks > MAX_TICKS:
+                    self._thin()
+                next_tick += self.interval_s
+                now = time.monotonic()
+                while next_tick < now:  # a slow round: skip the ticks it overran
+                    next_tick += self.interval_s
+                await anyio.sleep(next_tick - now)
+
+    def _thin(self) -> None:
+        times = sorted({s.t for s in self.samples})
+        keep = set(times[::2])
+        self.samples = [s for s in self.samples if s.t in keep]
+        self.ticks = len(keep)
+        self.interval_s *= 2
+
+    def window(self, start: float, end: float) -> list[Sample]:
+        return [s for s in self.samples if start <= s.t <= end]
+
+
+def write_samples(path: Path, samples: list[Sample], start: float) -> int:
+    """One gzip'd CSV: t (s since the window start), target, role, ok, error, then the columns
+    that any target reported. Returns the file's size in bytes."""
+    cols = [c for c in COLUMNS if any(s.values and c in s.values for s in samples)]
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(FIXED + cols)
+    for s in samples:
+        vals = s.values or {}
+        w.writerow([f"{s.t - start:.3f}", s.target.name, s.target.role, 1 if s.values is not None else 0,
+                    s.error or "", *[_fmt(vals.get(c)) for c in cols]])
+    data = gzip.compress(buf.getvalue().encode(), compresslevel=6, mtime=0)
+    write_bytes_atomic(path, data)
+    return len(data)
+
+
+def _fmt(v: float | None) -> str:
+    if v is None:
+        return ""
+    return str(int(v)) if float(v).is_integer() else f"{v:.6g}"
+
+
+def read_samples(path: Path) -> list[dict]:
+    """Rows of a metrics file as dicts (numbers as floats, blanks as None) for reports and tests."""
+    with gzip.open(path, "rt", newline="") as f:
+        rows = list(csv.DictReader(f))
+    out = []
+    for r in rows:
+        row: dict = {"t": float(r["t"]), "target": r["target"], "role": r["role"], "ok": r["ok"] == "1",
+                     "error": r["error"] or None}
+        for k, v in r.items():
+            if k not in FIXED:
+                row[k] = float(v) if v != "" else None
+        out.append(row)
+    return out
