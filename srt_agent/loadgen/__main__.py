@@ -38,7 +38,10 @@ def parser() -> argparse.ArgumentParser:
                    help="lengths uniform in [ratio x N, N]; 1.0 = fixed lengths")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tokenizer", help="directory with tokenizer.json: send text prompts instead of token ids")
-    p.add_argument("--processes", type=int, help="worker processes (default: one per 1024 concurrency, up to cores)")
+    p.add_argument("--processes", type=int, help="worker processes (default: from the cores and the expected event "
+                   "rate, concurrency x 1000 / --expected-itl-ms)")
+    p.add_argument("--expected-itl-ms", type=float, help="expected gap between tokens, sizes the default process "
+                   "count (default: assume 10 ms)")
     p.add_argument("--http", choices=("lean", "aiohttp"), default="lean")
     p.add_argument("--no-uvloop", action="store_true", help="use the stock asyncio event loop")
     p.add_argument("--request-timeout", type=float, default=6 * 3600.0, help="seconds per request")
@@ -57,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         concurrency=args.concurrency, num_prompts=args.num_prompts, prompt_multiplier=args.prompt_multiplier,
         warmup_multiplier=args.warmup_multiplier, request_rate=args.request_rate,
         random_range_ratio=args.random_range_ratio, seed=args.seed, tokenizer=args.tokenizer,
-        processes=args.processes, http=args.http, use_uvloop=not args.no_uvloop,
+        processes=args.processes, expected_itl_ms=args.expected_itl_ms, http=args.http, use_uvloop=not args.no_uvloop,
         request_timeout=args.request_timeout or None, total_gpus=args.total_gpus,
         decode_gpus=args.decode_gpus, extra_body=args.extra_body)
     try:

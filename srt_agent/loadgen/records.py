@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 
-@dataclass
+@dataclass(slots=True)
 class RequestRecord:
     """What happened to one request. Filled in by a worker, read by metrics.summarize.
 

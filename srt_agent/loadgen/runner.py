@@ -25,7 +25,11 @@ from .worker import WorkerSpec
 
 WARMUP_INDEX_BASE = 1 << 40  # warmup requests get their own global indices, hence own prefixes
 START_DELAY_S = 0.2
-SLOTS_PER_PROCESS = 1024  # auto: one process per this many concurrent requests, up to the cores
+# auto process count: the expected event rate over what one process handles with its loop still
+# on time (docs/benchmarking.md, "Client processes"), at most one process per core
+EVENTS_PER_PROCESS = 30_000.0  # token events/s, one event per read (a real-time stream)
+REQUESTS_PER_PROCESS = 1_500.0  # requests/s (connect-free keep-alive request + record)
+DEFAULT_ITL_MS = 10.0  # assumed when the expected ITL is not given: a fast decode
 
 
 @dataclass
@@ -45,6 +49,7 @@ class LoadConfig:
     seed: int = 0
     tokenizer: str | None = None
     processes: int | None = None  # None: auto
+    expected_itl_ms: float | None = None  # expected gap between tokens; sizes the auto process count
     http: str = "lean"  # "lean" | "aiohttp"
     use_uvloop: bool = True
     endpoint: str = "/v1/completions"
@@ -66,7 +71,7 @@ class LoadConfig:
         if self.processes is not None:
             return max(1, min(self.processes, self.concurrency))
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        return max(1, min(cores, math.ceil(self.concurrency / SLOTS_PER_PROCESS)))
+        return auto_processes(self.concurrency, self.osl, self.expected_itl_ms, cores, self.request_rate)
 
     def validate(self) -> None:
         if self.concurrency < 1:
@@ -82,6 +87,26 @@ class LoadConfig:
                 raise BenchmarkError("the lean HTTP client needs 'httptools' (pip install httptools), "
                                      "or use http='aiohttp'") from e
         split_url(self.url, self.endpoint)
+
+
+def expected_event_rate(concurrency: int, osl: int, itl_ms: float | None,
+                        request_rate: float = math.inf) -> tuple[float, float]:
+    """(token events/s, requests/s) the client must sustain: every slot streams one event per ITL
+    and starts a new request every OSL x ITL; a finite request rate caps both."""
+    itl = (itl_ms if itl_ms and itl_ms > 0 else DEFAULT_ITL_MS) / 1000.0
+    requests = concurrency / (max(osl, 1) * itl)
+    if not math.isinf(request_rate):
+        requests = min(requests, request_rate)
+    return requests * max(osl, 1), requests
+
+
+def auto_processes(concurrency: int, osl: int, itl_ms: float | None, cores: int,
+                   request_rate: float = math.inf) -> int:
+    """Worker processes for the expected load: enough that none exceeds its event or request
+    budget, never more than the cores or the concurrency."""
+    events, requests = expected_event_rate(concurrency, osl, itl_ms, request_rate)
+    need = max(events / EVENTS_PER_PROCESS, requests / REQUESTS_PER_PROCESS)
+    return max(1, min(cores, concurrency, math.ceil(need)))
 
 
 def _split(items: list, weights: list[int]) -> list[list]:
@@ -212,6 +237,8 @@ def run_point(config: LoadConfig) -> dict:
         "prompt_kind": workload.kind,
         "seed": config.seed,
         "processes": k,
+        "expected_itl_ms": config.expected_itl_ms,
+        "client_peak_rss_mb": [res.peak_rss_mb for res in results],
         "http_client": config.http,
         "client": "srt-loadgen",
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

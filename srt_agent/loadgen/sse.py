@@ -53,20 +53,15 @@ class EventStream:
 
     def feed(self, data: bytes, t: float) -> None:
         """Take body bytes that arrived at time t (seconds, monotonic)."""
-        if not self.buf and self.crlf is False and data.endswith(b"\n\n") and data.count(b"\n") == 2:
-            # one single-line event (the usual read while streaming): a compact token event?
-            i = data.find(b'"text":"')
-            if i > 0 and data.startswith(b"data:") and b'"usage":{' not in data:
-                self.saw_event = True
-                if data[i + 8] != 34:  # not an empty string
-                    self.times.append(t)
-                return
+        if self.one(data, t):
+            return
         buf = self.buf + data if self.buf else data
         if self.crlf is None:
             if b"\n" not in buf:
                 self.buf = buf
                 return
-            self.crlf = b"\r\n" in buf
+            nl = buf.find(b"\n")  # the first line break tells the style (no scan of the whole read)
+            self.crlf = nl > 0 and buf[nl - 1] == 13
         if self.crlf:
             buf = buf.replace(b"\r\n", b"\n")
             if buf.endswith(b"\r"):  # half of a line break: keep it for the next read
@@ -77,28 +72,63 @@ class EventStream:
             self.buf = buf
             return
         whole, self.buf = buf[: cut + 2], buf[cut + 2 :]
-        # Fast path, all complete events of this read at once: when every event is a compact
-        # token event (exactly one '"text":"' or '"content":"' each, no usage object, no error),
-        # count the non-empty ones. The byte pattern cannot occur inside a JSON string value,
-        # whose quotes are escaped. Anything else is parsed event by event.
-        n_events = whole.count(b"\n\n")
-        if b'"usage":{' not in whole and b'"error"' not in whole and b"[DONE]" not in whole:
-            n = whole.count(b'"text":"')
-            if n == n_events:
-                tokens = n - whole.count(b'"text":""')
-            elif not n and whole.count(b'"content":"') == n_events:
-                tokens = n_events - whole.count(b'"content":""')
-            else:
-                tokens = -1
-            if tokens >= 0 and whole.count(b"data:") == n_events:
-                self.saw_event = True
-                if tokens:
-                    self.times.extend([t] * tokens)
-                return
+        # Fast path, the complete events of this read at once: when every event is a compact token
+        # event (exactly one '"text":"' or '"content":"' each, no usage object), count the
+        # non-empty ones. The byte pattern cannot occur inside a JSON string value, whose quotes
+        # are escaped. When not, the events before the first special one (usage object, error,
+        # [DONE]: a stream's tail) may still be; the rest is parsed event by event. Every pass
+        # over the bytes costs ~0.2 us per token at 64 KiB reads, so the common case takes four.
+        if self._count_tokens(whole, t):
+            return
+        special = min((i for i in (whole.find(b'"usage":{'), whole.find(b'"error"'), whole.find(b"[DONE]"))
+                       if i >= 0), default=-1)
+        if special > 0:
+            split = whole.rfind(b"\n\n", 0, special)
+            if split >= 0 and self._count_tokens(whole[: split + 2], t):
+                whole = whole[split + 2 :]
         for ev in whole.split(b"\n\n"):
             for line in ev.split(b"\n"):
                 if line.startswith(b"data:"):
                     self._data(line[5:].strip(), t)
+
+    def one(self, data: bytes, t: float) -> bool:
+        """One whole single-line compact token event (the usual read while streaming, and the
+        usual HTTP chunk): take it and say True; anything else: False, nothing taken."""
+        if self.crlf is None and not self.buf:  # the stream's first bytes: its line-break style
+            nl = data.find(b"\n")
+            if nl < 0:
+                return False
+            self.crlf = nl > 0 and data[nl - 1] == 13
+        if not self.buf and self.crlf is False and data.endswith(b"\n\n") and data.count(b"\n") == 2:
+            i = data.find(b'"text":"')
+            if i > 0 and data.startswith(b"data:") and b'"usage":{' not in data:
+                self.saw_event = True
+                if data[i + 8] != 34:  # not an empty string
+                    self.times.append(t)
+                return True
+        return False
+
+    def _count_tokens(self, whole: bytes, t: float) -> bool:
+        """Whole compact token events only: add their token timestamps and say True, else False.
+        An event without the text key (an error, [DONE], a comment) makes the counts differ."""
+        n_events = whole.count(b"\n\n")
+        n = whole.count(b'"text":"')
+        if n == n_events:
+            if b'"usage":{' in whole:
+                return False
+            tokens = n - whole.count(b'"text":""')
+        elif not n and whole.count(b'"content":"') == n_events:
+            if b'"usage":{' in whole:
+                return False
+            tokens = n_events - whole.count(b'"content":""')
+        else:
+            return False
+        if b'"error"' in whole and (b'"error":{' in whole or b'"object":"error"' in whole):
+            return False
+        self.saw_event = True
+        if tokens:
+            self.times.extend([t] * tokens)
+        return True
 
     def _data(self, payload: bytes, t: float) -> None:
         self.saw_event = True
@@ -196,7 +226,10 @@ class _Conn(asyncio.Protocol):
 
     def on_body(self, body: bytes) -> None:
         if self.status == 200:
-            self.body.append(body)
+            # an HTTP chunk that is one token event is taken at once (no join, no pass over the
+            # read); the rest is buffered, in order, for EventStream.feed after this read
+            if self.body or not self.events.one(body, self.now):
+                self.body.append(body)
         elif len(self.err_body) < 1024:
             self.err_body += body
 

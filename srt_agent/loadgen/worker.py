@@ -12,6 +12,7 @@ The parent (runner.py) drives every worker through a Pipe:
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import math
 import os
@@ -29,6 +30,7 @@ from .sse import AiohttpSlot, LeanSlot, make_session
 monotonic = time.monotonic
 CONNECT_PARALLELISM = 128
 LAG_TICK_S = 0.01
+FOLD_EVERY_S = 0.05  # ITL gaps of ended requests are folded into the histogram this often, off the send path
 
 
 @dataclass
@@ -57,6 +59,7 @@ class WorkerResult:
     cpu_fraction: float
     loop_lag_p99_ms: float
     warmup_failed: int = 0
+    peak_rss_mb: float = 0.0
 
 
 class BodyMaker:
@@ -83,6 +86,8 @@ class Worker:
         self.itl = ItlHistogram()
         self.session = None
         self.slots: list = []
+        self.unfolded: list[list[float]] = []  # chunk times of ended ok requests, not yet in self.itl
+        self.prebuilt: dict[int, bytes] = {}  # bodies of a phase's first wave, built before it starts
 
     async def open(self) -> None:
         s = self.spec
@@ -113,11 +118,22 @@ class Worker:
         g = rec.index
         rec.requested_output_tokens = self.spec.workload.output_lens[g]
         rec.input_tokens = self.spec.workload.input_lens[g]
-        await slot.request(self.body(g), rec)
+        body = self.prebuilt.pop(g, None) or self.body(g)
+        await slot.request(body, rec)
         if rec.chunk_times is not None:
-            if rec.ok:
-                self.itl.add_times(rec.chunk_times)
+            if rec.ok:  # folded later by fold_loop: the slot's next request goes out first
+                self.unfolded.append(rec.chunk_times)
             rec.chunk_times = None
+
+    def fold(self) -> None:
+        pending, self.unfolded = self.unfolded, []
+        for times in pending:
+            self.itl.add_times(times)
+
+    async def fold_loop(self) -> None:
+        while True:
+            await asyncio.sleep(FOLD_EVERY_S)
+            self.fold()
 
     async def closed_loop(self, indices: list[int], start: float) -> list[RequestRecord]:
         """Every slot sends its next request as soon as its previous one ended."""
@@ -164,6 +180,9 @@ class Worker:
     async def measure(self, start: float) -> WorkerResult:
         s = self.spec
         self.itl = ItlHistogram()
+        self.unfolded = []  # the warmup's gaps are not measured
+        # the first wave (every slot at once at the start) costs the client no body building
+        self.prebuilt = {g: self.body(g) for g in s.measured[: len(self.slots)]}
         delay = start - monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
@@ -177,6 +196,7 @@ class Worker:
                 lags.append((monotonic() - due) * 1000.0)
 
         watcher = asyncio.ensure_future(watch_loop())
+        folder = asyncio.ensure_future(self.fold_loop())
         cpu0, wall0 = time.process_time(), monotonic()
         if math.isinf(s.request_rate):
             records = await self.closed_loop(s.measured, start)
@@ -185,7 +205,21 @@ class Worker:
         cpu = (time.process_time() - cpu0) / max(monotonic() - wall0, 1e-9)
         stop.set()
         watcher.cancel()
+        folder.cancel()
+        self.fold()
         return WorkerResult(records, self.itl, cpu, percentile(sorted(lags), 99.0))
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM; ru_maxrss would count the forking parent's)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def _raise_fd_limit() -> None:
@@ -223,6 +257,15 @@ def _unwatch(loop, conn) -> None:
     os.set_blocking(conn.fileno(), True)  # add_reader made it non-blocking
 
 
+def _quiet_gc() -> None:
+    """No cyclic-GC pauses inside a phase: everything built so far is frozen out of the collector
+    and automatic collection is off until the phase ends (a full collection over tens of thousands
+    of records took tens of ms, late sends and late timestamps). The hot path makes no cycles."""
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+
+
 async def _serve(conn, spec: WorkerSpec) -> None:
     loop = asyncio.get_running_loop()
     worker = Worker(spec)
@@ -231,16 +274,20 @@ async def _serve(conn, spec: WorkerSpec) -> None:
     try:
         msg = conn.recv()
         assert msg[0] == "warmup", msg
+        _quiet_gc()
         loop.add_reader(conn.fileno(), _watch_parent, conn)
         warm = await worker.closed_loop(spec.warmup, monotonic()) if spec.warmup else []
         _unwatch(loop, conn)
         conn.send(("warmed", sum(1 for r in warm if not r.ok)))
         msg = conn.recv()
         assert msg[0] == "measure", msg
+        _quiet_gc()
         loop.add_reader(conn.fileno(), _watch_parent, conn)
         result = await worker.measure(msg[1])
         _unwatch(loop, conn)
+        gc.enable()
         result.warmup_failed = sum(1 for r in warm if not r.ok)
+        result.peak_rss_mb = peak_rss_mb()
         conn.send(("done", result))
     finally:
         await worker.close()

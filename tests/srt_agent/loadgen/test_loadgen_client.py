@@ -83,6 +83,7 @@ def test_two_processes_share_the_work(sse_server):
     sse_server.max_in_flight = 0
     r = point(sse_server, "ok;ttft=5;itl=1", concurrency=6, num_prompts=18, processes=2)
     assert r["processes"] == 2 and len(r["client_cpu"]) == 2
+    assert len(r["client_peak_rss_mb"]) == 2 and all(10 < m < 1000 for m in r["client_peak_rss_mb"])
     assert (r["completed"], r["total_output_tokens"]) == (18, 18 * 6)
     assert sse_server.max_in_flight <= 6
 

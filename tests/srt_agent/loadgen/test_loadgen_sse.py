@@ -83,3 +83,16 @@ def test_text_that_looks_like_a_key_is_still_one_token():
 def test_split_url():
     assert split_url("http://127.0.0.1:8000", "/v1/completions") == ("127.0.0.1", 8000, "/v1/completions")
     assert split_url("http://127.0.0.1:8000/v1", "/v1/completions") == ("127.0.0.1", 8000, "/v1/completions")
+
+
+def test_whole_stream_in_one_read_counts_the_head_in_bulk_and_parses_the_tail():
+    # tokens (one empty), then usage and [DONE], all in one read: the token events before the
+    # usage chunk take the bulk path, the tail is parsed; the result is the same either way
+    data = ev(tok(" a")) + ev(tok("")) + ev(tok(" b")) + ev(USAGE) + ev("[DONE]")
+    rec, s = run([(2.0, data)])
+    assert rec.ok and s.done
+    assert rec.chunk_times == [2.0, 2.0] and rec.output_tokens == 3 and rec.usage_reported
+    rec, s = run([(2.0, ev(USAGE) + ev(tok(" late")) + ev("[DONE]"))])  # special event first: all parsed
+    assert s.done and rec.chunk_times == [2.0] and rec.output_tokens == 3
+    rec, s = run([(2.0, ev(tok(" a")) + ev({"error": {"message": "boom"}}))])
+    assert not rec.ok and "boom" in rec.error and rec.chunk_times == [2.0]
