@@ -62,12 +62,15 @@ async def run_loadgen(cmd: list[str], log: Path) -> int:
         try:
             return await proc.wait()
         except BaseException:
-            with anyio.CancelScope(shield=True):
-                proc.terminate()
-                with anyio.move_on_after(5):
-                    await proc.wait()
-                if proc.returncode is None:
-                    proc.kill()
+            with anyio.CancelScope(shield=True):  # it may be gone already (scancel signals it too)
+                try:
+                    proc.terminate()
+                    with anyio.move_on_after(5):
+                        await proc.wait()
+                    if proc.returncode is None:
+                        proc.kill()
+                except ProcessLookupError:
+                    pass
             raise
 
 
