@@ -34,7 +34,10 @@ def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> list[str]:
 
 
 class Supervisor:
-    def __init__(self, launcher: Launcher, status: StatusWriter, plan: Plan, run_dir: Path, grace: float,
+    """plan: None until the run is planned (the supervisor exists from the agent's start, so that
+    teardown works whenever a phase fails); set it before the first `start`."""
+
+    def __init__(self, launcher: Launcher, status: StatusWriter, plan: Plan | None, run_dir: Path, grace: float,
                  on_failure: Callable[[ComponentFailed], None]) -> None:
         self.launcher = launcher
         self.status = status
@@ -53,12 +56,15 @@ class Supervisor:
         self.status.component(proc.name, kind=proc.kind, role=proc.role, node=proc.node, port=proc.port,
                               state="starting", health="unknown", started_at=now(),
                               log=f"logs/{proc.log}")
+        if self.plan is None:
+            raise RuntimeError(f"supervisor: {proc.name} started before the run was planned")
         handle = await self.launcher.start(self.plan, proc, script, secret_env, self.run_dir)
         self.handles[proc.name] = handle
         self.order.append(proc.name)
-        procguard.STARTED.add(handle.pid)  # ours, whichever supervisor: never an adopted orphan
-        if self.pids is not None:
-            self.pids.add(proc.name, handle.pid, handle.step_name)
+        if handle.pid is not None:  # an OS process (a scripted one is not)
+            procguard.STARTED.add(handle.pid)  # ours, whichever supervisor: never an adopted orphan
+            if self.pids is not None:
+                self.pids.add(proc.name, handle.pid, handle.step_name)
         self.status.component(proc.name, pid=handle.pid, step=handle.step_name, state="running")
         tg.start_soon(self._watch, proc, handle)
         tg.start_soon(self._first_log_line, proc, handle)
