@@ -13,6 +13,8 @@ from pathlib import Path
 import yaml
 
 from launcher.prepare import metadata, prepare, write_files
+from srt_agent.agent.launchers import Launcher
+from srt_agent.agent.run_context import RunContext, build_plan, load_context, render_scripts
 from srt_agent.sim.model_dir import write_model_dir
 
 ROUTER_JOB = {
@@ -29,7 +31,7 @@ DYNAMO_JOB = {  # NATS, etcd, Dynamo frontends behind nginx, mocker workers
     "name": "scripted-dynamo",
     "resources": {"prefill_nodes": 1, "decode_nodes": 2, "prefill_workers": 1, "decode_workers": 2,
                   "gpus_per_node": 2},
-    "backend": {"engine": "dynamo-mocker", "use_sglang_router": False},
+    "backend": {"engine": "dynamo-mocker", "use_sglang_router": False, "num_additional_frontends": 1},
 }
 
 
@@ -40,7 +42,8 @@ def merge(into: dict, new: dict) -> dict:
     return out
 
 
-def scripted_run(tmp_path: Path, job_id: str, base: dict = ROUTER_JOB, **changes) -> Path:
+def scripted_run(tmp_path: Path, job_id: str, base: dict = ROUTER_JOB, cluster_changes: dict | None = None,
+                 **changes) -> Path:
     """A run directory as srtctl writes it (local executor), ready for run_agent."""
     model = tmp_path / "model"
     if not model.exists():
@@ -48,7 +51,7 @@ def scripted_run(tmp_path: Path, job_id: str, base: dict = ROUTER_JOB, **changes
     cluster = tmp_path / "srtslurm.yaml"
     cluster.write_text(yaml.safe_dump({"executor": "local", "container_runtime": "none",
                                        "node_addresses": "loopback", "model_paths": {"sim-model": str(model)},
-                                       "logs_dir": str(tmp_path / "logs")}))
+                                       "logs_dir": str(tmp_path / "logs"), **(cluster_changes or {})}))
     job = merge(base, changes)
     job_file = tmp_path / f"{job['name']}.yaml"
     job_file.write_text(yaml.safe_dump(job, sort_keys=False))
@@ -65,3 +68,10 @@ def status_of(run_dir: Path) -> dict:
 def events_of(run_dir: Path, kind: str | None = None) -> list[dict]:
     lines = (run_dir / "events.jsonl").read_text().splitlines()
     return [e for e in map(json.loads, lines) if kind is None or e["event"] == kind]
+
+
+async def planned(tmp_path: Path, job_id: str, launcher: Launcher, base: dict = DYNAMO_JOB, **changes) -> RunContext:
+    """The planned run context the agent has after its start phase (plan.json and launch scripts written)."""
+    run = load_context(scripted_run(tmp_path, job_id, base, **changes), launcher)
+    nodes = await launcher.discover_nodes(run.resolved.total_nodes)
+    return render_scripts(run, build_plan(run, nodes))
