@@ -138,12 +138,12 @@ class ScriptedLauncher(Launcher):
         await self._tg.__aenter__()
         return self
 
-    async def __aexit__(self, *exc: Any) -> bool | None:
-        self._tg.cancel_scope.cancel()
-        try:
-            return await self._tg.__aexit__(*exc)
-        finally:
-            self._tg = None
+    async def __aexit__(self, *exc: Any) -> None:
+        """Ends every scripted process still running (as if SIGKILLed); an error of the block
+        propagates as it is, not wrapped in the task group's exception group."""
+        tg, self._tg = self._tg, None
+        tg.cancel_scope.cancel()
+        await tg.__aexit__(None, None, None)
 
     def record(self, process: str, what: str) -> None:
         self.events.append((round(anyio.current_time() - self._t0, 3), process, what))
