@@ -42,10 +42,14 @@ def merge(into: dict, new: dict) -> dict:
     return out
 
 
+MODEL_DIR: Path | None = None  # the session's simulated model directory (conftest: scripted_env)
+
+
 def scripted_run(tmp_path: Path, job_id: str, base: dict = ROUTER_JOB, cluster_changes: dict | None = None,
                  **changes) -> Path:
     """A run directory as srtctl writes it (local executor), ready for run_agent."""
-    model = tmp_path / "model"
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    model = MODEL_DIR or tmp_path / "model"
     if not model.exists():
         write_model_dir(str(model))
     cluster = tmp_path / "srtslurm.yaml"

@@ -13,7 +13,7 @@ from srt_agent.agent.health import smoke_request, wait_processes_healthy, wait_r
 from srt_agent.agent.scripted_launcher import Script, ScriptedLauncher
 from srt_agent.errors import HealthTimeout
 
-pytestmark = pytest.mark.usefixtures("no_job_env")
+pytestmark = pytest.mark.usefixtures("scripted_env")
 
 
 @pytest.fixture(autouse=True)

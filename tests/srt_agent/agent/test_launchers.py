@@ -15,7 +15,7 @@ from srt_agent.agent.launchers import LocalLauncher, SrunLauncher
 from srt_agent.agent.scripted_launcher import Script, ScriptedLauncher
 from srt_agent.errors import LaunchError
 
-pytestmark = pytest.mark.usefixtures("no_job_env")
+pytestmark = pytest.mark.usefixtures("scripted_env")
 
 REPORT = ["bash", "-c", 'echo "on $SLURMD_NODENAME"; echo oops >&2; exit 3']
 

@@ -9,12 +9,12 @@ import signal
 
 import anyio
 import pytest
-from scripted_support import DYNAMO_JOB, ROUTER_JOB, events_of, scripted_run, status_of
+from scripted_support import DYNAMO_JOB, ROUTER_JOB, events_of, planned, scripted_run, status_of
 
 from srt_agent.agent.main import run_agent
 from srt_agent.agent.scripted_launcher import Script, ScriptedLauncher
 
-pytestmark = pytest.mark.usefixtures("no_job_env")
+pytestmark = pytest.mark.usefixtures("scripted_env")
 
 
 def phases(run_dir) -> list[tuple[str, str]]:
@@ -114,8 +114,6 @@ async def test_a_process_that_cannot_start_fails_the_job_and_still_tears_down(tm
 async def test_a_port_already_in_use_shows_as_the_process_exiting(tmp_path):
     run_dir = scripted_run(tmp_path, "6206")
     async with ScriptedLauncher() as probe:  # learn the router's planned address, then occupy it
-        from scripted_support import planned
-
         router = (await planned(tmp_path / "probe", "6206", probe, ROUTER_JOB)).plan.process("router")
     listener = await anyio.create_tcp_listener(local_host=router.address, local_port=router.port)
     try:

@@ -11,7 +11,7 @@ from srt_agent.agent.preflight import check_engine_flags
 from srt_agent.agent.scripted_launcher import ScriptedLauncher
 from srt_agent.errors import ConfigErrors, LaunchError
 
-pytestmark = pytest.mark.usefixtures("no_job_env")
+pytestmark = pytest.mark.usefixtures("scripted_env")
 
 HELP = """usage: launch_server [-h] --model-path MODEL_PATH [--mem-fraction-static MEM_FRACTION_STATIC]
   --tensor-parallel-size TP, --tp-size TP

@@ -20,7 +20,7 @@ from srt_agent.agent.run_context import (
 from srt_agent.agent.scripted_launcher import ScriptedLauncher
 from srt_agent.secrets import SECRETS_ENV_VAR
 
-pytestmark = pytest.mark.usefixtures("no_job_env")
+pytestmark = pytest.mark.usefixtures("scripted_env")
 
 
 def test_loading_reads_the_run_and_takes_the_job_id_from_slurm(tmp_path, monkeypatch):

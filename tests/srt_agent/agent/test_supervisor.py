@@ -10,7 +10,7 @@ from srt_agent.agent.scripted_launcher import Script, ScriptedLauncher
 from srt_agent.agent.supervisor import Supervisor
 from srt_agent.errors import ComponentFailed
 
-pytestmark = pytest.mark.usefixtures("no_job_env")
+pytestmark = pytest.mark.usefixtures("scripted_env")
 
 
 def supervisor(ctx, grace: float = 1.0) -> tuple[Supervisor, list[ComponentFailed]]:
