@@ -50,15 +50,13 @@ class Handle:
 class ProcessHandle(Handle):
     """A subprocess leading its own process group (the program, or its srun client)."""
 
-    process: Process | None = None
+    process: Process = field(kw_only=True)
 
     @property
     def pid(self) -> int:
-        assert self.process is not None
         return self.process.pid
 
     async def wait(self) -> int:
-        assert self.process is not None
         self.returncode = await self.process.wait()
         return self.returncode
 

@@ -241,7 +241,7 @@ async def run_agent(run_dir: Path, launcher: Launcher | None = None, shared: fro
                 status.fail(f"{type(error).__name__}: {error}" if not isinstance(error, SrtError) else str(error))
         status.phase("teardown")
         await sup.stop_all(ordered=error is None)  # after a failure: all at once (fail fast)
-        adopted = procguard.stop_adopted_children({h.pid for h in sup.handles.values() if h.pid}) if guard else []
+        adopted = procguard.stop_adopted_children({h.pid for h in sup.handles.values() if h.pid is not None}) if guard else []
         if adopted:
             status.event("orphans_stopped", pids=adopted)
         if sup.plan is not None and remove_state_dir(sup.plan.state_dir):

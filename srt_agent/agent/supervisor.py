@@ -10,7 +10,7 @@ from pathlib import Path
 import anyio
 from anyio.abc import TaskGroup
 
-from ..errors import ComponentFailed
+from ..errors import ComponentFailed, LaunchError
 from ..plan import Plan, ProcessSpec
 from ..secrets import redact_text
 from . import procguard
@@ -53,11 +53,11 @@ class Supervisor:
         self.pids = None  # procguard.PidRecord: pids.json of this attempt
 
     async def start(self, tg: TaskGroup, proc: ProcessSpec, script: Path, secret_env: dict[str, str]) -> Handle:
+        if self.plan is None:
+            raise LaunchError(f"supervisor: {proc.name} started before the run was planned")
         self.status.component(proc.name, kind=proc.kind, role=proc.role, node=proc.node, port=proc.port,
                               state="starting", health="unknown", started_at=now(),
                               log=f"logs/{proc.log}")
-        if self.plan is None:
-            raise RuntimeError(f"supervisor: {proc.name} started before the run was planned")
         handle = await self.launcher.start(self.plan, proc, script, secret_env, self.run_dir)
         self.handles[proc.name] = handle
         self.order.append(proc.name)

@@ -8,7 +8,7 @@ from scripted_support import planned
 
 from srt_agent.agent.scripted_launcher import Script, ScriptedLauncher
 from srt_agent.agent.supervisor import Supervisor
-from srt_agent.errors import ComponentFailed
+from srt_agent.errors import ComponentFailed, LaunchError
 
 pytestmark = pytest.mark.usefixtures("scripted_env")
 
@@ -47,8 +47,9 @@ async def test_a_supervisor_without_a_plan_refuses_to_start(tmp_path):
     async with ScriptedLauncher() as launcher, anyio.create_task_group() as tg:
         ctx = await planned(tmp_path, "5102", launcher)
         sup = Supervisor(launcher, ctx.status, None, ctx.run_dir, 1.0, lambda f: None)
-        with pytest.raises(RuntimeError, match="before the run was planned"):
+        with pytest.raises(LaunchError, match="before the run was planned"):
             await sup.start(tg, ctx.plan.process("nats"), ctx.scripts["nats"], {})
+        assert ctx.status.data["components"] == {} and launcher.handles == {}
         await sup.stop_all()  # nothing started: returns at once
         tg.cancel_scope.cancel()
 
