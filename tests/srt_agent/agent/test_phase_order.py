@@ -64,7 +64,8 @@ async def test_phases_run_in_order_and_a_stop_signal_tears_down_in_order(tmp_pat
 async def test_workers_start_only_after_infra_is_healthy(tmp_path):
     run_dir = scripted_run(tmp_path, "6202", DYNAMO_JOB)
     async with ScriptedLauncher({"etcd": Script(healthy_after=0.4)}) as launcher:
-        await serve_until(launcher, run_dir, signal.SIGINT)
+        code = await serve_until(launcher, run_dir, signal.SIGINT)
+    assert code == 130
     [(etcd_healthy, _, _)] = [e for e in launcher.timeline("healthy") if e[1] == "etcd"]
     first_worker = min(t for t, name, what in launcher.timeline("start") if name.startswith(("prefill", "decode")))
     assert first_worker >= etcd_healthy
