@@ -23,6 +23,8 @@ import csv
 import gzip
 import io
 import time
+from array import array
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -168,11 +170,42 @@ def parse_page_full(text: str) -> tuple[dict[str, float], dict[str, dict[float, 
     return values, hists
 
 
-@dataclass
+class Row(Mapping):
+    """One scrape's column values, read-only and small: the column names are one shared index per
+    set of names, the values an array of doubles (~0.2 KB a row instead of ~1.5 KB for a dict)."""
+
+    __slots__ = ("_index", "_vals")
+    _indexes: dict[tuple[str, ...], dict[str, int]] = {}
+
+    def __init__(self, values: dict[str, float]) -> None:
+        names = tuple(values)
+        index = Row._indexes.get(names)
+        if index is None:
+            index = Row._indexes.setdefault(names, {n: i for i, n in enumerate(names)})
+        self._index = index
+        self._vals = array("d", values.values())
+
+    def __getitem__(self, name: str) -> float:
+        return self._vals[self._index[name]]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._index
+
+    def __iter__(self):
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._vals)
+
+    def __repr__(self) -> str:
+        return f"Row({dict(self)!r})"
+
+
+@dataclass(slots=True)
 class Sample:
     t: float  # unix time of the tick
     target: Target
-    values: dict[str, float] | None  # None: the scrape failed
+    values: Mapping[str, float] | None  # None: the scrape failed
     error: str | None = None
     hist: dict[str, dict[float, float]] | None = None  # bucket snapshot (kept for HIST_KEEP samples a target)
 
@@ -192,7 +225,7 @@ class Scraper:
             if r.status_code != 200:
                 raise ValueError(f"HTTP {r.status_code}")
             values, hists = parse_page_full(r.text)
-            sample = Sample(t, target, values, hist=hists or None)
+            sample = Sample(t, target, Row(values), hist=hists or None)
             self.samples.append(sample)
             if hists:
                 self._keep_hist(target.name, sample)
