@@ -39,13 +39,16 @@ def dynamo_run(local_run):
     return local_run
 
 
-def _job(run, concurrencies: list[int], osl: int):
+def _job(run, concurrencies: list[int], osl: int, *, disagg: bool = True):
     bench = {"type": "sa-bench", "isl": 64, "osl": osl, "concurrencies": concurrencies, "prompt_multiplier": 4,
              "warmup_multiplier": 1, "metrics_interval_s": 0.2}
-    path = run.job_file("dyn-metrics", benchmark=bench)
+    path = run.job_file("dyn-metrics", benchmark=bench, mode="disagg" if disagg else "agg")
     job = yaml.safe_load(path.read_text())
-    # disaggregated: 1 prefill + 1 decode mocker; two frontends behind nginx
-    job["backend"] = {"engine": "dynamo-mocker", "enable_multiple_frontends": True, "num_additional_frontends": 1}
+    if disagg:  # 1 prefill + 1 decode mocker; two frontends behind nginx
+        job["backend"] = {"engine": "dynamo-mocker", "enable_multiple_frontends": True, "num_additional_frontends": 1}
+    else:  # one aggregated mocker, one frontend
+        job["backend"] = {"engine": "dynamo-mocker"}
+        job["resources"]["agg_workers"] = 1
     job["health"] = {"worker_timeout_s": 120, "frontend_timeout_s": 120, "shutdown_grace_s": 5}
     path.write_text(yaml.safe_dump(job, sort_keys=False))
     return path
@@ -95,23 +98,23 @@ def test_frontend_and_worker_system_metrics_follow_the_load(dynamo_run):
 
 
 def test_a_scrape_that_times_out_is_recorded_and_the_point_still_counts(dynamo_run):
-    """The decode mocker is frozen (SIGSTOP) for 1.5 s inside the measured window (8 requests of 300
-    tokens, 2 at a time: ~9 s): its scrapes time out and are recorded; the requests wait, the point
-    is measured, the job succeeds."""
-    proc = dynamo_run.start(_job(dynamo_run, [2], osl=300))
+    """The (aggregated) mocker is frozen (SIGSTOP) for 1.5 s inside the measured window (8 requests
+    of 200 tokens, 2 at a time: ~6 s): its scrapes time out and are recorded; the requests wait, the
+    point is measured, the job succeeds."""
+    proc = dynamo_run.start(_job(dynamo_run, [2], osl=200, disagg=False))
     try:
         dynamo_run.wait_status(lambda s: s.get("benchmark", {}).get("current") == 2, timeout=120)
         run = dynamo_run.run_dir()
-        pgid = json.loads((run / "pids.json").read_text())["processes"]["decode-0"]["pgid"]
-        decode = next(p for p in json.loads((run / "plan.json").read_text())["processes"] if p["name"] == "decode-0")
-        url = f"http://{decode['address']}:{decode['env']['DYN_SYSTEM_PORT']}/metrics"
+        pgid = json.loads((run / "pids.json").read_text())["processes"]["agg-0"]["pgid"]
+        worker = next(p for p in json.loads((run / "plan.json").read_text())["processes"] if p["name"] == "agg-0")
+        url = f"http://{worker['address']}:{worker['env']['DYN_SYSTEM_PORT']}/metrics"
         def seen() -> float:
             return parse_page(httpx.get(url, timeout=5).text).get("worker_requests_total", 0.0)
 
-        # once the decode worker has seen the 2 warmup requests and a measured one, the window is open
+        # once the worker has seen the 2 warmup requests and a measured one, the window is open
         first, deadline = seen(), time.monotonic() + 60
         while seen() < first + 3:
-            assert time.monotonic() < deadline, "the measured requests never reached the decode worker"
+            assert time.monotonic() < deadline, "the measured requests never reached the worker"
             time.sleep(0.1)
         os.killpg(pgid, signal.SIGSTOP)
         try:
@@ -123,14 +126,15 @@ def test_a_scrape_that_times_out_is_recorded_and_the_point_still_counts(dynamo_r
     finally:
         stop_agent(proc)
     run = dynamo_run.run_dir()
-    point = json.loads((run / "results" / "result_isl64_osl300_c2.json").read_text())
+    point = json.loads((run / "results" / "result_isl64_osl200_c2.json").read_text())
     assert point["completed"] == 8 and point["failed"] == 0
-    decode = point["server_metrics"]["roles"]["decode"]
-    assert decode["failed_scrapes"] >= 1 and "Timeout" in decode["first_error"]
-    assert decode["scrapes"] > decode["failed_scrapes"]  # before and after the freeze it answered
+    agg = point["server_metrics"]["roles"]["agg"]
+    assert agg["failed_scrapes"] >= 1 and agg["first_error"].startswith("agg-0: ReadTimeout")
+    assert agg["scrapes"] > agg["failed_scrapes"]  # before and after the freeze it answered
+    assert agg["worker_inflight"]["max"] == 2
     assert point["server_metrics"]["roles"]["frontend"]["failed_scrapes"] == 0
     rows = read_samples(run / point["server_metrics"]["file"])
     bad = [r for r in rows if not r["ok"]]
-    assert bad and {r["target"] for r in bad} == {"decode-0"} and all("Timeout" in r["error"] for r in bad)
+    assert bad and {r["target"] for r in bad} == {"agg-0"} and all("Timeout" in r["error"] for r in bad)
     status = json.loads((run / "status.json").read_text())
     assert status["state"] == "succeeded"
