@@ -132,8 +132,10 @@ def _wanted_lines(text: str) -> str:
     other histograms; parsing all of it costs ~25 ms). Without their TYPE lines the parser keeps
     each sample's own name (`x_total`, `x_bucket`), which is what COLUMNS and HISTOGRAMS name."""
     keep = []
+    typed = False
     for line in text.splitlines():
         if not line or line[0] == "#":
+            typed = typed or line.startswith(("# TYPE ", "# HELP "))
             continue
         end = len(line)
         for sep in ("{", " "):
@@ -142,6 +144,8 @@ def _wanted_lines(text: str) -> str:
                 end = i
         if line[:end] in _WANTED:
             keep.append(line)
+    if not keep and not typed and text.strip():
+        raise ValueError(f"not Prometheus text: {text.strip()[:60]!r}")
     return "\n".join(keep) + "\n"
 
 
@@ -172,7 +176,8 @@ def parse_page_full(text: str) -> tuple[dict[str, float], dict[str, dict[float, 
 
 class Row(Mapping):
     """One scrape's column values, read-only and small: the column names are one shared index per
-    set of names, the values an array of doubles (~0.2 KB a row instead of ~1.5 KB for a dict)."""
+    set of names, the values an array of doubles (with its Sample ~0.36 KB a scrape in memory, a
+    dict of the same values ~1.9 KB)."""
 
     __slots__ = ("_index", "_vals")
     _indexes: dict[tuple[str, ...], dict[str, int]] = {}

@@ -15,12 +15,13 @@ import signal
 import time
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
 import yaml
 from agent_local_support import stop_agent
 
-from srt_agent.agent.server_metrics import parse_page, read_samples
+from srt_agent.agent.server_metrics import Scraper, Target, parse_page, read_samples
 
 pytestmark = [pytest.mark.dynamo, pytest.mark.slow]
 
@@ -108,6 +109,22 @@ def test_a_scrape_that_times_out_is_recorded_and_the_point_still_counts(dynamo_r
         pgid = json.loads((run / "pids.json").read_text())["processes"]["agg-0"]["pgid"]
         worker = next(p for p in json.loads((run / "plan.json").read_text())["processes"] if p["name"] == "agg-0")
         url = f"http://{worker['address']}:{worker['env']['DYN_SYSTEM_PORT']}/metrics"
+        # a page that is not Prometheus text (the frontend's JSON /health) is a failed scrape too
+        front = next(p for p in json.loads((run / "plan.json").read_text())["processes"] if p["kind"] == "frontend")
+        base = f"http://{front['address']}:{front['port']}"
+        scraper = Scraper([Target("frontend-0", "frontend", f"{base}/metrics"),
+                           Target("health", "frontend", f"{base}/health")], 0.1)
+
+        async def scrape() -> None:
+            with anyio.move_on_after(0.35):
+                await scraper.run()
+
+        anyio.run(scrape)
+        health = [x for x in scraper.samples if x.target.name == "health"]
+        page = [x for x in scraper.samples if x.target.name == "frontend-0"]
+        assert health and all(x.values is None and "not Prometheus text" in x.error for x in health)
+        assert page and all(x.values is not None and "frontend_active" in x.values for x in page)
+
         def seen() -> float:
             return parse_page(httpx.get(url, timeout=5).text).get("worker_requests_total", 0.0)
 
