@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from .dynamo import dynamo_install_spec, frontend_command
 from .engines import WorkerArgs, engine_for
-from .engines.base import worker_dynamo_env
+from .engines.base import dynamo_env_for
 from .errors import PlanError
 from .nginx import nginx_command
 from .node_state import node_state_dir
@@ -316,7 +316,7 @@ def _build(r: ResolvedJob, inp: PlanInputs, ports, port_base: int) -> Plan:
                 health_path="/health", container=in_container and eng.frontend_in_container,
                 command=[*frontend_command(frontend_python, node.address, port), *sglang_flags(backend.frontend_args)],
                 python=frontend_python, module="dynamo.frontend",
-                env={**worker_dynamo_env(nats_url, etcd_url, node.address, None), **eng.frontend_env(),
+                env={**dynamo_env_for(nats_url, etcd_url, node.address, None), **eng.frontend_env(),
                      **backend.frontend_environment},
                 dynamo_version=dynamo_install_spec(backend) if eng.installs_dynamo else None))
             roles_by_node[node.name].append("frontend")

@@ -63,7 +63,7 @@ class WorkerArgs(NamedTuple):
         return ["--model-path", self.model_path, "--served-model-name", self.served, "--tp-size", str(self.tp)]
 
     def dynamo_env(self) -> dict[str, str]:
-        return worker_dynamo_env(self.nats_url, self.etcd_url, self.host, self.system_port)
+        return dynamo_env_for(self.nats_url, self.etcd_url, self.host, self.system_port)
 
 
 class WorkerLaunch(NamedTuple):
@@ -76,7 +76,7 @@ class WorkerLaunch(NamedTuple):
     module: str | None = None  # the `python -m MODULE` the command runs (the preflight's `--help`)
 
 
-def worker_dynamo_env(nats_url: str | None, etcd_url: str | None, host: str,
+def dynamo_env_for(nats_url: str | None, etcd_url: str | None, host: str,
                       system_port: int | None) -> dict[str, str]:
     """Dynamo's environment for a process on `host`; {} when the job runs no NATS/etcd."""
     if nats_url is None or etcd_url is None:
