@@ -299,7 +299,10 @@ def expand(doc: YamlDocument, data: dict, cluster: ClusterConfig) -> Sweep:
             name = f"{name}-{seen[name]}"
         member_data = copy.deepcopy(base)
         for path, value in values.items():
-            set_path(member_data, split_path(path), copy.deepcopy(value))
+            if value is None:  # null: the key is left out of this member (an override file's `null`)
+                unset_path(member_data, split_path(path))
+            else:
+                set_path(member_data, split_path(path), copy.deepcopy(value))
         member_data["name"] = name
         member = Member(name=name, values=values, data=member_data)
         lines = dict(doc.lines)

@@ -160,15 +160,12 @@ def convert_override_file(doc: YamlDocument, convert_one):
             if p not in paths and p[:1] != ("name",) and any(g.get(p, _GONE) != flat_base.get(p, _GONE) for g in flats):
                 paths.append(p)
     for p in paths:
-        flag = p[:2] == ("backend", "sglang_config") and len(p) == 4  # absent = not passed (None)
         for (label, section, _), f in zip(convs, flats):
-            problem = None
+            problem = None  # a key a variant lacks is null in the zip: left out of that member
             if p in f and any("." in part for part in p):
                 problem = f"the key '{p[-1]}' has a '.', which a sweep path cannot hold"
-            elif p not in f and not flag and p not in flat_base:
-                problem = f"'{'.'.join(p)}' is set by other variants but neither by this one nor by base"
-            elif p not in f and not flag:
-                problem = f"'{'.'.join(p)}' is removed (null) or restructured by this variant, which a sweep cannot express"
+            elif p not in f and any(q[:len(p)] == p or p[:len(q)] == q for q in f):
+                problem = f"'{'.'.join(p)}' is restructured by this variant (a mapping in one, a value in another)"
             if problem:
                 raise ConfigError(f"override file variant {section[0]} ({label}): {problem}", file=doc.path,
                                   line=doc.line_of(section), key=section[0],
