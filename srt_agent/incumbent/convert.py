@@ -10,6 +10,7 @@ import yaml
 from ..errors import ConfigError, ConfigErrors
 from ..yaml_source import Loc, YamlDocument
 from .mapping import INCUMBENT_KEYS, INCUMBENT_PREFIXES, INCUMBENT_SECTIONS, MAPPING, Entry, lookup
+from .layout import fit_gpus_to_tp
 from .overrides import convert_override_file, is_override_file, needs_base
 
 INCUMBENT_DYNAMO_DEFAULT = "0.8.0"
@@ -186,6 +187,7 @@ class _Converter:
                 out.setdefault("health", {})["worker_timeout_s"] = seconds
                 self.lines.setdefault(("health",), self.line(("health_check",)) or 0)
         self.eval_dataset()
+        fit_gpus_to_tp(self)
         # aggregated jobs: the incumbent counts one node when agg_nodes is missing
         res = out.get("resources", {})
         if "agg_workers" in res and "agg_nodes" not in res:

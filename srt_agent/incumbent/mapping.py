@@ -35,6 +35,8 @@ MAPPING: tuple[Entry, ...] = (
     Entry("model.path", "model.path", "same", "alias, absolute path, or `hf:org/model` (needs `hf_cache_dir` in srtslurm.yaml)"),
     Entry("model.container", "model.container", "same", "alias, absolute .sqsh path, or a registry reference pyxis imports (`lmsysorg/sglang:v0.5.8`)"),
     Entry("model.precision", "model.precision", "same"),
+    Entry("model.name", "(dropped)", "dropped", "descriptive (the model's Hugging Face id); the served name is model.served_model_name"),
+    Entry("model.container_image", "", "refused", "a second, pullable name of the container: put the registry reference in model.container itself (pyxis imports it)"),
     Entry("resources.gpu_type", "resources.gpu_type", "same"),
     Entry("resources.gpus_per_node", "resources.gpus_per_node", "same"),
     Entry("resources.prefill_nodes", "resources.prefill_nodes", "same"),

@@ -206,3 +206,20 @@ def test_other_accuracy_types_and_settings_are_refused(bench, key):
 def test_eval_datasets_dir_must_be_absolute():
     with pytest.raises(ValueError):
         ClusterConfig(eval_datasets_dir="evals")
+
+
+@pytest.mark.parametrize("tp,gpus", [(2, 2), (1, 1), (4, None), (8, None), (3, None)])
+def test_a_tensor_parallel_size_below_the_workers_gpus_becomes_gpus_per_worker(tp, gpus):
+    data = copy.deepcopy(BASE)
+    data["backend"] = {"sglang_config": {"prefill": {"tensor-parallel-size": tp}, "decode": {"tp-size": 4}}}
+    conv = convert(data)
+    res = conv.data["resources"]
+    assert res.get("gpus_per_prefill") == gpus and "gpus_per_decode" not in res
+    assert any("gpus_per_prefill" in n for n in conv.notes) == (gpus is not None)
+    cluster = ClusterConfig(model_paths={"m": "/models/m"}, containers={"c": "/c.sqsh"})
+    if tp <= 4 and 4 % tp == 0:
+        resolved = resolve_job(conv.document(), cluster)
+        assert resolved.layouts["prefill"].gpus_per_worker == tp
+    else:
+        with pytest.raises(ConfigErrors):
+            resolve_job(conv.document(), cluster)
