@@ -242,7 +242,7 @@ def parse_sweep(doc: YamlDocument, data: dict) -> SweepSection:
             key = f"sweep.{kind}.{path}"
             if split_path(path)[0] == "name":
                 if kind == "grid" or path != "name":
-                    errors.append(ConfigError("a sweep can name its members only with zip.name", file=doc.path,
+                    errors.append(ConfigError("a sweep cannot vary the job name in grid: members are named by zip.name", file=doc.path,
                                               line=line, key=key, hint="give `zip: {name: [...]}` one name per "
                                               "member, or leave it out (members are then named from their values)"))
                 else:
