@@ -70,11 +70,11 @@ class SharedInfra:
         if self._key(ctx, placeholder)[0] is None:  # no NATS/etcd in this member (sglang router)
             return frozenset()
         nodes = await ctx.launcher.discover_nodes(ctx.resolved.total_nodes)
-        ctx.plan = build_plan(ctx, nodes)
-        infra = ctx.plan.by_kind("nats") + ctx.plan.by_kind("etcd")
+        plan = build_plan(ctx, nodes)
+        infra = plan.by_kind("nats") + plan.by_kind("etcd")
         if not infra:
             return frozenset()
-        render_scripts(ctx)
+        ctx = render_scripts(ctx, plan)
         status = StatusWriter(self.sweep_dir, job_id=ctx.job_id, name=self.name, executor=ctx.launcher.kind)
         status.update(state="running", message="NATS and etcd for every member of the sweep")
 
