@@ -257,6 +257,12 @@ class BenchmarkSection(Strict):
     max_tokens: int | None = Field(None, ge=1, description="eval types: completion limit; default 512 (gsm8k), 8 (mmlu), 2048 (gpqa)")
     min_score: float | None = Field(None, ge=0, le=1, description="eval types: below it the job fails")
     accuracy: AccuracySection | None = Field(None, description="sa-bench: an eval gate run before the first point")
+    client_nodes: int = Field(1, ge=1, le=256, description="sa-bench: nodes the load generator runs on, one start "
+                              "instant, one merged result (docs/benchmarking.md, \"Across nodes\")")
+    client_placement: Literal["shared", "dedicated"] = Field("shared", description="sa-bench: `shared` runs the "
+                                                             "client on the job's first nodes; `dedicated` adds client_nodes nodes to the allocation")
+    max_connections_per_pair: int = Field(25_000, ge=1, le=60_000, description="sa-bench: most connections one client "
+                                          "node opens to one server address (ip:port); the ephemeral port range allows ~28k")
 
     @field_validator("concurrencies", mode="before")
     @classmethod

@@ -322,6 +322,10 @@ def _build(r: ResolvedJob, inp: PlanInputs, ports, port_base: int) -> Plan:
 
     if job.benchmark.type == "sa-bench" or job.profiling.type != "none":
         roles_by_node[head.name].append("benchmark")
+    from .client_plan import CLIENT_ROLE, client_node_names
+
+    for name in client_node_names(job, [n.name for n in nodes], r.worker_nodes):
+        roles_by_node[name].append(CLIENT_ROLE)
 
     mounts = []
     if in_container:
