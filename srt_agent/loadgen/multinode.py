@@ -16,6 +16,7 @@ import datetime
 import os
 import queue
 import secrets
+import shlex
 import socket
 import subprocess
 import sys
@@ -74,8 +75,9 @@ def launch_nodes(names: list[str], executor: str, command: list[str], token: str
                 for i, name in enumerate(names)]
     from srt_agent.srun import srun_command
 
-    return [subprocess.Popen(guarded(srun_command(command, nodes=names, job_name="srt-loadgen")),
-                             stdin=subprocess.DEVNULL, env=env)]
+    argv = srun_command(command, nodes=names, job_name="srt-loadgen")
+    print(f"load-generator nodes: {shlex.join(argv)}", flush=True)
+    return [subprocess.Popen(guarded(argv), stdin=subprocess.DEVNULL, env=env)]
 
 
 class Coordinator:
