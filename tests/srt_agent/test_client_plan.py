@@ -59,6 +59,9 @@ def test_dedicated_placement_adds_nodes_to_the_allocation_but_no_gpus():
     assert roles["gpu-3"] == ["loadgen"] and roles["gpu-4"] == ["loadgen"]
     assert all("loadgen" not in roles[f"gpu-{i}"] for i in range(3))
     assert not any(p.node in ("gpu-3", "gpu-4") for p in plan.processes)  # no worker lands there
+    nginx = plan_of(resolve("  concurrencies: [64]\n  client_nodes: 2\n  client_placement: dedicated\n",
+                            "  engine: dynamo-mocker\n"))
+    assert {f.node for f in nginx.frontends} == {"gpu-1", "gpu-2"}  # nor a frontend
     # one dedicated client node still needs the coordinator: it is not the agent's node
     one = plan_of(resolve("  concurrencies: [64]\n  client_placement: dedicated\n"))
     assert client_nodes(one) == [("gpu-3", "10.0.0.4")] and runs_across_nodes(one)
