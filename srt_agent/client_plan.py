@@ -36,8 +36,13 @@ def extra_nodes(job: JobConfig) -> int:
 
 
 def server_address_count(job: JobConfig) -> int:
-    """Addresses (ip:port) the endpoint offers: the nginx listen port, the single frontend, or the router."""
-    return 1
+    """Addresses (ip:port) the endpoint offers: nginx's listen ports, the single frontend, or the router."""
+    return job.backend.nginx_listen_ports if _nginx(job) else 1
+
+
+def _nginx(job: JobConfig) -> bool:
+    be = job.backend
+    return not be.use_sglang_router and job.mode == "disaggregated" and be.enable_multiple_frontends
 
 
 def pair_load(concurrency: int, client_nodes: int, servers: int) -> int:
@@ -74,6 +79,12 @@ def check_clients(job: JobConfig, doc: YamlDocument, worker_nodes: int) -> list[
             line=doc.line_of(("benchmark", "client_nodes")), key="benchmark.client_nodes", value=b.client_nodes,
             hint=f"set client_placement: dedicated (adds {b.client_nodes} nodes to the allocation), "
                  f"or client_nodes: {worker_nodes} or fewer"))
+    if job.backend.nginx_listen_ports > 1 and not _nginx(job):
+        errors.append(ConfigError(
+            "nginx_listen_ports only applies in front of several Dynamo frontends (nginx)", file=doc.path,
+            line=doc.line_of(("backend", "nginx_listen_ports")), key="backend.nginx_listen_ports",
+            value=job.backend.nginx_listen_ports,
+            hint="remove it: this endpoint is one address (the router or one frontend); add client_nodes instead"))
     servers = server_address_count(job)
     limit = b.max_connections_per_pair
     for c in b.concurrencies or []:
@@ -81,6 +92,8 @@ def check_clients(job: JobConfig, doc: YamlDocument, worker_nodes: int) -> list[
         if load <= limit:
             continue
         need = nodes_needed(c, servers, limit)
+        more_ports = (f", or backend.nginx_listen_ports: {nodes_needed(c, b.client_nodes, limit)} or more"
+                      if _nginx(job) else "")
         errors.append(ConfigError(
             f"concurrency {c} puts {load} connections on one (client node, server address) pair: "
             f"{b.client_nodes} client node(s) x {servers} server address(es) "
@@ -88,7 +101,7 @@ def check_clients(job: JobConfig, doc: YamlDocument, worker_nodes: int) -> list[
             "address holds ~28k connections to one ip:port)", file=doc.path,
             line=doc.line_of(("benchmark", "concurrencies")), key="benchmark.concurrencies", value=c,
             hint=f"set benchmark.client_nodes: {need} or more (client_placement: dedicated adds them to the "
-                 "allocation if the job has fewer nodes), or lower the concurrency"))
+                 f"allocation if the job has fewer nodes){more_ports}, or lower the concurrency"))
         break  # the largest point needs the most; one error says what to change
     return errors
 
@@ -97,14 +110,15 @@ def _endpoint_words(job: JobConfig) -> str:
     be = job.backend
     if be.use_sglang_router:
         return "the sglang router"
-    if job.mode == "disaggregated" and be.enable_multiple_frontends:
-        return "nginx's listen port"
+    if _nginx(job):
+        return f"nginx's {be.nginx_listen_ports} listen port(s)"
     return "the Dynamo frontend"
 
 
 def server_addresses(plan: Plan) -> list[tuple[str, int]]:
     """Every address (host, port) the endpoint offers, the order connections are spread in."""
-    return [(plan.endpoint.address, plan.endpoint.port)]
+    ep = plan.endpoint
+    return [(ep.address, port) for port in [ep.port, *ep.extra_ports]]
 
 
 def client_nodes(plan: Plan) -> list[tuple[str, str]]:

@@ -152,6 +152,8 @@ class BackendSection(Strict):
     enable_multiple_frontends: bool = Field(True, description="nginx + several Dynamo frontends (disaggregated)")
     num_additional_frontends: int = Field(9, ge=0, le=256, description="frontends beyond the first")
     use_sglang_router: bool = Field(False, description="sglang-router instead of nginx + Dynamo frontends")
+    nginx_listen_ports: int = Field(1, ge=1, le=64, description="ports nginx listens on; the load generator spreads "
+                                    "its connections over all of them (benchmark.max_connections_per_pair)")
     dynamo_version: str = Field("0.7.0", description="ai-dynamo version installed when the container lacks it")
     dynamo_install: bool = Field(True, description="false: the container already has Dynamo; nothing is installed")
     dynamo_git_ref: str | None = Field(None, description="build ai-dynamo from this git commit or branch of github.com/ai-dynamo/dynamo instead of dynamo_version (cached once per ref)")

@@ -97,6 +97,8 @@ class Endpoint(BaseModel):
     node: str
     address: str
     port: int
+    extra_ports: list[int] = Field(default_factory=list, description="more ports serving the same endpoint "
+                                   "(backend.nginx_listen_ports); the load generator spreads connections over all")
 
     @property
     def url(self) -> str:
@@ -316,7 +318,8 @@ def _build(r: ResolvedJob, inp: PlanInputs, ports, port_base: int) -> Plan:
                 name="nginx", kind="nginx", node=head.name, address=head.address, port=port, health_path="/nginx_health",
                 command=_nginx_command(f"{inp.log_dir}/nginx/nginx.conf", f"{inp.log_dir}/nginx")))
             roles_by_node[head.name].append("nginx")
-            endpoint = Endpoint(kind="nginx", node=head.name, address=head.address, port=port)
+            extra = [ports.take(head.address) for _ in range(backend.nginx_listen_ports - 1)]
+            endpoint = Endpoint(kind="nginx", node=head.name, address=head.address, port=port, extra_ports=extra)
         else:
             p = processes[-1]
             endpoint = Endpoint(kind="frontend", node=p.node, address=p.address, port=p.port or 0)

@@ -5,7 +5,14 @@ import sys
 
 import pytest
 
-from srt_agent.client_plan import client_command, client_nodes, describe, pair_load, runs_across_nodes
+from srt_agent.client_plan import (
+    client_command,
+    client_nodes,
+    describe,
+    pair_load,
+    runs_across_nodes,
+    server_addresses,
+)
 from srt_agent.cluster_config import ClusterConfig
 from srt_agent.errors import ConfigErrors
 from srt_agent.plan import NodeInfo, PlanInputs, make_plan
@@ -82,9 +89,26 @@ def test_the_default_limit_rejects_32768_on_one_node_and_names_nginx():
     backend = "  use_sglang_router: false\n  engine: dynamo-mocker\n"
     with pytest.raises(ConfigErrors) as e:
         resolve("  concurrencies: [21504, 32768]\n", backend)
-    assert "concurrency 32768" in str(e.value) and "nginx's listen port" in str(e.value)
-    assert "client_nodes: 2 or more" in str(e.value)
+    assert "concurrency 32768" in str(e.value) and "nginx's 1 listen port(s)" in str(e.value)
+    assert "client_nodes: 2 or more" in str(e.value) and "backend.nginx_listen_ports: 2 or more" in str(e.value)
     resolve("  concurrencies: [21504, 32768]\n  client_nodes: 2\n", backend)
+
+
+def test_nginx_listen_ports_are_server_addresses_the_client_spreads_over():
+    backend = "  use_sglang_router: false\n  engine: dynamo-mocker\n  nginx_listen_ports: 2\n"
+    r = resolve("  concurrencies: [21504, 32768]\n", backend)  # one client node, two listen ports: fits
+    plan = plan_of(r)
+    ep = plan.endpoint
+    assert ep.kind == "nginx" and len(ep.extra_ports) == 1 and ep.extra_ports[0] != ep.port
+    assert server_addresses(plan) == [(ep.address, ep.port), (ep.address, ep.extra_ports[0])]
+    owners = [(p.address, p.port) for p in plan.processes if p.port]
+    assert (ep.address, ep.extra_ports[0]) not in owners  # a port of its own in the job's block
+    assert runs_across_nodes(plan)  # two server addresses: the coordinator, on the head node
+    assert client_nodes(plan) == [("gpu-0", "10.0.0.1")]
+    assert "at most 16384 per pair" in describe(r.job, plan)
+    with pytest.raises(ConfigErrors) as e:
+        resolve("  concurrencies: [4]\n", "  use_sglang_router: true\n  nginx_listen_ports: 2\n")
+    assert "backend.nginx_listen_ports" in str(e.value) and "only applies" in str(e.value)
 
 
 def test_shared_placement_needs_that_many_nodes_and_keys_are_strict():

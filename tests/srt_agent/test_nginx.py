@@ -224,3 +224,33 @@ async def test_nginx_round_robin_unbuffered_streams(tmp_path):
             await runner.cleanup()
     log = (tmp_path / "access.log").read_text()  # flushed when nginx exits
     assert log.count(f"upstream=127.0.0.1:{up_a}") == 4 and log.count(f"upstream=127.0.0.1:{up_b}") == 4, log
+
+
+async def test_extra_listen_ports_serve_the_same_endpoint(tmp_path):
+    """backend.nginx_listen_ports: the load generator spreads connections over every listen port."""
+    nginx = need_nginx()
+    listen, extra, up = 33996, 33997, 33998
+    hits = {"a": 0}
+    runner = await _sse_upstream("a", up, hits)
+    conf = tmp_path / "nginx.conf"
+    text = render_nginx_conf("127.0.0.1", listen, [("127.0.0.1", up)], str(tmp_path), worker_processes=1,
+                             extra_listen_ports=[extra])
+    assert "listen 127.0.0.1:33996 backlog" in text and "listen 127.0.0.1:33997 backlog" in text
+    conf.write_text(text)
+    proc = await asyncio.create_subprocess_exec(*nginx_command(str(conf), str(tmp_path), nginx=nginx),
+                                                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    try:
+        for port in (listen, extra):
+            await _wait_http(f"http://127.0.0.1:{port}/nginx_health")
+            async with httpx.AsyncClient(timeout=30) as client:
+                r = await client.post(f"http://127.0.0.1:{port}/v1/completions", json={"prompt": "w1", "i": 0})
+                assert r.status_code == 200 and "[DONE]" in r.text
+        assert hits == {"a": 2}
+    finally:
+        proc.terminate()
+        await asyncio.wait_for(proc.wait(), 10)
+        await runner.cleanup()
+    with pytest.raises(ConfigError, match="repeat"):
+        render_nginx_conf("127.0.0.1", listen, [("127.0.0.1", up)], str(tmp_path), extra_listen_ports=[listen])
+    with pytest.raises(ConfigError):
+        render_nginx_conf("127.0.0.1", listen, [("127.0.0.1", up)], str(tmp_path), extra_listen_ports=[70000])
