@@ -108,12 +108,12 @@ class Coordinator:
             except (OSError, SrtError):
                 conn.close()
                 continue
-            if hello.get("t") == "error":
+            ours = secrets.compare_digest(str(hello.get("token", "")), self.token)
+            if hello.get("t") == "error" and ours:
                 raise BenchmarkError(f"load-generator node {hello.get('index')} ({hello.get('node')}) failed:\n"
                                      f"{hello.get('message')}")
             index = hello.get("index")
-            if (hello.get("t") != "hello" or not secrets.compare_digest(str(hello.get("token", "")), self.token)
-                    or not isinstance(index, int) or not 0 <= index < self.count or index in self.conns):
+            if (hello.get("t") != "hello" or not ours or not isinstance(index, int) or not 0 <= index < self.count or index in self.conns):
                 conn.close()  # not one of ours
                 continue
             conn.settimeout(None)
@@ -186,8 +186,11 @@ def run_multinode(config: LoadConfig, names: list[str], executor: str, bind: str
         ready = coord.gather("ready", phase_timeout)
         start = coord.start(ready)
         done = coord.gather("done", phase_timeout)
-        for proc in procs:
-            proc.wait(timeout=60.0)
+        for proc in procs:  # the nodes exit once they sent their records; a straggler is stopped below
+            try:
+                proc.wait(timeout=60.0)
+            except subprocess.TimeoutExpired:
+                pass
     finally:
         server.close()
         for proc in procs:

@@ -208,7 +208,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except BaseException as exc:
         try:
-            send_msg(sock, {"t": "error", "index": index, "node": name, "message": traceback.format_exc()})
+            send_msg(sock, {"t": "error", "token": os.environ.get(TOKEN_ENV, ""), "index": index, "node": name,
+                            "message": traceback.format_exc()})
         except OSError:
             pass
         print(f"load-generator node {index} ({name}) failed: {exc}", file=sys.stderr)

@@ -115,3 +115,13 @@ def test_two_nodes_with_a_skewed_clock_merge_into_one_single_node_shaped_result(
     single = run_point(LoadConfig(url=a.url, model=model, isl=32, osl=6, concurrency=2, num_prompts=4,
                                   warmup_multiplier=0, processes=1))
     assert set(r) == set(single) | {"client_nodes"}
+
+
+def test_a_failing_node_fails_the_point_with_its_own_message(sse_server, tmp_path, capsys):
+    out = tmp_path / "r.json"
+    rc = main(["--client-nodes", "n1,n2", "--executor", "local", "--servers", f"127.0.0.1:{sse_server.port}",
+               "--url", sse_server.url, "--model", "ok", "--isl", "8", "--osl", "2", "--concurrency", "2",
+               "--num-prompts", "2", "--tokenizer", str(tmp_path / "no-such-tokenizer"), "--out", str(out)])
+    assert rc != 0 and not out.exists()
+    err = capsys.readouterr().err
+    assert "load-generator node" in err and "failed" in err and "no-such-tokenizer" in err, err
