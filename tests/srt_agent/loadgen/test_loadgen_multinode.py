@@ -7,7 +7,6 @@ import time
 
 import pytest
 
-from conftest import SseServer
 from srt_agent.errors import BenchmarkError
 from srt_agent.loadgen import LoadConfig, run_point
 from srt_agent.loadgen.clock import estimate_offset, measure_offset
@@ -79,8 +78,8 @@ def test_node_argv_drops_the_coordinator_options():
 
 
 @pytest.fixture(scope="module")
-def second_server():
-    s = SseServer()
+def second_server(sse_server):
+    s = type(sse_server)()  # conftest.SseServer, on the next free port
     s.start()
     yield s
     s.stop()
