@@ -87,7 +87,8 @@ def render_nginx_conf(listen_host: str, listen_port: int, upstreams: Sequence[tu
     """
     listen_host = validate_host(listen_host, key="nginx.listen_host")
     listen_port = validate_port(listen_port, key="nginx.listen_port")
-    ports = [listen_port] + [validate_port(p, key=f"nginx.extra_listen_ports[{i}]") for i, p in enumerate(extra_listen_ports)]
+    ports = [listen_port] + [validate_port(p, key=f"nginx.extra_listen_ports[{i}]")
+                             for i, p in enumerate(extra_listen_ports)]
     if len(set(ports)) != len(ports):
         raise ConfigError("nginx listen ports repeat", key="nginx.extra_listen_ports", value=ports)
     run_dir = validate_path(run_dir, key="nginx.run_dir")

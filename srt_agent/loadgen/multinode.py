@@ -113,7 +113,8 @@ class Coordinator:
                 raise BenchmarkError(f"load-generator node {hello.get('index')} ({hello.get('node')}) failed:\n"
                                      f"{hello.get('message')}")
             index = hello.get("index")
-            if (hello.get("t") != "hello" or not ours or not isinstance(index, int) or not 0 <= index < self.count or index in self.conns):
+            if (hello.get("t") != "hello" or not ours or not isinstance(index, int)
+                    or not 0 <= index < self.count or index in self.conns):
                 conn.close()  # not one of ours
                 continue
             conn.settimeout(None)

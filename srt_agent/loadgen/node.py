@@ -26,12 +26,12 @@ import sys
 import time
 import traceback
 
-from srt_agent.client_plan import share
 from srt_agent.errors import BenchmarkError
 
 from .clock import measure_offset, recv_msg, send_msg
 from .prompts import build_workload
 from .runner import WARMUP_INDEX_BASE, LoadConfig, _recv_all, _split, _start_worker
+from .runner import _share as share
 from .worker import WorkerSpec
 
 TOKEN_ENV = "SRT_LOADGEN_TOKEN"

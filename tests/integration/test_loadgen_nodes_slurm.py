@@ -1,7 +1,8 @@
 """benchmark.client_nodes on the local SLURM cluster: a point whose concurrency needs more than one
 node's share of connections (max_connections_per_pair lowered to 4 for the test) runs from two
-client nodes (dedicated ones, or the job's own) in one srun step, one start instant, one merged result; node 2's clock is
-skewed by 12.5 s (SRT_LOADGEN_CLOCK_SKEW_S) and its measured offset must cancel that."""
+client nodes (dedicated ones, or the job's own) in one srun step, one start instant, one merged
+result; node 2's clock is skewed by 12.5 s (SRT_LOADGEN_CLOCK_SKEW_S) and its measured offset
+must cancel that."""
 
 from __future__ import annotations
 
