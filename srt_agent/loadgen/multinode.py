@@ -102,7 +102,7 @@ class Coordinator:
                 conn, _ = self.server.accept()
             except socket.timeout:
                 continue
-            conn.settimeout(60.0)
+            conn.settimeout(10.0)  # a node says hello as soon as it connects
             try:
                 hello = recv_msg(conn)
             except (OSError, SrtError):

@@ -4,7 +4,7 @@ The node runs its share of the point (concurrency, measured and warmup requests:
 slices, the same prompts a single-node run sends) on its own worker processes, each worker on one
 server address. Its life, over one TCP connection to the coordinator (clock.py's messages):
 
-    node -> hello {token, index, node}        after its workers connected
+    node -> hello {token, index, node}        at once
     coordinator tells nothing until every node has warmed up:
     node -> ping/pong x 16                    clock offset (min round trip), after the warmup
     node -> ready {offset, rtt, warmup_failed}
@@ -104,6 +104,7 @@ def injected_skew(index: int) -> float:
 
 
 def run_node(args, sock: socket.socket, index: int, name: str, skew: float = 0.0) -> None:
+    send_msg(sock, {"t": "hello", "token": os.environ.get(TOKEN_ENV, ""), "index": index, "node": name})
     config = config_from_args(args)
     config.validate()
     servers = parse_servers(args.servers)
@@ -132,7 +133,6 @@ def run_node(args, sock: socket.socket, index: int, name: str, skew: float = 0.0
             procs.append(proc)
             pipe.send(spec)
         _recv_all(pipes, procs, "connected", timeout=600.0)
-        send_msg(sock, {"t": "hello", "token": os.environ.get(TOKEN_ENV, ""), "index": index, "node": name})
         for p in pipes:
             p.send(("warmup",))
         warmed = _recv_all(pipes, procs, "warmed", timeout=None)
