@@ -35,14 +35,16 @@ def extra_nodes(job: JobConfig) -> int:
     return b.client_nodes if b.type == "sa-bench" and b.client_placement == "dedicated" else 0
 
 
-def server_address_count(job: JobConfig) -> int:
+def server_address_count(job: JobConfig, worker_nodes: int) -> int:
     """Addresses (ip:port) the endpoint offers: nginx's listen ports, the single frontend, or the router."""
-    return job.backend.nginx_listen_ports if _nginx(job) else 1
+    return job.backend.nginx_listen_ports if _nginx(job, worker_nodes) else 1
 
 
-def _nginx(job: JobConfig) -> bool:
+def _nginx(job: JobConfig, worker_nodes: int) -> bool:
+    """The plan's rule: nginx in front of several frontends (disaggregated, more than one node)."""
     be = job.backend
-    return not be.use_sglang_router and job.mode == "disaggregated" and be.enable_multiple_frontends
+    return (not be.use_sglang_router and job.mode == "disaggregated" and be.enable_multiple_frontends
+            and worker_nodes > 1)
 
 
 def pair_load(concurrency: int, client_nodes: int, servers: int) -> int:
@@ -79,13 +81,13 @@ def check_clients(job: JobConfig, doc: YamlDocument, worker_nodes: int) -> list[
             line=doc.line_of(("benchmark", "client_nodes")), key="benchmark.client_nodes", value=b.client_nodes,
             hint=f"set client_placement: dedicated (adds {b.client_nodes} nodes to the allocation), "
                  f"or client_nodes: {worker_nodes} or fewer"))
-    if job.backend.nginx_listen_ports > 1 and not _nginx(job):
+    if job.backend.nginx_listen_ports > 1 and not _nginx(job, worker_nodes):
         errors.append(ConfigError(
             "nginx_listen_ports only applies in front of several Dynamo frontends (nginx)", file=doc.path,
             line=doc.line_of(("backend", "nginx_listen_ports")), key="backend.nginx_listen_ports",
             value=job.backend.nginx_listen_ports,
             hint="remove it: this endpoint is one address (the router or one frontend); add client_nodes instead"))
-    servers = server_address_count(job)
+    servers = server_address_count(job, worker_nodes)
     limit = b.max_connections_per_pair
     for c in b.concurrencies or []:
         load = pair_load(c, b.client_nodes, servers)
@@ -93,11 +95,11 @@ def check_clients(job: JobConfig, doc: YamlDocument, worker_nodes: int) -> list[
             continue
         need = nodes_needed(c, servers, limit)
         more_ports = (f", or backend.nginx_listen_ports: {nodes_needed(c, b.client_nodes, limit)} or more"
-                      if _nginx(job) else "")
+                      if _nginx(job, worker_nodes) else "")
         errors.append(ConfigError(
             f"concurrency {c} puts {load} connections on one (client node, server address) pair: "
             f"{b.client_nodes} client node(s) x {servers} server address(es) "
-            f"({_endpoint_words(job)}), at most {limit} each (max_connections_per_pair; one client "
+            f"({_endpoint_words(job, worker_nodes)}), at most {limit} each (max_connections_per_pair; one client "
             "address holds ~28k connections to one ip:port)", file=doc.path,
             line=doc.line_of(("benchmark", "concurrencies")), key="benchmark.concurrencies", value=c,
             hint=f"set benchmark.client_nodes: {need} or more (client_placement: dedicated adds them to the "
@@ -106,11 +108,11 @@ def check_clients(job: JobConfig, doc: YamlDocument, worker_nodes: int) -> list[
     return errors
 
 
-def _endpoint_words(job: JobConfig) -> str:
+def _endpoint_words(job: JobConfig, worker_nodes: int) -> str:
     be = job.backend
     if be.use_sglang_router:
         return "the sglang router"
-    if _nginx(job):
+    if _nginx(job, worker_nodes):
         return f"nginx's {be.nginx_listen_ports} listen port(s)"
     return "the Dynamo frontend"
 
