@@ -256,6 +256,7 @@ class BenchmarkSection(Strict):
     concurrency: int | None = Field(None, ge=1, le=4096, description="eval types: requests in flight; default 64")
     max_tokens: int | None = Field(None, ge=1, description="eval types: completion limit; default 512 (gsm8k), 8 (mmlu), 2048 (gpqa)")
     min_score: float | None = Field(None, ge=0, le=1, description="eval types: below it the job fails")
+    repeat: int | None = Field(None, ge=1, le=64, description="eval types: runs of the whole eval; the score is their mean (each run and the stdev are recorded)")
     accuracy: AccuracySection | None = Field(None, description="sa-bench: an eval gate run before the first point")
 
     @field_validator("concurrencies", mode="before")
