@@ -43,7 +43,7 @@ class RunContext:
 
     @property
     def srtctl_root(self) -> Path:
-        from launcher.paths import srtctl_root
+        from ..rundir import srtctl_root
 
         return srtctl_root(self.resolved.cluster)
 
@@ -76,7 +76,7 @@ def load_context(run_dir: Path, launcher: Launcher | None = None) -> RunContext:
 
 
 def build_plan(ctx: RunContext, nodes) -> Plan:
-    from launcher.paths import configs_dir
+    from ..rundir import configs_dir
 
     cluster = ctx.resolved.cluster
     plan = make_plan(ctx.resolved, PlanInputs(
@@ -95,7 +95,7 @@ def build_plan(ctx: RunContext, nodes) -> Plan:
 
 def render_scripts(ctx: RunContext) -> None:
     """Write launch/<name>.sh for every process (and nginx.conf), recording commands without secrets."""
-    from launcher.paths import configs_dir
+    from ..rundir import configs_dir
 
     assert ctx.plan is not None
     for sub in ("launch", "logs", "infra", "nginx", "results", "profiles", "dynamo"):
