@@ -41,7 +41,7 @@ def render_files(prep) -> dict[str, str]:
         ep = prep.plan.endpoint
         files["nginx.conf"] = render_nginx_conf(
             ep.address, ep.port, [(f.address, f.port) for f in prep.plan.frontends],
-            f"{prep.run_dir_placeholder}/nginx")
+            f"{prep.run_dir_placeholder}/nginx", extra_listen_ports=ep.extra_ports)
     for p in prep.plan.processes:
         text, _secret = render_launch_script(prep.plan, p, log_dir=prep.run_dir_placeholder, configs_dir=str(configs_dir(prep.cluster)),
                                              setup_script=prep.setup_script,
