@@ -36,7 +36,6 @@ Where traces land (host paths, relative to the run directory):
 from __future__ import annotations
 
 import math
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +44,7 @@ import anyio
 import httpx
 
 from ..errors import ProfilingError
+from ..loadgen.config import from_job
 from ..plan import CONTAINER_LOGS, Plan, ProcessSpec, WorkerSpec
 
 TRACE_TIMEOUT_S = 600.0  # writing a torch trace of a large TP/EP worker can take minutes
@@ -187,13 +187,8 @@ def profiling_num_prompts(profiling) -> int:
 
 
 def profiling_loadgen_command(plan: Plan, profiling, out: Path, *, tokenizer: str | None) -> list[str]:
-    cmd = [sys.executable, "-m", "srt_agent.loadgen", "--url", plan.endpoint.url, "--model", plan.served_model_name,
-           "--isl", str(profiling.isl), "--osl", str(profiling.osl), "--concurrency", str(profiling.concurrency),
-           "--num-prompts", str(profiling_num_prompts(profiling)), "--warmup-multiplier", "0",
-           "--max-failed-fraction", "1", "--total-gpus", str(plan.total_gpus), "--out", str(out)]
-    if tokenizer:
-        cmd += ["--tokenizer", tokenizer]
-    return cmd
+    return from_job(plan, profiling=profiling, num_prompts=profiling_num_prompts(profiling),
+                    tokenizer=tokenizer).command(out)
 
 
 # ---- trace files ------------------------------------------------------------------------------

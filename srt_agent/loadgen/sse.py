@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from urllib.parse import urlsplit
-
-from srt_agent.errors import BenchmarkError
 
 from .records import RequestRecord
 
@@ -24,17 +21,6 @@ except ImportError:  # pragma: no cover - depends on the environment
     from json import loads as _loads
 
 monotonic = time.monotonic
-
-
-def split_url(url: str, endpoint: str) -> tuple[str, int, str]:
-    parts = urlsplit(url)
-    if parts.scheme != "http" or not parts.hostname:
-        raise BenchmarkError(f"--url must look like http://HOST:PORT (got {url!r}); https is not supported")
-    base = parts.path.rstrip("/")
-    path = endpoint if endpoint.startswith("/") else "/" + endpoint
-    if base and not path.startswith(base + "/"):
-        path = base + path
-    return parts.hostname, parts.port or 80, path
 
 
 class EventStream:
