@@ -192,15 +192,12 @@ def parser() -> argparse.ArgumentParser:
 
 def from_argv(argv: list[str] | None = None) -> tuple[LoadConfig, str | None]:
     """The config a command line gives, and its --out path."""
-    a = parser().parse_args(argv)
-    config = LoadConfig(
-        url=a.url, endpoint=a.endpoint, model=a.model, isl=a.isl, osl=a.osl, concurrency=a.concurrency,
-        num_prompts=a.num_prompts, prompt_multiplier=a.prompt_multiplier, warmup_multiplier=a.warmup_multiplier,
-        request_rate=a.request_rate, random_range_ratio=a.random_range_ratio, seed=a.seed, tokenizer=a.tokenizer,
-        processes=a.processes, expected_itl_ms=a.expected_itl_ms, http=a.http, use_uvloop=not a.no_uvloop,
-        request_timeout=a.request_timeout or None, total_gpus=a.total_gpus, decode_gpus=a.decode_gpus,
-        extra_body=a.extra_body, max_failed_fraction=a.max_failed_fraction, phase_timeout=a.phase_timeout or None)
-    return config, a.out
+    args = vars(parser().parse_args(argv))
+    out = args.pop("out")
+    args["use_uvloop"] = not args.pop("no_uvloop")
+    for key in ("request_timeout", "phase_timeout"):  # 0 on the command line: no limit
+        args[key] = args[key] or None
+    return LoadConfig(**args), out
 
 
 # ---- from the job -------------------------------------------------------------------------------

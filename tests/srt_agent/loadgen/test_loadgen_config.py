@@ -2,6 +2,7 @@
 
 import math
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 
 from srt_agent.cluster_config import ClusterConfig
 from srt_agent.job_config import BenchmarkSection, ProfilingSection
-from srt_agent.loadgen.config import LOAD_DEFAULTS, LoadConfig, from_argv, from_job
+from srt_agent.loadgen.config import LOAD_DEFAULTS, LoadConfig, from_argv, from_job, parser
 from srt_agent.plan import NodeInfo, PlanInputs, make_plan
 from srt_agent.resolved import load_job
 
@@ -39,6 +40,16 @@ def test_argv_round_trip_of_every_field(num_prompts, prompt_multiplier, warmup_m
                    phase_timeout=phase)
     back, out = from_argv(c.to_argv())
     assert back == c and out is None
+
+
+def test_every_field_has_its_flag_with_the_dataclass_default():
+    p = parser()
+    by_flag = {opt: a for a in p._actions for opt in a.option_strings}
+    for f in fields(LoadConfig):
+        flag = "--no-uvloop" if f.name == "use_uvloop" else "--" + f.name.replace("_", "-")
+        assert flag in by_flag, f"LoadConfig.{f.name} has no CLI flag {flag}"
+        if f.name not in ("use_uvloop", "phase_timeout", "extra_body") and by_flag[flag].default is not None:
+            assert by_flag[flag].default == LOAD_DEFAULTS[f.name], f.name
 
 
 def test_defaults_stay_off_the_command_line_and_out_goes_last():
