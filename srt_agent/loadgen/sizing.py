@@ -19,7 +19,7 @@ from pathlib import Path
 EVENTS_PER_PROCESS = 30_000.0  # token events/s at one event per read (a real-time stream)
 REQUESTS_PER_PROCESS = 1_500.0  # request starts/s (keep-alive request + its record)
 # a closed loop starts every slot at T0 and a wave of responses often ends together: one process
-# writes its slots' requests one after another (~15 us each on loopback), so a process with more
+# writes its slots' requests one after another (13-19 us each on loopback, docs/benchmarking.md), so one with more
 # slots than this cannot have sent them all within ~4 ms of their scheduled instant
 BURST_SLOTS_PER_PROCESS = 256
 DEFAULT_ITL_MS = 10.0  # assumed when the expected ITL is not given: a fast decode
