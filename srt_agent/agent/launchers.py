@@ -1,7 +1,9 @@
-"""One launcher interface, two implementations: srun steps (SLURM) and local subprocesses.
+"""One launcher interface: srun steps (SLURM), local subprocesses, and scripted in-process stand-ins.
 
-The agent never cares which one runs: it asks for nodes, starts ProcessSpecs and stops them.
-Tests swap the launcher the way httpx tests swap a transport.
+The agent never cares which one runs: it asks for nodes, starts ProcessSpecs, runs one-off
+commands (`run_once`, e.g. the preflight's `--help`) and stops them. Unit tests swap the launcher
+the way httpx tests swap a transport: `agent/scripted_launcher.py` plays processes that become
+healthy, print log lines, exit or ignore SIGTERM at given times, without starting any.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,14 +26,31 @@ from .procguard import guarded
 
 @dataclass
 class Handle:
-    """A running process or srun step."""
+    """A started process: an OS process or srun step (ProcessHandle), or a scripted one."""
 
     name: str
-    process: Process
     log: Path
     step_name: str | None = None
     returncode: int | None = None
     stopping: bool = False
+
+    @property
+    def pid(self) -> int | None:
+        """The OS pid; None for a process that is not one (scripted)."""
+        return None
+
+    async def wait(self) -> int:
+        raise NotImplementedError
+
+    def signal_group(self, sig: int) -> None:
+        raise NotImplementedError
+
+
+@dataclass
+class ProcessHandle(Handle):
+    """A subprocess leading its own process group (the program, or its srun client)."""
+
+    process: Process = field(kw_only=True)
 
     @property
     def pid(self) -> int:
@@ -42,19 +62,37 @@ class Handle:
 
     def signal_group(self, sig: int) -> None:
         try:
-            os.killpg(self.process.pid, sig)
+            os.killpg(self.pid, sig)
         except (ProcessLookupError, PermissionError):
             pass
 
 
+@dataclass(frozen=True)
+class OnceResult:
+    """What a one-off command (Launcher.run_once) did: exit code, stdout then stderr, the argv run."""
+
+    returncode: int
+    output: str
+    argv: list[str]
+
+
 class Launcher:
     kind = "base"
+    os_processes = True  # False: starts no OS processes, so the agent skips procguard (pids.json, orphans)
 
     async def discover_nodes(self, count: int) -> list[NodeInfo]:
         raise NotImplementedError
 
     async def start(self, plan: Plan, proc: ProcessSpec, script: Path, secret_env: dict[str, str],
                     run_dir: Path) -> Handle:
+        raise NotImplementedError
+
+    async def run_once(self, cmd: list[str], node: str, *, container_image: str | None = None,
+                       container_mounts: Sequence[str] = (), timeout: float = 600.0,
+                       name: str = "srt-once") -> OnceResult:
+        """Run `cmd` once on `node` (in the container when an image is given) and wait for it; never
+        raises on a non-zero exit, raises LaunchError when it cannot start or outlives `timeout`.
+        `name`: the srun step's job name."""
         raise NotImplementedError
 
     async def stop(self, handle: Handle, grace: float) -> None:
@@ -87,6 +125,18 @@ def _env(secret_env: dict[str, str]) -> dict[str, str]:
     return {**os.environ, **secret_env}
 
 
+async def _run_once(argv: list[str], node: str, timeout: float, env: dict[str, str] | None = None) -> OnceResult:
+    try:
+        with anyio.fail_after(timeout):
+            res = await anyio.run_process(argv, check=False, env=env)
+    except TimeoutError:
+        raise LaunchError(f"`{' '.join(argv)}` on {node} did not finish within {timeout:.0f} s") from None
+    except OSError as exc:
+        raise LaunchError(f"cannot run `{' '.join(argv)}` on {node}: {exc}") from exc
+    return OnceResult(res.returncode, res.stdout.decode(errors="replace") + res.stderr.decode(errors="replace"),
+                      list(argv))
+
+
 class LocalLauncher(Launcher):
     """Subprocesses on this machine; nodes are names with address 127.0.0.1."""
 
@@ -108,7 +158,12 @@ class LocalLauncher(Launcher):
                                              start_new_session=True)
             except OSError as exc:
                 raise LaunchError(f"cannot start {proc.name}: {exc}") from exc
-        return Handle(name=proc.name, process=p, log=log)
+        return ProcessHandle(name=proc.name, process=p, log=log)
+
+    async def run_once(self, cmd, node, *, container_image=None, container_mounts=(), timeout=600.0,
+                       name="srt-once") -> OnceResult:
+        """Locally there are no containers: the command runs on this machine as it is."""
+        return await _run_once(list(cmd), node, timeout, env={**os.environ, "SLURMD_NODENAME": node})
 
 
 @dataclass
@@ -157,7 +212,13 @@ class SrunLauncher(Launcher):
             except OSError as exc:
                 raise LaunchError(f"cannot start srun for {proc.name}: {exc}") from exc
         self.steps.append(step)
-        return Handle(name=proc.name, process=p, log=log, step_name=step)
+        return ProcessHandle(name=proc.name, process=p, log=log, step_name=step)
+
+    async def run_once(self, cmd, node, *, container_image=None, container_mounts=(), timeout=600.0,
+                       name="srt-once") -> OnceResult:
+        argv = srun_command(list(cmd), nodes=[node], job_name=name, container_image=container_image,
+                            container_mounts=container_mounts if container_image else ())
+        return await _run_once(argv, node, timeout)
 
     async def terminate(self, handles: list[Handle]) -> None:
         """SIGTERM to the steps' tasks (`scancel --signal=TERM STEP...`, one call for all): SIGTERM to

@@ -26,29 +26,24 @@ from ..node_state import remove_state_dir
 from .health import record_dynamo_installs, smoke_request, wait_processes_healthy, wait_registered
 from .launchers import Launcher
 from .ledger import Ledger, fingerprint
-from .run_context import RunContext, build_plan, load_context, render_scripts
+from .run_context import LoadedRun, build_plan, load_context, render_scripts
 from .supervisor import Supervisor
 from .time_to_ready import ReadyClock
 
 SIGNALS = {signal.SIGTERM: "SIGTERM", signal.SIGINT: "SIGINT", signal.SIGUSR1: "SIGUSR1 (time limit near)"}
 
 
-class Stop(Exception):
-    """Raised inside the phases when the agent was told to stop."""
-
-
-async def _phases(ctx: RunContext, sup: Supervisor, tg, ledger: Ledger) -> None:
-    status = ctx.status
-    job = ctx.job
+async def _phases(run: LoadedRun, sup: Supervisor, tg, ledger: Ledger) -> None:
+    status = run.status
+    job = run.job
     status.phase("start")
     clock = ReadyClock(status)  # time to ready (time_to_ready.py)
-    await clock.queue_wait(ctx.launcher.kind, ctx.job_id, ctx.metadata)
+    await clock.queue_wait(run.launcher.kind, run.job_id, run.metadata)
     clock.begin("node_probe")
-    nodes = await ctx.launcher.discover_nodes(ctx.resolved.total_nodes)
+    nodes = await run.launcher.discover_nodes(run.resolved.total_nodes)
     clock.end("node_probe")
-    ctx.plan = plan = build_plan(ctx, nodes)
-    sup.plan = plan
-    render_scripts(ctx)
+    sup.plan = plan = build_plan(run, nodes)  # from here on teardown knows the plan (state_dir, tiers)
+    ctx = render_scripts(run, plan)
     sup.secret_values = [v for env in ctx.secret_env.values() for v in env.values()]
     status.update(endpoint=plan.endpoint.url, state="running")
     status.phase("start", "done", nodes=[n.name for n in nodes])
@@ -66,7 +61,8 @@ async def _phases(ctx: RunContext, sup: Supervisor, tg, ledger: Ledger) -> None:
     if infra:
         status.phase("infra")
         clock.begin("infra")
-        remove_state_dir(plan.state_dir)  # a requeued job starts from empty etcd/NATS state
+        if not run.shared:  # a sweep's shared NATS/etcd keep their state until the sweep ends
+            remove_state_dir(plan.state_dir)  # a requeued job starts from empty etcd/NATS state
         for p in infra:
             if p.name not in ctx.shared:  # a sweep in one allocation keeps its NATS/etcd up
                 await sup.start(tg, p, ctx.scripts[p.name], ctx.secret_env[p.name])
@@ -156,7 +152,7 @@ async def _phases(ctx: RunContext, sup: Supervisor, tg, ledger: Ledger) -> None:
         await anyio.sleep_forever()
 
 
-async def _finish(ctx: RunContext, ledger: Ledger) -> None:
+async def _finish(ctx: LoadedRun, ledger: Ledger) -> None:
     """Post-processing that must not be lost: report and optional sync."""
     job = ctx.job
     if job.benchmark.type == "sa-bench" and job.profiling.type == "none":
@@ -186,6 +182,7 @@ async def run_agent(run_dir: Path, launcher: Launcher | None = None, shared: fro
     requeue: after a SIGUSR1 stop under SLURM, requeue the job (agent/requeue; not for sweep members)."""
     ctx = load_context(run_dir, launcher)
     ctx.shared = shared
+    guard = ctx.launcher.os_processes  # procguard's OS-level guards only for launchers that start OS processes
     status = ctx.status
     force = os.environ.get("SRT_FORCE_RESUME") == "1"
     try:
@@ -206,15 +203,16 @@ async def run_agent(run_dir: Path, launcher: Launcher | None = None, shared: fro
         outcome["error"] = outcome["error"] or failure
         work.cancel()
 
-    sup = Supervisor(ctx.launcher, status, ctx.plan, run_dir, ctx.job.health.shutdown_grace_s, on_failure)  # type: ignore[arg-type]
+    sup = Supervisor(ctx.launcher, status, None, run_dir, ctx.job.health.shutdown_grace_s, on_failure)
     from . import procguard
 
-    left = procguard.stop_leftovers(run_dir, grace=ctx.job.health.shutdown_grace_s)
-    if left:
-        status.event("leftovers_stopped", components=left)
-        print(f"[srt-agent] stopped leftovers of an earlier attempt: {', '.join(left)}", flush=True)
-    procguard.become_subreaper()
-    sup.pids = procguard.PidRecord(run_dir, ctx.launcher.kind, str(status.data["job_id"]))
+    if guard:
+        left = procguard.stop_leftovers(run_dir, grace=ctx.job.health.shutdown_grace_s)
+        if left:
+            status.event("leftovers_stopped", components=left)
+            print(f"[srt-agent] stopped leftovers of an earlier attempt: {', '.join(left)}", flush=True)
+        procguard.become_subreaper()
+        sup.pids = procguard.PidRecord(run_dir, ctx.launcher.kind, str(status.data["job_id"]))
 
     async def watch_signals() -> None:
         with anyio.open_signal_receiver(*SIGNALS) as signals:
@@ -238,18 +236,17 @@ async def run_agent(run_dir: Path, launcher: Launcher | None = None, shared: fro
             except Exception as exc:  # a bug, or several errors at once: record, tear down
                 outcome["error"] = outcome["error"] or _first_error(exc)
                 traceback.print_exc()
-        sup.plan = ctx.plan  # type: ignore[assignment]
         error, stop = outcome["error"], outcome["stop"]
         if error is not None:
             if not isinstance(error, ComponentFailed):
                 status.fail(f"{type(error).__name__}: {error}" if not isinstance(error, SrtError) else str(error))
         status.phase("teardown")
         await sup.stop_all(ordered=error is None)  # after a failure: all at once (fail fast)
-        adopted = procguard.stop_adopted_children({h.pid for h in sup.handles.values()})
+        adopted = procguard.stop_adopted_children({h.pid for h in sup.handles.values() if h.pid is not None}) if guard else []
         if adopted:
             status.event("orphans_stopped", pids=adopted)
-        if ctx.plan is not None and remove_state_dir(ctx.plan.state_dir):
-            status.event("state_removed", path=ctx.plan.state_dir)
+        if sup.plan is not None and not shared and remove_state_dir(sup.plan.state_dir):
+            status.event("state_removed", path=sup.plan.state_dir)
         if error is not None:
             state, code = "failed", getattr(error, "exit_code", 1) or 1
         elif stop is not None:

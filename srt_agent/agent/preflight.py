@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import re
 
-import anyio
-
 from ..errors import ConfigError, LaunchError
 from ..resolved import SGLANG_SECTION
-from ..srun import srun_command
 from ..validation import did_you_mean
 from .run_context import RunContext
 
@@ -41,16 +38,13 @@ async def check_engine_flags(ctx: RunContext) -> None:
     plan = ctx.plan
     assert plan is not None
     worker = plan.by_kind("worker")[0]
-    if ctx.launcher.kind == "slurm":
-        image = plan.container_image if worker.container else None
-        cmd = srun_command(cmd, nodes=[plan.head_node], job_name="srt-preflight", container_image=image,
-                           container_mounts=plan.container_mounts if image else ())
-    with anyio.fail_after(600):
-        res = await anyio.run_process(cmd, check=False)
-    text = res.stdout.decode(errors="replace") + res.stderr.decode(errors="replace")
+    image = plan.container_image if worker.container else None
+    res = await ctx.launcher.run_once(cmd, plan.head_node, container_image=image, timeout=600,
+                                      container_mounts=plan.container_mounts if image else (), name="srt-preflight")
+    text = res.output
     known = parse_help_flags(text)
     if res.returncode != 0 or not known:
-        raise LaunchError(f"preflight: `{' '.join(cmd)}` failed (exit {res.returncode}): {text.strip()[-500:]}")
+        raise LaunchError(f"preflight: `{' '.join(res.argv)}` failed (exit {res.returncode}): {text.strip()[-500:]}")
     (ctx.run_dir / "logs" / "engine-help.txt").write_text(text)
     problems = []
     for role, flags in flags_used.items():

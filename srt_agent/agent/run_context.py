@@ -1,11 +1,17 @@
-"""What the agent knows about its run: directory, resolved config, plan, launcher, status."""
+"""What the agent knows about its run, in two states:
+
+- LoadedRun: read from the run directory before any node is known (resolved.json,
+  metadata.json), with the launcher and the status writer;
+- RunContext: a LoadedRun once planned on the discovered nodes: the plan, the rendered launch
+  scripts, the secrets of each process (render_scripts makes one from a LoadedRun and a Plan).
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -20,17 +26,13 @@ from .launchers import Launcher, LocalLauncher, SrunLauncher
 from .status import StatusWriter
 
 
-@dataclass
-class RunContext:
+@dataclass(kw_only=True)
+class LoadedRun:
     run_dir: Path
     resolved: ResolvedJob
     metadata: dict
     launcher: Launcher
     status: StatusWriter
-    plan: Plan | None = None
-    scripts: dict[str, Path] = field(default_factory=dict)
-    secret_env: dict[str, dict[str, str]] = field(default_factory=dict)
-    nginx_files: Any = None  # nofile.NofileReport once nginx.conf is written
     shared: frozenset[str] = frozenset()  # processes started by someone else (a sweep's NATS/etcd)
 
     @property
@@ -46,6 +48,16 @@ class RunContext:
         from launcher.paths import srtctl_root
 
         return srtctl_root(self.resolved.cluster)
+
+
+@dataclass(kw_only=True)
+class RunContext(LoadedRun):
+    """The planned run: what every phase after `start` works with."""
+
+    plan: Plan
+    scripts: dict[str, Path] = field(default_factory=dict)
+    secret_env: dict[str, dict[str, str]] = field(default_factory=dict)
+    nginx_files: Any = None  # nofile.NofileReport once nginx.conf is written
 
 
 def choose_launcher(resolved: ResolvedJob, job_id: str) -> Launcher:
@@ -65,17 +77,18 @@ def take_secrets() -> dict[str, dict[str, str]]:
     return json.loads(raw) if raw else {}
 
 
-def load_context(run_dir: Path, launcher: Launcher | None = None) -> RunContext:
+def load_context(run_dir: Path, launcher: Launcher | None = None) -> LoadedRun:
     resolved = ResolvedJob.read(run_dir / "resolved.json", take_secrets())
     metadata = json.loads((run_dir / "metadata.json").read_text())
     job_id = os.environ.get("SLURM_JOB_ID") or os.environ.get("SRT_JOB_ID") or str(metadata["job_id"])
     metadata["job_id"] = job_id
     launcher = launcher or choose_launcher(resolved, job_id)
     status = StatusWriter(run_dir, job_id=job_id, name=resolved.job.name, executor=launcher.kind)
-    return RunContext(run_dir=run_dir, resolved=resolved, metadata=metadata, launcher=launcher, status=status)
+    return LoadedRun(run_dir=run_dir, resolved=resolved, metadata=metadata, launcher=launcher, status=status)
 
 
-def build_plan(ctx: RunContext, nodes) -> Plan:
+def build_plan(ctx: LoadedRun, nodes) -> Plan:
+    """The plan on the discovered nodes, with the launcher's `launch` argvs; written to plan.json."""
     from launcher.paths import configs_dir
 
     cluster = ctx.resolved.cluster
@@ -93,11 +106,12 @@ def build_plan(ctx: RunContext, nodes) -> Plan:
     return plan
 
 
-def render_scripts(ctx: RunContext) -> None:
-    """Write launch/<name>.sh for every process (and nginx.conf), recording commands without secrets."""
+def render_scripts(run: LoadedRun, plan: Plan) -> RunContext:
+    """Write launch/<name>.sh for every process (and nats.conf, nginx.conf), recording commands
+    without secrets; the planned run."""
     from launcher.paths import configs_dir
 
-    assert ctx.plan is not None
+    ctx = RunContext(**{f.name: getattr(run, f.name) for f in fields(LoadedRun)}, plan=plan)
     for sub in ("launch", "logs", "infra", "nginx", "results", "profiles", "dynamo"):
         (ctx.run_dir / sub).mkdir(parents=True, exist_ok=True)
     for proc in ctx.plan.processes:
@@ -126,3 +140,4 @@ def render_scripts(ctx: RunContext) -> None:
                                  str(ctx.run_dir / "nginx"), worker_connections=files.worker_connections,
                                  worker_rlimit_nofile=files.worker_rlimit_nofile)
         write_text_atomic(ctx.run_dir / "nginx" / "nginx.conf", conf)
+    return ctx

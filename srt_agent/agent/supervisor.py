@@ -10,7 +10,7 @@ from pathlib import Path
 import anyio
 from anyio.abc import TaskGroup
 
-from ..errors import ComponentFailed
+from ..errors import ComponentFailed, LaunchError
 from ..plan import Plan, ProcessSpec
 from ..secrets import redact_text
 from . import procguard
@@ -34,7 +34,10 @@ def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> list[str]:
 
 
 class Supervisor:
-    def __init__(self, launcher: Launcher, status: StatusWriter, plan: Plan, run_dir: Path, grace: float,
+    """plan: None until the run is planned (the supervisor exists from the agent's start, so that
+    teardown works whenever a phase fails); set it before the first `start`."""
+
+    def __init__(self, launcher: Launcher, status: StatusWriter, plan: Plan | None, run_dir: Path, grace: float,
                  on_failure: Callable[[ComponentFailed], None]) -> None:
         self.launcher = launcher
         self.status = status
@@ -50,15 +53,18 @@ class Supervisor:
         self.pids = None  # procguard.PidRecord: pids.json of this attempt
 
     async def start(self, tg: TaskGroup, proc: ProcessSpec, script: Path, secret_env: dict[str, str]) -> Handle:
+        if self.plan is None:
+            raise LaunchError(f"supervisor: {proc.name} started before the run was planned")
         self.status.component(proc.name, kind=proc.kind, role=proc.role, node=proc.node, port=proc.port,
                               state="starting", health="unknown", started_at=now(),
                               log=f"logs/{proc.log}")
         handle = await self.launcher.start(self.plan, proc, script, secret_env, self.run_dir)
         self.handles[proc.name] = handle
         self.order.append(proc.name)
-        procguard.STARTED.add(handle.pid)  # ours, whichever supervisor: never an adopted orphan
-        if self.pids is not None:
-            self.pids.add(proc.name, handle.pid, handle.step_name)
+        if handle.pid is not None:  # an OS process (a scripted one is not)
+            procguard.STARTED.add(handle.pid)  # ours, whichever supervisor: never an adopted orphan
+            if self.pids is not None:
+                self.pids.add(proc.name, handle.pid, handle.step_name)
         self.status.component(proc.name, pid=handle.pid, step=handle.step_name, state="running")
         tg.start_soon(self._watch, proc, handle)
         tg.start_soon(self._first_log_line, proc, handle)

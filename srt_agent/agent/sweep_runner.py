@@ -21,6 +21,7 @@ import anyio
 
 from ..atomic import write_json_atomic
 from ..errors import ComponentFailed, SrtError
+from ..node_state import remove_state_dir
 from ..secrets import SECRETS_ENV_VAR
 from .status import StatusWriter, now
 
@@ -70,11 +71,11 @@ class SharedInfra:
         if self._key(ctx, placeholder)[0] is None:  # no NATS/etcd in this member (sglang router)
             return frozenset()
         nodes = await ctx.launcher.discover_nodes(ctx.resolved.total_nodes)
-        ctx.plan = build_plan(ctx, nodes)
-        infra = ctx.plan.by_kind("nats") + ctx.plan.by_kind("etcd")
+        plan = build_plan(ctx, nodes)
+        infra = plan.by_kind("nats") + plan.by_kind("etcd")
         if not infra:
             return frozenset()
-        render_scripts(ctx)
+        ctx = render_scripts(ctx, plan)
         status = StatusWriter(self.sweep_dir, job_id=ctx.job_id, name=self.name, executor=ctx.launcher.kind)
         status.update(state="running", message="NATS and etcd for every member of the sweep")
 
@@ -121,6 +122,8 @@ class SharedInfra:
     async def stop(self) -> None:
         if self.sup is not None:
             await self.sup.stop_all()
+            if self.sup.plan is not None:  # members leave the shared state alone (agent/main.py)
+                remove_state_dir(self.sup.plan.state_dir)
             self.sup.status.update(state="succeeded" if self.failure is None else "failed")
 
 

@@ -24,3 +24,14 @@ def local_run(tmp_path, sim_model_dir) -> LocalRun:
         "executor": "local", "container_runtime": "none", "node_addresses": "loopback",
         "model_paths": {"sim-model": str(sim_model_dir)}}))
     return LocalRun(workdir=tmp_path, model_dir=sim_model_dir)
+
+
+@pytest.fixture
+def scripted_env(monkeypatch, sim_model_dir):
+    """In-process agent tests (scripted_support): the job id comes from metadata.json, not from this
+    shell's SLURM job; the run directories share the session's simulated model directory."""
+    import scripted_support
+
+    for name in ("SLURM_JOB_ID", "SRT_JOB_ID", "SRT_EXECUTOR", "SRT_FORCE_RESUME", "SRT_SECRET_ENV"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(scripted_support, "MODEL_DIR", sim_model_dir)

@@ -12,7 +12,7 @@ import anyio
 import pytest
 
 from srt_agent.agent.metrics_summary import summarize
-from srt_agent.agent.server_metrics import Scraper, Target, read_samples, write_samples
+from srt_agent.agent.server_metrics import Sample, Scraper, Target, read_samples, write_samples
 
 
 def _free_port() -> int:
@@ -95,3 +95,45 @@ def test_each_point_gets_a_metrics_file_and_a_summary_per_role(local_run):
     prefill = sm["roles"]["prefill"]
     assert prefill["prefill_compute_tokens"] > 0 and prefill.get("decode_tokens", 0) == 0
     assert sm["roles"]["router"]["failed_scrapes"] == 0
+
+
+def test_window_quantiles_interpolate_in_the_buckets_like_prometheus():
+    from srt_agent.agent.metrics_summary import quantile
+
+    inf = float("inf")
+    buckets = {0.1: 10.0, 0.2: 30.0, inf: 40.0}
+    assert quantile(0.1, buckets) == pytest.approx(0.04)  # inside the first bucket, from 0
+    assert quantile(0.5, buckets) == pytest.approx(0.15)
+    assert quantile(0.99, buckets) == 0.2  # in +Inf: the highest finite bound
+    assert quantile(0.5, {0.1: 0.0, inf: 0.0}) is None and quantile(0.5, {0.1: 3.0}) is None
+
+
+def test_histogram_summary_counts_only_what_the_window_observed():
+    """Two frontends' TTFT histograms: the summary sums the bucket increase of each over the window
+    (observations before the window's first snapshot are not counted)."""
+    inf = float("inf")
+    fronts = [Target(f"frontend-{i}", "frontend", "http://127.0.0.1:1/metrics") for i in range(2)]
+
+    def snap(t, target, n_fast, n_slow):  # n_fast observations <= 10 ms, n_slow in (10, 100] ms
+        total = n_fast + n_slow
+        return Sample(t, target, {"frontend_ttft_sum": 0.005 * n_fast + 0.05 * n_slow, "frontend_ttft_count": total},
+                      hist={"frontend_ttft": {0.01: n_fast, 0.1: total, inf: total}})
+
+    samples = [snap(0.0, fronts[0], 100, 0), snap(1.0, fronts[0], 110, 10),
+               snap(0.0, fronts[1], 0, 50), snap(1.0, fronts[1], 10, 60)]
+    st = summarize(samples, file=None, interval_s=1.0, window=(0.0, 1.0))["roles"]["frontend"]["frontend_ttft_ms"]
+    assert st["count"] == 40  # 20 fast + 20 slow inside the window
+    assert st["mean"] == pytest.approx(1000 * (20 * 0.005 + 20 * 0.05) / 40)
+    assert st["p50"] == pytest.approx(10.0) and st["p90"] == pytest.approx(10 + 90 * 0.8)
+
+
+def test_bucket_snapshots_per_target_stay_bounded():
+    from srt_agent.agent.server_metrics import HIST_KEEP
+
+    scraper = Scraper([], 1.0)
+    target = Target("frontend-0", "frontend", "http://127.0.0.1:1/metrics")
+    samples = [Sample(float(t), target, {}, hist={"frontend_ttft": {float("inf"): float(t)}}) for t in range(1000)]
+    for s in samples:
+        scraper._keep_hist(target.name, s)
+    kept = [s for s in samples if s.hist is not None]
+    assert len(kept) <= HIST_KEEP and kept[0] is samples[0] and kept[-1] is samples[-1]
