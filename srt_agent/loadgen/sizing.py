@@ -19,9 +19,10 @@ from pathlib import Path
 EVENTS_PER_PROCESS = 30_000.0  # token events/s at one event per read (a real-time stream)
 REQUESTS_PER_PROCESS = 1_500.0  # request starts/s (keep-alive request + its record)
 # a closed loop starts every slot at T0 and a wave of responses often ends together: one process
-# writes its slots' requests one after another (13-19 us each on loopback, docs/benchmarking.md), so one with more
-# slots than this cannot have sent them all within ~4 ms of their scheduled instant
-BURST_SLOTS_PER_PROCESS = 256
+# takes them one after another (13-23 us per first-wave send on loopback, more per response of a
+# wave that ends together; docs/benchmarking.md), so one with more slots than this cannot keep its
+# client lag within a few ms (C=256: lag p99 20 ms with one process, 11 ms with two, measured)
+BURST_SLOTS_PER_PROCESS = 128
 DEFAULT_ITL_MS = 10.0  # assumed when the expected ITL is not given: a fast decode
 
 

@@ -17,11 +17,11 @@ def test_event_rate_from_concurrency_osl_and_itl():
 
 def test_low_event_rate_takes_one_process_and_high_rate_takes_the_cores():
     assert auto_processes(64, 256, 20.0, cores=8) == 1  # 3,200 events/s
-    assert auto_processes(2048, 256, 5.0, cores=64) == math.ceil(2048 / 0.005 / EVENTS_PER_PROCESS)  # 14
+    assert auto_processes(1024, 256, 2.0, cores=64) == math.ceil(1024 / 0.002 / EVENTS_PER_PROCESS)  # 18
     assert auto_processes(8192, 256, 1.0, cores=8) == 8  # capped by the cores
     assert auto_processes(3, 256, 0.01, cores=8) == 3  # never more than the concurrency
     # the same concurrency needs fewer processes when tokens come slower
-    assert auto_processes(2048, 256, 5.0, cores=64) > auto_processes(2048, 256, 20.0, cores=64) == 8
+    assert auto_processes(1024, 256, 2.0, cores=64) > auto_processes(1024, 256, 20.0, cores=64) == 8  # the burst
 
 
 def test_a_closed_loop_wave_is_split_so_no_process_sends_more_than_its_burst():
