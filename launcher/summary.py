@@ -65,7 +65,8 @@ def print_summary(resolved: ResolvedJob, plan: Plan, *, title: str) -> None:
         console.print(f"{'accuracy gate' if b.type == 'sa-bench' else 'benchmark'}: {spec.task} "
                       f"{spec.dataset_path} num_examples={spec.num_examples or 'all'} num_shots={spec.num_shots} "
                       f"concurrency={spec.concurrency} max_tokens={spec.max_tokens}"
-                      + (f" min_score={spec.min_score}" if spec.min_score is not None else ""))
+                      + (f" min_score={spec.min_score}" if spec.min_score is not None else "")
+                      + (f" repeat={spec.repeat}" if spec.repeat > 1 else ""))
     if job.profiling.type != "none":
         p = job.profiling
         console.print(f"profiling: {p.type} isl={p.isl} osl={p.osl} concurrency={p.concurrency} "
@@ -73,6 +74,10 @@ def print_summary(resolved: ResolvedJob, plan: Plan, *, title: str) -> None:
     elif b.type == "sa-bench":
         console.print(f"benchmark: sa-bench isl={b.isl} osl={b.osl} concurrencies={b.concurrencies} "
                       f"req_rate={b.req_rate}")
+        from srt_agent.client_plan import describe
+
+        if line := describe(job, plan):
+            console.print(line)
     elif b.type == "manual":
         console.print("benchmark: manual (serve until the job ends)")
     console.print(f"ports: block starting at {plan.port_base} (shifted per job id)")

@@ -153,6 +153,8 @@ class BackendSection(Strict):
     enable_multiple_frontends: bool = Field(True, description="nginx + several Dynamo frontends (disaggregated)")
     num_additional_frontends: int = Field(9, ge=0, le=256, description="frontends beyond the first")
     use_sglang_router: bool = Field(False, description="sglang-router instead of nginx + Dynamo frontends")
+    nginx_listen_ports: int = Field(1, ge=1, le=64, description="ports nginx listens on; the load generator spreads "
+                                    "its connections over all of them (benchmark.max_connections_per_pair)")
     dynamo_version: str = Field("0.7.0", description="ai-dynamo version installed when the container lacks it")
     dynamo_install: bool = Field(True, description="false: the container already has Dynamo; nothing is installed")
     dynamo_git_ref: str | None = Field(None, description="build ai-dynamo from this git commit or branch of github.com/ai-dynamo/dynamo instead of dynamo_version (cached once per ref)")
@@ -260,7 +262,14 @@ class BenchmarkSection(Strict):
     concurrency: int | None = Field(None, ge=1, le=4096, description="eval types: requests in flight; default 64")
     max_tokens: int | None = Field(None, ge=1, description="eval types: completion limit; default 512 (gsm8k), 8 (mmlu), 2048 (gpqa)")
     min_score: float | None = Field(None, ge=0, le=1, description="eval types: below it the job fails")
+    repeat: int | None = Field(None, ge=1, le=64, description="eval types: runs of the whole eval; the score is their mean (each run and the stdev are recorded)")
     accuracy: AccuracySection | None = Field(None, description="sa-bench: an eval gate run before the first point")
+    client_nodes: int = Field(1, ge=1, le=256, description="sa-bench: nodes the load generator runs on, one start "
+                              "instant, one merged result (docs/benchmarking.md, \"Across nodes\")")
+    client_placement: Literal["shared", "dedicated"] = Field("shared", description="sa-bench: `shared` runs the "
+                                                             "client on the job's first nodes; `dedicated` adds client_nodes nodes to the allocation")
+    max_connections_per_pair: int = Field(25_000, ge=1, le=60_000, description="sa-bench: most connections one client "
+                                          "node opens to one server address (ip:port); the ephemeral port range allows ~28k")
 
     @field_validator("concurrencies", mode="before")
     @classmethod

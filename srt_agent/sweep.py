@@ -201,6 +201,22 @@ def member_name(base: str, values: dict[str, Any], labels: dict[str, str]) -> st
     return base + "_" + "_".join(f"{labels[k]}{_value_label(v)}" for k, v in values.items())
 
 
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
+
+
+def _check_names(values: list, file: str, line: int | None, key: str) -> list[ConfigError]:
+    """zip.name: one member name each, unique, usable as a directory and SLURM job name."""
+    bad = [v for v in values if not isinstance(v, str) or not _NAME.fullmatch(v) or len(v) > 200]
+    if bad:
+        return [ConfigError(f"member names must be letters, digits and . _ + - (got {bad[0]!r})", file=file, line=line,
+                            key=key, hint="e.g. 8k1k-4p1d")]
+    dup = sorted({v for v in values if values.count(v) > 1})
+    if dup:
+        return [ConfigError(f"member names must be unique ({dup[0]!r} is given {values.count(dup[0])} times)",
+                            file=file, line=line, key=key, hint="give each member its own name")]
+    return []
+
+
 def parse_sweep(doc: YamlDocument, data: dict) -> SweepSection:
     raw = data.get("sweep")
     sub = YamlDocument(path=doc.path, data=raw,
@@ -225,8 +241,12 @@ def parse_sweep(doc: YamlDocument, data: dict) -> SweepSection:
             line = doc.line_of(("sweep", kind, path))
             key = f"sweep.{kind}.{path}"
             if split_path(path)[0] == "name":
-                errors.append(ConfigError("a sweep cannot vary the job name", file=doc.path, line=line, key=key,
-                                          hint="each member is named from its values; remove this path"))
+                if kind == "grid" or path != "name":
+                    errors.append(ConfigError("a sweep cannot vary the job name in grid: members are named by zip.name", file=doc.path,
+                                              line=line, key=key, hint="give `zip: {name: [...]}` one name per "
+                                              "member, or leave it out (members are then named from their values)"))
+                else:
+                    errors.extend(_check_names(values, doc.path, line, key))
                 continue
             try:
                 parts = check_path(path, file=doc.path, line=line, key=key)
@@ -270,13 +290,19 @@ def expand(doc: YamlDocument, data: dict, cluster: ClusterConfig) -> Sweep:
     members: list[Member] = []
     seen: dict[str, int] = {}
     for values in combos:
-        name = member_name(base_name, values, labels)
+        if "name" in values:  # zip.name: the members' own names (an srt-slurm override file's variants)
+            name = str(values["name"])
+        else:
+            name = member_name(base_name, values, labels)
         seen[name] = seen.get(name, 0) + 1
         if seen[name] > 1:
             name = f"{name}-{seen[name]}"
         member_data = copy.deepcopy(base)
         for path, value in values.items():
-            set_path(member_data, split_path(path), copy.deepcopy(value))
+            if value is None:  # null: the key is left out of this member (an override file's `null`)
+                unset_path(member_data, split_path(path))
+            else:
+                set_path(member_data, split_path(path), copy.deepcopy(value))
         member_data["name"] = name
         member = Member(name=name, values=values, data=member_data)
         lines = dict(doc.lines)

@@ -14,7 +14,8 @@ EVAL_TYPES = ("gsm8k", "mmlu", "gpqa")
 EvalTask = Literal["gsm8k", "mmlu", "gpqa"]
 
 # the eval keys of `benchmark` (for type gsm8k/mmlu/gpqa) and of `benchmark.accuracy`
-EVAL_KEYS = ("dataset_path", "num_examples", "num_shots", "concurrency", "max_tokens", "min_score")
+EVAL_KEYS = ("dataset_path", "num_examples", "num_shots", "concurrency", "max_tokens", "min_score", "repeat")
+MAX_REPEAT = 64
 
 
 class AccuracySection(Strict):
@@ -27,6 +28,7 @@ class AccuracySection(Strict):
     concurrency: int = Field(64, ge=1, le=4096, description="requests in flight")
     max_tokens: int | None = Field(None, ge=1, description="completion limit; default 512 (gsm8k), 8 (mmlu), 2048 (gpqa)")
     min_score: float | None = Field(None, ge=0, le=1, description="below it the job fails before any point")
+    repeat: int | None = Field(None, ge=1, le=MAX_REPEAT, description="runs of the whole eval; the score is their mean (each run and the stdev are recorded)")
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ class EvalSpec:
     concurrency: int
     max_tokens: int
     min_score: float | None
+    repeat: int = 1
 
     def settings(self) -> dict:
         return {k: v for k, v in asdict(self).items() if k != "task"}
@@ -47,11 +50,12 @@ class EvalSpec:
 
 def make_spec(task: str, dataset_path: str, *, num_examples: int | None = None, num_shots: int | None = None,
               concurrency: int | None = None, max_tokens: int | None = None,
-              min_score: float | None = None) -> EvalSpec:
+              min_score: float | None = None, repeat: int | None = None) -> EvalSpec:
     shots, tokens = DEFAULTS[task]
     return EvalSpec(task=task, dataset_path=dataset_path, num_examples=num_examples,
                     num_shots=shots if num_shots is None else num_shots,
-                    concurrency=concurrency or 64, max_tokens=max_tokens or tokens, min_score=min_score)
+                    concurrency=concurrency or 64, max_tokens=max_tokens or tokens, min_score=min_score,
+                    repeat=repeat or 1)
 
 
 def eval_spec(benchmark) -> EvalSpec | None:

@@ -21,8 +21,12 @@ def gate_message(result: dict, rel: str) -> str:
 
 
 def summary(result: dict, rel: str) -> dict:
-    keys = ("score", "num_examples", "num_correct", "num_failed", "num_invalid", "min_score", "passed")
-    return {**{k: result.get(k) for k in keys}, "file": rel}
+    keys = ("score", "num_examples", "num_correct", "num_failed", "num_invalid", "min_score", "passed", "repeat",
+            "score_stdev")
+    out = {**{k: result.get(k) for k in keys}, "file": rel}
+    if result.get("runs"):
+        out["run_scores"] = [r["score"] for r in result["runs"]]
+    return {k: v for k, v in out.items() if v is not None or k in ("min_score", "passed")}
 
 
 async def run_eval_phase(spec: EvalSpec, *, url: str, model: str, run_dir: Path, ledger, status,

@@ -1,12 +1,13 @@
 """Run one eval against an OpenAI-compatible endpoint: temperature 0, up to `concurrency` in flight.
 
-Writes `eval_<task>_samples.jsonl` (one line per question) and `eval_<task>.json` (the score),
+Writes `eval_<task>_samples.jsonl` (one line per question and run) and `eval_<task>.json` (the score),
 both atomically, and returns the result dict.
 """
 
 from __future__ import annotations
 
 import json
+import statistics
 import time
 from pathlib import Path
 
@@ -41,6 +42,31 @@ async def _ask(client: httpx.AsyncClient, url: str, model: str, item: Item, max_
     return text or ""
 
 
+async def _one_run(client: httpx.AsyncClient, spec: EvalSpec, url: str, model: str, items: list[Item]) -> list[dict]:
+    samples: list[dict | None] = [None] * len(items)
+    limiter = anyio.CapacityLimiter(spec.concurrency)
+
+    async def one(i: int, item: Item) -> None:
+        async with limiter:
+            t0 = time.monotonic()
+            error = None
+            try:
+                text = await _ask(client, url, model, item, spec.max_tokens)
+            except (httpx.HTTPError, RuntimeError, KeyError, IndexError, TypeError, ValueError) as exc:
+                text, error = "", f"{type(exc).__name__}: {exc}"
+            latency = time.monotonic() - t0
+        answer = None if error else extract(spec.task, text)
+        samples[i] = {"id": item.id, **({"subject": item.subject} if item.subject is not None else {}),
+                      "extracted": answer, "reference": item.reference,
+                      "correct": answer is not None and answer == item.reference,
+                      "latency": round(latency, 4), "completion": text, "error": error}
+
+    async with anyio.create_task_group() as tg:
+        for i, item in enumerate(items):
+            tg.start_soon(one, i, item)
+    return [s for s in samples if s is not None]
+
+
 def score_of(samples: list[dict]) -> dict:
     n = len(samples)
     correct = sum(1 for s in samples if s["correct"])
@@ -48,36 +74,27 @@ def score_of(samples: list[dict]) -> dict:
 
 
 async def run_eval(spec: EvalSpec, url: str, model: str, out_dir: Path) -> dict:
+    """The eval, `spec.repeat` times over the same questions (the incumbent's `repeat`): the score is
+    the mean over every run's answers; with repeat > 1 each run's score and their stdev are recorded."""
     ds = load_dataset(spec.task, spec.dataset_path, spec.num_shots)
     items = build_items(ds, spec.num_examples)
-    samples: list[dict | None] = [None] * len(items)
-    limiter = anyio.CapacityLimiter(spec.concurrency)
     start = time.monotonic()
     limits = httpx.Limits(max_connections=spec.concurrency, max_keepalive_connections=spec.concurrency)
-
+    done: list[dict] = []
+    runs: list[dict] = []
     async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT_S, limits=limits) as client:
-        async def one(i: int, item: Item) -> None:
-            async with limiter:
-                t0 = time.monotonic()
-                error = None
-                try:
-                    text = await _ask(client, url, model, item, spec.max_tokens)
-                except (httpx.HTTPError, RuntimeError, KeyError, IndexError, TypeError, ValueError) as exc:
-                    text, error = "", f"{type(exc).__name__}: {exc}"
-                latency = time.monotonic() - t0
-            answer = None if error else extract(spec.task, text)
-            samples[i] = {"id": item.id, **({"subject": item.subject} if item.subject is not None else {}),
-                          "extracted": answer, "reference": item.reference,
-                          "correct": answer is not None and answer == item.reference,
-                          "latency": round(latency, 4), "completion": text, "error": error}
-
-        async with anyio.create_task_group() as tg:
-            for i, item in enumerate(items):
-                tg.start_soon(one, i, item)
-    done = [s for s in samples if s is not None]
+        for r in range(spec.repeat):
+            samples = await _one_run(client, spec, url, model, items)
+            if spec.repeat > 1:
+                samples = [{**s, "run": r} for s in samples]
+                runs.append(score_of(samples))
+            done.extend(samples)
     result = {"task": spec.task, **score_of(done),
               "num_failed": sum(1 for s in done if s["error"]),
               "num_invalid": sum(1 for s in done if not s["error"] and s["extracted"] is None)}
+    if runs:
+        scores = [x["score"] for x in runs]
+        result.update(repeat=spec.repeat, runs=runs, score_stdev=statistics.stdev(scores))
     if spec.task == "mmlu":
         by: dict[str, list[dict]] = {}
         for s in done:

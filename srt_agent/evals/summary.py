@@ -22,6 +22,9 @@ def load_eval_results(run_dir: str | Path) -> list[dict]:
 def score_text(r: dict) -> str:
     """'gsm8k 0.850 (170/200)' plus ', min 0.900 passed|FAILED' with a gate."""
     text = f"{r.get('task')} {r['score']:.3f} ({r.get('num_correct')}/{r.get('num_examples')})"
+    if r.get("runs"):
+        text += (f", mean of {len(r['runs'])} runs (" + " ".join(f"{x['score']:.3f}" for x in r["runs"])
+                 + f"), stdev {r.get('score_stdev', 0.0):.3f}")
     if r.get("min_score") is not None:
         text += f", min {r['min_score']:.3f} " + ("passed" if r.get("passed") else "FAILED")
     return text
@@ -40,6 +43,9 @@ def markdown(results: list[dict]) -> list[str]:
         gate = "-" if r.get("min_score") is None else f"{r['min_score']:.3f} ({'passed' if r.get('passed') else 'FAILED'})"
         out.append(f"| {r.get('task')} | {r['score']:.4f} | {r.get('num_correct')} | {r.get('num_examples')} | "
                    f"{r.get('num_invalid')} | {r.get('num_failed')} | {gate} | `{r['file']}` |")
+        for i, s in enumerate(r.get("runs") or []):
+            out.append(f"| {r.get('task')} run {i + 1} | {s['score']:.4f} | {s['num_correct']} | {s['num_examples']} "
+                       f"| | | | |")
         for subject, s in (r.get("per_subject") or {}).items():
             out.append(f"| {r.get('task')}/{subject} | {s['score']:.4f} | {s['num_correct']} | {s['num_examples']} "
                        f"| | | | |")

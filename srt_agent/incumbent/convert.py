@@ -10,6 +10,7 @@ import yaml
 from ..errors import ConfigError, ConfigErrors
 from ..yaml_source import Loc, YamlDocument
 from .mapping import INCUMBENT_KEYS, INCUMBENT_PREFIXES, INCUMBENT_SECTIONS, MAPPING, Entry, lookup
+from .layout import fit_gpus_to_tp
 from .overrides import convert_override_file, is_override_file, needs_base
 
 INCUMBENT_DYNAMO_DEFAULT = "0.8.0"
@@ -100,6 +101,11 @@ class _Converter:
         self.errors.append(ConfigError(message, file=self.doc.path, line=self.line(src),
                                        key=".".join(map(str, src)), hint=hint))
 
+    def benchmark_refused(self) -> bool:
+        bench = self.doc.data.get("benchmark")
+        kind = bench.get("type") if isinstance(bench, dict) else None
+        return kind is not None and kind not in ("sa-bench", "manual", *EVAL_DATASETS)
+
     # ---- the walk -------------------------------------------------------------------------
     def run(self) -> Conversion:
         data = self.doc.data
@@ -124,6 +130,8 @@ class _Converter:
                 return
             if value is None and _has_children(path):
                 return
+            if path[0] == "benchmark" and self.benchmark_refused():
+                return  # an option of a benchmark type srtctl refuses: that refusal names the feature
             self.refuse(path, f"'{'.'.join(path)}' is not a key srtctl knows in srt-slurm's v1 recipe format",
                         hint="remove it, or see docs/migrating.md for the keys srtctl converts")
             return
@@ -179,6 +187,7 @@ class _Converter:
                 out.setdefault("health", {})["worker_timeout_s"] = seconds
                 self.lines.setdefault(("health",), self.line(("health_check",)) or 0)
         self.eval_dataset()
+        fit_gpus_to_tp(self)
         # aggregated jobs: the incumbent counts one node when agg_nodes is missing
         res = out.get("resources", {})
         if "agg_workers" in res and "agg_nodes" not in res:
@@ -345,14 +354,6 @@ def _benchmark_type(c: _Converter, e: Entry, path, value) -> None:
                       "or serves until the job ends (manual)")
 
 
-def _repeat(c: _Converter, e: Entry, path, value) -> None:
-    if value is None or (isinstance(value, int) and not isinstance(value, bool) and value == 1):
-        return
-    c.refuse(path, f"benchmark.repeat {value!r}: srtctl runs an eval once; its evals run at temperature 0, "
-             "so a repeat would ask the same questions the same way",
-             hint="remove repeat (or set 1); raise num_examples for a tighter score")
-
-
 def _sbatch(c: _Converter, e: Entry, path, value) -> None:
     c.put(("slurm", "sbatch_directives", path[-1]), None if value is None else str(value), path)
 
@@ -376,7 +377,6 @@ _HANDLERS: dict[str, Any] = {
     "srun_options": _empty_ok,
     "infra.etcd_nats_dedicated_node": _empty_ok,
     "benchmark.type": _benchmark_type,
-    "benchmark.repeat": _repeat,
     "base": needs_base,
     "override_*": needs_base,
     "zip_override_*": needs_base,

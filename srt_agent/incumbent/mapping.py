@@ -35,6 +35,8 @@ MAPPING: tuple[Entry, ...] = (
     Entry("model.path", "model.path", "same", "alias, absolute path, or `hf:org/model` (needs `hf_cache_dir` in srtslurm.yaml)"),
     Entry("model.container", "model.container", "same", "alias, absolute .sqsh path, or a registry reference pyxis imports (`lmsysorg/sglang:v0.5.8`)"),
     Entry("model.precision", "model.precision", "same"),
+    Entry("model.name", "(dropped)", "dropped", "descriptive (the model's Hugging Face id); the served name is model.served_model_name"),
+    Entry("model.container_image", "", "refused", "a second, pullable name of the container: put the registry reference in model.container itself (pyxis imports it)"),
     Entry("resources.gpu_type", "resources.gpu_type", "same"),
     Entry("resources.gpus_per_node", "resources.gpus_per_node", "same"),
     Entry("resources.prefill_nodes", "resources.prefill_nodes", "same"),
@@ -115,7 +117,7 @@ MAPPING: tuple[Entry, ...] = (
     Entry("benchmark.max_tokens", "benchmark.max_tokens", "same"),
     Entry("benchmark.num_shots", "benchmark.num_shots", "same"),
     Entry("benchmark.num_threads", "benchmark.concurrency", "moved", "requests in flight"),
-    Entry("benchmark.repeat", "(dropped)", "converted", "1 is accepted; more is refused: srtctl's evals run at temperature 0, so a repeat asks the same questions the same way (raise num_examples instead)"),
+    Entry("benchmark.repeat", "benchmark.repeat", "same", "the eval runs N times over the same questions, as srt-slurm's harness does: the score is the mean, each run's score and the stdev are recorded (docs/evals.md)"),
     *(Entry(f"benchmark.{k}", "", "refused", "srtctl's evals use SGLang's prompts at temperature 0 and have no such setting")
       for k in ("max_context_length", "categories", "temperature", "top_p", "top_k")),
     Entry("profiling.type", "profiling.type", "same", "with benchmark sa-bench: profiling load = its isl/osl and first concurrency, benchmark -> manual"),
@@ -126,8 +128,8 @@ MAPPING: tuple[Entry, ...] = (
     Entry("profiling.aggregated.start_step", "profiling.aggregated.start_step", "same"),
     Entry("profiling.aggregated.stop_step", "profiling.aggregated.stop_step", "same"),
     Entry("base", "(the job file)", "converted", "an override file: base is the job, each variant a member of `sweep.zip` (base itself is not run, as in srt-slurm)"),
-    Entry("override_*", "sweep.zip", "converted", "one member: base deep-merged with it (mappings merged, lists and scalars replaced); the keys where members differ become zip paths"),
-    Entry("zip_override_*", "sweep.zip", "converted", "N members, its list leaves taken pairwise (one-element lists and scalars for all); a key only a variant sets, or `null`, is refused"),
+    Entry("override_*", "sweep.zip", "converted", "one member, named `<name>` (or by the variant's own `name`): base deep-merged with it (mappings merged, lists and scalars replaced); the keys where members differ become zip paths, the member names `sweep.zip.name`"),
+    Entry("zip_override_*", "sweep.zip", "converted", "N members, named by its `name` list (else `<name>_<i>`), its list leaves taken pairwise (one-element lists and scalars for all); a key a member lacks or sets to `null` is left out of that member (a null in the zip)"),
 )
 
 # top-level sections only the incumbent's format has: one of them marks a file as a recipe

@@ -12,6 +12,7 @@ from the converted base become the zip's paths.
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 from ..errors import ConfigError, ConfigErrors
@@ -115,6 +116,23 @@ def _flat(node: Any, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any]
     return {prefix: node}
 
 
+def member_names(base_name: Any, convs: list) -> list[str]:
+    """Each variant's sweep member name: the name it sets itself (a zip_override's `name` list), else
+    the variant's own name (override_<name> -> <name>, zip_override_<name> -> <name>_<i>), made
+    valid (letters, digits, . _ + -) and unique (-2, -3, ...)."""
+    out: list[str] = []
+    for label, _section, conv in convs:
+        own = conv.data.get("name")
+        name = str(own) if own is not None and own != base_name else label
+        name = re.sub(r"[^A-Za-z0-9._+-]+", "-", name).strip("-.") or "variant"
+        unique, n = name, 1
+        while unique in out:
+            n += 1
+            unique = f"{name}-{n}"
+        out.append(unique)
+    return out
+
+
 def convert_override_file(doc: YamlDocument, convert_one):
     """The override file as one Conversion with a sweep.zip; `convert_one(YamlDocument)` converts a recipe."""
     if not isinstance(doc.data.get("base"), dict):
@@ -143,35 +161,36 @@ def convert_override_file(doc: YamlDocument, convert_one):
                 paths.append(p)
     for p in paths:
         for (label, section, _), f in zip(convs, flats):
-            problem = None
+            problem = None  # a key a variant lacks is null in the zip: left out of that member
             if p in f and any("." in part for part in p):
                 problem = f"the key '{p[-1]}' has a '.', which a sweep path cannot hold"
-            elif p not in flat_base and p in f:
-                problem = f"'{'.'.join(p)}' is set by a variant but not in base, so the other variants cannot leave it out"
-            elif p in flat_base and p not in f:
-                problem = f"'{'.'.join(p)}' is removed (null) or restructured by this variant, which a sweep cannot express"
+            elif p not in f and any(q[:len(p)] == p or p[:len(q)] == q for q in f):
+                problem = f"'{'.'.join(p)}' is restructured by this variant (a mapping in one, a value in another)"
             if problem:
                 raise ConfigError(f"override file variant {section[0]} ({label}): {problem}", file=doc.path,
                                   line=doc.line_of(section), key=section[0],
                                   hint="give base the value the other variants should use, or write one recipe "
                                        "per variant and convert each")
+    names = member_names(base.data.get("name"), convs)
     data = dict(base.data)
     notes = list(base.notes)
     for _, _, c in convs:
         notes.extend(n for n in c.notes if n not in notes)
     labels = [f"{i + 1}: {section[0]}{'' if section[0].endswith(label) else f' ({label})'}"
               for i, (label, section, _) in enumerate(convs)]
-    members = "override file: members of sweep.zip, in order, are " + ", ".join(labels)
-    notes.append(members + " (srtctl names members from their values; base itself is not a member, as in srt-slurm)")
+    members = "override file: members of sweep.zip, in order, are " + ", ".join(
+        f"{label} = {name}" for label, name in zip(labels, names))
+    notes.append(members + " (base itself is not a member, as in srt-slurm)")
     if len(convs) == 1:
         data = dict(convs[0][2].data)
-    elif paths:
-        data["sweep"] = {"zip": {".".join(p): [f.get(p) for f in flats] for p in paths}}
+    else:
+        data["sweep"] = {"zip": {"name": names, **{".".join(p): [f.get(p) for f in flats] for p in paths}}}
     lines: dict[Loc, int] = dict(base.lines)
     for p in paths:
         line = next((c.lines.get(p) for _, _, c in convs if c.lines.get(p) and c.lines.get(p) != base.lines.get(p)),
                     None)
         lines[("sweep", "zip", ".".join(p))] = line or doc.line_of(found[0][1]) or 1
+    lines[("sweep", "zip", "name")] = doc.line_of(found[0][1]) or 1
     lines[("sweep",)] = doc.line_of(found[0][1]) or 1
     lines[("sweep", "zip")] = lines[("sweep",)]
     brief = dict(base.brief)

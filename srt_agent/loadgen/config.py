@@ -192,12 +192,19 @@ def parser() -> argparse.ArgumentParser:
 
 def from_argv(argv: list[str] | None = None) -> tuple[LoadConfig, str | None]:
     """The config a command line gives, and its --out path."""
-    args = vars(parser().parse_args(argv))
-    out = args.pop("out")
-    args["use_uvloop"] = not args.pop("no_uvloop")
+    args = parser().parse_args(argv)
+    return from_args(args), args.out
+
+
+def from_args(args: argparse.Namespace) -> LoadConfig:
+    """The config of parsed arguments of parser() or of a parser built on it (the multi-node
+    coordinator's and node's add their own options, which are not load settings and are ignored)."""
+    given = vars(args)
+    kwargs = {f.name: given[f.name] for f in fields(LoadConfig) if f.name in given}
+    kwargs["use_uvloop"] = not given["no_uvloop"]
     for key in ("request_timeout", "phase_timeout"):  # 0 on the command line: no limit
-        args[key] = args[key] or None
-    return LoadConfig(**args), out
+        kwargs[key] = kwargs[key] or None
+    return LoadConfig(**kwargs)
 
 
 # ---- from the job -------------------------------------------------------------------------------

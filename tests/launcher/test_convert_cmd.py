@@ -152,7 +152,7 @@ def test_dry_run_converts_an_accuracy_recipe(site, capsys):
     capsys.readouterr()
     assert main(["convert", "recipe.yaml", "-o", "job.yaml"]) == 0
     bench = yaml.safe_load((site / "job.yaml").read_text())["benchmark"]
-    assert bench == {"type": "gsm8k", "num_examples": 4, "concurrency": 2,
+    assert bench == {"type": "gsm8k", "num_examples": 4, "concurrency": 2, "repeat": 1,
                      "dataset_path": str(evals / "test.jsonl")}
     # the dataset is checked like any eval's: a malformed file is an error naming it
     (evals / "test.jsonl").write_text("not json\n")
@@ -172,9 +172,12 @@ def test_dry_run_of_an_override_file_is_a_sweep_of_its_variants(site, capsys):
     info = json.loads((d / "sweep.json").read_text())
     values = [m["values"] for m in info["members"]]
     assert values == [
-        {"backend.num_additional_frontends": 1, "benchmark.isl": 1024, "benchmark.concurrencies": "4x8"},
-        {"backend.num_additional_frontends": 2, "benchmark.isl": 512, "benchmark.concurrencies": [4]},
-        {"backend.num_additional_frontends": 2, "benchmark.isl": 2048, "benchmark.concurrencies": [8, 16]}]
+        {"name": "onefe", "backend.num_additional_frontends": 1, "benchmark.isl": 1024, "benchmark.concurrencies": "4x8"},
+        {"name": "isl_0", "backend.num_additional_frontends": 2, "benchmark.isl": 512, "benchmark.concurrencies": [4]},
+        {"name": "isl_1", "backend.num_additional_frontends": 2, "benchmark.isl": 2048,
+         "benchmark.concurrencies": [8, 16]}]
+    # members are named after their variants (override_<name> -> <name>)
+    assert sorted(p.name for p in d.iterdir() if p.is_dir()) == ["isl_0", "isl_1", "onefe"]
     # every member is the converted recipe: srt-slurm's keys became srtctl's
     member = next(p for p in d.iterdir() if p.is_dir())
     assert "sweep:" in (member / "job.converted.yaml").read_text()

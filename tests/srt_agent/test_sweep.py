@@ -60,6 +60,8 @@ def test_bad_paths_name_file_line_and_did_you_mean():
     ("  zip:\n    benchmark.isl: [1, 2]\n    benchmark.osl: [1]\n", "zip lists must have equal lengths"),
     ("  grid:\n    benchmark.isl: []\n", "empty list of values"),
     ("  grid:\n    name: [a, b]\n", "cannot vary the job name"),
+    ("  zip:\n    name: [a, a]\n", "must be unique"),
+    ("  zip:\n    name: [a, b/c]\n", "letters, digits"),
     ("  mode: allocaton\n  grid:\n    benchmark.isl: [1]\n", "sweep.mode"),
     ("  grdi:\n    benchmark.isl: [1]\n", "did you mean 'grid'"),
     ("  mode: jobs\n", "needs grid or zip"),
@@ -67,6 +69,15 @@ def test_bad_paths_name_file_line_and_did_you_mean():
 def test_sweep_errors(body, message):
     with pytest.raises(ConfigError, match=message):
         sweep("sweep:\n" + body)
+
+
+def test_zip_name_names_the_members_and_null_leaves_a_key_out():
+    s = sweep("sweep:\n  zip:\n    name: [short, long]\n    benchmark.isl: [64, 128]\n"
+              "    backend.sglang_config.decode.chunked-prefill-size: [null, 512]\n")
+    assert [m.name for m in s.members] == ["short", "long"]
+    assert [m.data["name"] for m in s.members] == ["short", "long"]
+    assert "chunked-prefill-size" not in (s.members[0].data["backend"].get("sglang_config", {}).get("decode") or {})
+    assert s.members[1].data["backend"]["sglang_config"]["decode"]["chunked-prefill-size"] == 512
 
 
 def test_every_invalid_member_listed_with_its_values():

@@ -123,3 +123,28 @@ def test_a_bad_dataset_is_refused_at_dry_run_and_apply(local_run, tmp_path):
     out = " ".join(res.stdout.split())  # rich wraps long lines
     assert "benchmark: gsm8k" in out and "num_examples=all num_shots=5 concurrency=64 max_tokens=512" in out
     assert not (local_run.workdir / "logs").exists() or not list((local_run.workdir / "logs").iterdir())
+
+
+def test_repeat_runs_the_eval_n_times_and_reports_each_and_the_mean(local_run, tmp_path):
+    path = write_gsm8k(tmp_path / "gsm8k", 12)
+    job = local_run.job_file("eval-repeat", mode="agg", extra=_sim(path, 0.5), benchmark={
+        "type": "gsm8k", "dataset_path": str(path), "concurrency": 4, "num_shots": 2, "repeat": 3})
+    res = local_run.apply(job)
+    assert res.returncode == 0, res.stderr[-3000:]
+    run = local_run.run_dir()
+    result = json.loads((run / "results" / "eval_gsm8k.json").read_text())
+    samples = [json.loads(line) for line in (run / "results" / "eval_gsm8k_samples.jsonl").read_text().splitlines()]
+    assert result["repeat"] == 3 and len(result["runs"]) == 3 and result["settings"]["repeat"] == 3
+    assert len(samples) == 3 * 10 == result["num_examples"] and sorted({s["run"] for s in samples}) == [0, 1, 2]
+    for r, run_result in enumerate(result["runs"]):
+        mine = [s for s in samples if s["run"] == r]
+        assert run_result == {"score": sum(s["correct"] for s in mine) / 10, "num_examples": 10,
+                              "num_correct": sum(s["correct"] for s in mine)}
+    scores = [x["score"] for x in result["runs"]]
+    assert result["score"] == pytest.approx(sum(scores) / 3)
+    mean = sum(scores) / 3
+    assert result["score_stdev"] == pytest.approx((sum((x - mean) ** 2 for x in scores) / 2) ** 0.5)
+    status = json.loads((run / "status.json").read_text())
+    assert status["evals"]["gsm8k"]["run_scores"] == scores and status["evals"]["gsm8k"]["repeat"] == 3
+    st = local_run.srtctl("status", run.name)
+    assert "mean of 3 runs" in " ".join(st.stdout.split())

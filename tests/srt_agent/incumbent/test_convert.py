@@ -176,11 +176,11 @@ def _eval_recipe(**bench):
 @pytest.mark.parametrize("task,rel", [("gsm8k", "gsm8k/test.jsonl"), ("mmlu", "mmlu"),
                                       ("gpqa", "gpqa/gpqa_diamond.csv")])
 def test_accuracy_benchmarks_become_evals_with_the_cluster_dataset(task, rel):
-    data = _eval_recipe(type=task, num_examples=50, max_tokens=256, num_threads=32, num_shots=2, repeat=1)
+    data = _eval_recipe(type=task, num_examples=50, max_tokens=256, num_threads=32, num_shots=2, repeat=4)
     doc = parse_yaml(yaml.safe_dump(data, sort_keys=False), "recipe.yaml")
     conv = convert_document(doc, ClusterConfig(eval_datasets_dir="/shared/evals/"))
     assert conv.data["benchmark"] == {"type": task, "num_examples": 50, "max_tokens": 256, "concurrency": 32,
-                                      "num_shots": 2, "dataset_path": f"/shared/evals/{rel}"}
+                                      "num_shots": 2, "repeat": 4, "dataset_path": f"/shared/evals/{rel}"}
     assert conv.lines[("benchmark", "dataset_path")] == doc.line_of(("benchmark", "type"))
 
 
@@ -193,9 +193,9 @@ def test_accuracy_benchmark_without_eval_datasets_dir_is_refused():
     assert any(e.key == "benchmark.type" and e.line for e in errors)
 
 
-@pytest.mark.parametrize("bench,key", [({"type": "gsm8k", "repeat": 8}, "benchmark.repeat"),
-                                       ({"type": "longbenchv2"}, "benchmark.type")])
-def test_repeat_and_other_accuracy_types_are_refused(bench, key):
+@pytest.mark.parametrize("bench,key", [({"type": "longbenchv2"}, "benchmark.type"),
+                                       ({"type": "gsm8k", "temperature": 0.6}, "benchmark.temperature")])
+def test_other_accuracy_types_and_settings_are_refused(bench, key):
     doc = parse_yaml(yaml.safe_dump(_eval_recipe(**bench), sort_keys=False), "recipe.yaml")
     with pytest.raises(ConfigError) as exc:
         convert_document(doc, ClusterConfig(eval_datasets_dir="/shared/evals"))
@@ -206,3 +206,20 @@ def test_repeat_and_other_accuracy_types_are_refused(bench, key):
 def test_eval_datasets_dir_must_be_absolute():
     with pytest.raises(ValueError):
         ClusterConfig(eval_datasets_dir="evals")
+
+
+@pytest.mark.parametrize("tp,gpus", [(2, 2), (1, 1), (4, None), (8, None), (3, None)])
+def test_a_tensor_parallel_size_below_the_workers_gpus_becomes_gpus_per_worker(tp, gpus):
+    data = copy.deepcopy(BASE)
+    data["backend"] = {"sglang_config": {"prefill": {"tensor-parallel-size": tp}, "decode": {"tp-size": 4}}}
+    conv = convert(data)
+    res = conv.data["resources"]
+    assert res.get("gpus_per_prefill") == gpus and "gpus_per_decode" not in res
+    assert any("gpus_per_prefill" in n for n in conv.notes) == (gpus is not None)
+    cluster = ClusterConfig(model_paths={"m": "/models/m"}, containers={"c": "/c.sqsh"})
+    if tp <= 4 and 4 % tp == 0:
+        resolved = resolve_job(conv.document(), cluster)
+        assert resolved.layouts["prefill"].gpus_per_worker == tp
+    else:
+        with pytest.raises(ConfigErrors):
+            resolve_job(conv.document(), cluster)

@@ -41,7 +41,7 @@ def test_overrides_and_zip_overrides_become_zip_members_in_order():
         "zip_override_conc": {"name": ["a", "b"], "benchmark": {"concurrencies": [[16], [32, 64]], "isl": [2048]}},
     })
     zipped = conv.data["sweep"]["zip"]
-    assert zipped == {"backend.sglang_config.decode.mem-fraction-static": [0.7, 0.8, 0.8],
+    assert zipped == {"name": ["lowmem", "a", "b"], "backend.sglang_config.decode.mem-fraction-static": [0.7, 0.8, 0.8],
                       "benchmark.isl": [1024, 2048, 2048],
                       "benchmark.concurrencies": [[4, 8], [16], [32, 64]]}
     # the job outside the sweep is the converted base; srt-slurm's keys are converted in every member
@@ -51,13 +51,13 @@ def test_overrides_and_zip_overrides_become_zip_members_in_order():
     line = conv.lines[("sweep", "zip", "backend.sglang_config.decode.mem-fraction-static")]
     assert "mem-fraction-static: 0.7" in lines[line - 1]
     note = next(n for n in conv.notes if n.startswith("override file"))
-    assert "1: override_lowmem, 2: zip_override_conc (conc_0), 3: zip_override_conc (conc_1)" in note
+    assert "1: override_lowmem = lowmem, 2: zip_override_conc (conc_0) = a, 3: zip_override_conc (conc_1) = b" in note
 
 
 def test_keys_converted_differently_per_variant_are_zipped_in_srtctls_names():
     conv, _ = convert({"override_router": {"frontend": {"type": "sglang"}},
                        "override_dynamo": {"benchmark": {"concurrencies": [2]}}})
-    assert conv.data["sweep"]["zip"] == {"backend.use_sglang_router": [True, False],
+    assert conv.data["sweep"]["zip"] == {"name": ["router", "dynamo"], "backend.use_sglang_router": [True, False],
                                          "benchmark.concurrencies": [[4, 8], [2]]}
 
 
@@ -66,11 +66,24 @@ def test_a_single_override_is_the_merged_job():
     assert "sweep" not in conv.data and conv.data["resources"]["decode_workers"] == 2
 
 
+def test_members_are_named_after_their_variants_and_lack_what_they_do_not_set():
+    conv, _ = convert({
+        "override_dpa": {"backend": {"sglang_config": {"decode": {"enable-dp-attention": True}}}},
+        "override_short": {"benchmark": {"osl": None}, "backend": {"decode_environment": {"X": "1"}}},
+        "zip_override_w": {"resources": {"decode_workers": [1, 2]}},
+        "zip_override_named": {"name": ["n-1", "n 2"], "benchmark": {"isl": [64, 128]}},
+        "override_dup": {"name": "n-1"},
+    })
+    zipped = conv.data["sweep"]["zip"]
+    assert zipped["name"] == ["dpa", "short", "w_0", "w_1", "n-1", "n-2", "n-1-2"]
+    assert zipped["backend.sglang_config.decode.enable-dp-attention"] == [True] + [None] * 6
+    assert zipped["benchmark.osl"] == [1024, None, 1024, 1024, 1024, 1024, 1024]
+    assert zipped["backend.decode_environment.X"] == [None, "1", None, None, None, None, None]
+    note = next(n for n in conv.notes if n.startswith("override file"))
+    assert "1: override_dpa = dpa" in note and "6: zip_override_named (named_1) = n-2" in note
+
+
 @pytest.mark.parametrize("variants,words", [
-    ({"override_a": {"backend": {"sglang_config": {"decode": {"enable-dp-attention": True}}}},
-      "override_b": {"resources": {"decode_workers": 2}}}, "override_a (a): 'backend.sglang_config.decode.enable"),
-    ({"override_a": {"benchmark": {"osl": None}}, "override_b": {"resources": {"decode_workers": 2}}},
-     "removed (null)"),
     ({"zip_override_z": {"resources": {"decode_workers": [1, 2], "prefill_workers": [1, 2, 3]}}}, "one length"),
     ({"override_a": {"resources": {"decode_workers": 2}}, "extra": 1}, "every key is base"),
     ({}, "at least one"),
