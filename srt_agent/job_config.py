@@ -9,6 +9,7 @@ from pydantic import Field, field_validator, model_validator
 
 from .cluster_config import Strict, check_sbatch_text, check_time_limit
 from .evals.config import EVAL_KEYS, EVAL_TYPES, AccuracySection
+from .loadgen.config import LOAD_DEFAULTS  # the load generator's defaults: defined there, once
 
 Role = Literal["prefill", "decode", "agg"]
 
@@ -244,12 +245,15 @@ class BenchmarkSection(Strict):
     osl: int | None = Field(None, ge=1, description="output sequence length (tokens)")
     concurrencies: list[int] | None = Field(None, description="a list, or a string like '64x128x256'")
     req_rate: float | Literal["inf"] = Field("inf", description="'inf' for max throughput, or requests/s (Poisson)")
-    warmup_multiplier: float = Field(2.0, ge=0, description="warmup requests = multiplier x concurrency")
-    prompt_multiplier: float = Field(10.0, gt=0, description="measured requests = multiplier x concurrency")
-    random_range_ratio: float = Field(1.0, gt=0, le=1, description="ISL/OSL drawn from [ratio*len, len]")
-    seed: int = Field(0, description="seed for prompts")
-    max_failed_fraction: float = Field(0.01, ge=0, le=1, description="a point with more failed requests fails the job")
+    warmup_multiplier: float = Field(LOAD_DEFAULTS["warmup_multiplier"], ge=0, description="warmup requests = multiplier x concurrency")
+    prompt_multiplier: float = Field(LOAD_DEFAULTS["prompt_multiplier"], gt=0, description="measured requests = multiplier x concurrency")
+    random_range_ratio: float = Field(LOAD_DEFAULTS["random_range_ratio"], gt=0, le=1, description="ISL/OSL drawn from [ratio*len, len]")
+    seed: int = Field(LOAD_DEFAULTS["seed"], description="seed for prompts")
+    max_failed_fraction: float = Field(LOAD_DEFAULTS["max_failed_fraction"], ge=0, le=1, description="a point with more failed requests fails the job")
     processes: int | None = Field(None, ge=1, le=64, description="load-generator processes; default: automatic")
+    expected_itl_ms: float | None = Field(None, gt=0, description="expected gap between output tokens (ms): sizes "
+                                          "the automatic process count and the load generator's ITL check; "
+                                          "default: 10 ms assumed for sizing, no check")
     metrics_interval_s: float = Field(1.0, ge=0, description="scrape every worker's, frontend's and router's "
                                       "Prometheus page this often during each point; 0 turns it off")
     dataset_path: str | None = Field(None, min_length=1, description="eval types: the local dataset (docs/evals.md)")
