@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from .cluster_config import Strict, check_sbatch_text, check_time_limit
+from .custom_command import check_custom, normalize_env
 from .evals.config import EVAL_KEYS, EVAL_TYPES, AccuracySection
 
 Role = Literal["prefill", "decode", "agg"]
@@ -237,7 +238,7 @@ def parse_concurrencies(value: Any) -> list[int]:
 
 
 class BenchmarkSection(Strict):
-    type: Literal["sa-bench", "manual", "gsm8k", "mmlu", "gpqa"] = Field("manual", description="`sa-bench` sweeps concurrencies; `gsm8k`, `mmlu`, `gpqa` run an accuracy eval (docs/evals.md); `manual` serves until the job ends")
+    type: Literal["sa-bench", "manual", "gsm8k", "mmlu", "gpqa", "custom"] = Field("manual", description="`sa-bench` sweeps concurrencies; `gsm8k`, `mmlu`, `gpqa` run an accuracy eval (docs/evals.md); `custom` runs your own command once (docs/benchmarking.md); `manual` serves until the job ends")
     isl: int | None = Field(None, ge=1, description="input sequence length (tokens)")
     osl: int | None = Field(None, ge=1, description="output sequence length (tokens)")
     concurrencies: list[int] | None = Field(None, description="a list, or a string like '64x128x256'")
@@ -258,11 +259,19 @@ class BenchmarkSection(Strict):
     min_score: float | None = Field(None, ge=0, le=1, description="eval types: below it the job fails")
     repeat: int | None = Field(None, ge=1, le=64, description="eval types: runs of the whole eval; the score is their mean (each run and the stdev are recorded)")
     accuracy: AccuracySection | None = Field(None, description="sa-bench: an eval gate run before the first point")
+    command: str | list[str] | None = Field(None, description="custom: your benchmark command, a shell string (run with `bash -lc`) or an argv list")
+    env: dict[str, str] = Field(default_factory=dict, description="custom: extra environment of the command (besides SRT_ENDPOINT_URL, SRT_MODEL, SRT_RESULTS_DIR)")
+    timeout_s: float | None = Field(None, gt=0, description="custom: the command is stopped and the job fails after this long; default 24 h")
 
     @field_validator("concurrencies", mode="before")
     @classmethod
     def _conc(cls, v: Any) -> Any:
         return None if v is None else parse_concurrencies(v)
+
+    @field_validator("env", mode="before")
+    @classmethod
+    def _custom_env(cls, v: Any) -> Any:
+        return normalize_env(v)
 
     @field_validator("req_rate", mode="before")
     @classmethod
@@ -290,6 +299,7 @@ class BenchmarkSection(Strict):
             raise ValueError("accuracy gates a sa-bench sweep; for an eval alone set type: gsm8k, mmlu or gpqa")
         if isinstance(self.req_rate, (int, float)) and self.req_rate <= 0:
             raise ValueError("req_rate must be 'inf' or a positive number")
+        check_custom(self)
         return self
 
 
