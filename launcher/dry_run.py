@@ -39,7 +39,7 @@ def render_files(prep) -> dict[str, str]:
         ep = prep.plan.endpoint
         files["nginx.conf"] = render_nginx_conf(
             ep.address, ep.port, [(f.address, f.port) for f in prep.plan.frontends],
-            f"{prep.run_dir_placeholder}/nginx")
+            f"{prep.run_dir_placeholder}/nginx", affinity_header=prep.resolved.job.backend.nginx_session_affinity_header)
     from .paths import configs_dir, srtctl_root
 
     for p in prep.plan.processes:

@@ -60,11 +60,19 @@ class SlurmSection(Strict):
 
     max_requeues: int = Field(1, ge=0, description="after the time-limit warning (SIGUSR1) stopped a run with work left, the agent requeues its job (`scontrol requeue`) at most this many times (counted by `SLURM_RESTART_COUNT`); 0: never")
     sbatch_directives: dict[str, str | None] = Field(default_factory=dict, description="extra `#SBATCH --KEY=VALUE` lines (value null: bare `--KEY`); options srtctl sets itself are refused")
+    srun_options: dict[str, str | None] = Field(default_factory=dict, description="extra `--KEY=VALUE` options of every worker's srun step (value null or '': bare `--KEY`), from an allow-list (`srt_agent/srun.py`: memory, CPU/GPU binding, pyxis container options)")
 
     @field_validator("time_limit")
     @classmethod
     def _time(cls, v: str | None) -> str | None:
         return check_time_limit(v)
+
+    @field_validator("srun_options", mode="before")
+    @classmethod
+    def _srun_options(cls, v: Any) -> Any:
+        from .srun import check_srun_options
+
+        return check_srun_options(v)
 
     @field_validator("sbatch_directives", mode="before")
     @classmethod
@@ -161,6 +169,7 @@ class BackendSection(Strict):
     mocker: MockerSection = Field(default_factory=MockerSection, description="Dynamo mocker options (engine dynamo-mocker)")
     sglang_version: str | None = Field(None, description="SGLang release in the container, for checking sglang_config keys before submitting (default: read from the container name, e.g. ...sglang-v0.5.5.sqsh)")
     nats_max_payload: str = Field("64MB", description="NATS max_payload; the 1MB default breaks long disaggregated requests")
+    nginx_session_affinity_header: str | None = Field(None, description="nginx in front of several Dynamo frontends: requests with this header (e.g. X-Dynamo-Session-ID) go to the frontend its value hashes to (consistent hashing); requests without it are spread")
     sim: SimSection = Field(default_factory=SimSection, description="simulated engine timing")
 
     @field_validator("dynamo_git_ref")
@@ -206,6 +215,13 @@ class BackendSection(Strict):
         if v is not None and not re.fullmatch(r"[0-9][0-9A-Za-z.+!_-]*", str(v)):
             raise ValueError("sglang_version must be a version like 0.5.5")
         return None if v is None else str(v)
+
+    @field_validator("nginx_session_affinity_header")
+    @classmethod
+    def _affinity(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9-]{0,63}", v):
+            raise ValueError("a header name is letters, digits and '-', like X-Dynamo-Session-ID")
+        return v
 
     @field_validator("nats_max_payload")
     @classmethod

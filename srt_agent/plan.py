@@ -18,6 +18,7 @@ from .resolved import PLAN_OWNED_FLAGS, TP_KEYS, ResolvedJob
 from .dynamo import dynamo_install_spec
 from .router import router_command
 from .sglang_flags import sglang_flags
+from .srun import srun_option_args
 
 SCHEMA_VERSION = 1
 CONTAINER_MODEL = "/model"
@@ -126,6 +127,7 @@ class Plan(BaseModel):
     model_path: str = Field(description="model path as the workers see it")
     container_image: str | None = None
     container_mounts: list[str] = Field(default_factory=list)
+    worker_srun_options: list[str] = Field(default_factory=list)  # slurm.srun_options of the worker steps
     port_base: int
     total_gpus: int
     decode_gpus: int
@@ -335,6 +337,7 @@ def _build(r: ResolvedJob, inp: PlanInputs, ports, port_base: int) -> Plan:
         nodes=[NodeSpec(name=n.name, address=n.address, roles=roles_by_node[n.name]) for n in nodes],
         workers=workers, processes=processes, endpoint=endpoint, nats_url=nats_url, etcd_url=etcd_url,
         state_dir=state_dir, served_model_name=served, model_path=model_path, container_image=r.container, container_mounts=mounts,
+        worker_srun_options=srun_option_args(job.slurm.srun_options),
         port_base=port_base, total_gpus=r.total_gpus,
         decode_gpus=sum(_role_gpus(r, x) for x in decode_roles if x in r.layouts))
 

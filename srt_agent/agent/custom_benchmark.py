@@ -15,6 +15,8 @@ import shlex
 import time
 from pathlib import Path
 
+import anyio
+
 from ..atomic import write_json_atomic, write_text_atomic
 from ..custom_command import DEFAULT_TIMEOUT_S, ENV_MODEL, ENV_RESULTS, ENV_URL
 from ..errors import BenchmarkError
@@ -65,10 +67,17 @@ async def run_custom_benchmark(ctx, plan: Plan, ledger: Ledger, status: StatusWr
     timeout = b.timeout_s or DEFAULT_TIMEOUT_S
     status.event("custom_benchmark_start", node=plan.head_node, command=shown_command(b.command), log=LOG)
     status.benchmark(custom={"state": "running", "log": LOG})
+    from .benchmark_phase import _attach_server_metrics, _start_scraper
+
+    scraper = _start_scraper(plan, b)  # the servers' Prometheus pages while the command runs
     started = time.time()
-    res = await ctx.launcher.run_once(["bash", f"{base}/{SCRIPT}"], plan.head_node, container_image=image,
-                                      container_mounts=plan.container_mounts if image else (), timeout=timeout,
-                                      name="srt-custom-benchmark")
+    async with anyio.create_task_group() as scrape_tg:
+        if scraper is not None:
+            scrape_tg.start_soon(scraper.run)
+        res = await ctx.launcher.run_once(["bash", f"{base}/{SCRIPT}"], plan.head_node, container_image=image,
+                                          container_mounts=plan.container_mounts if image else (),
+                                          timeout=timeout, name="srt-custom-benchmark")
+        scrape_tg.cancel_scope.cancel()
     ended = time.time()
     if res.output.strip():  # what srun/pyxis said (the script's own output is in the log already)
         with open(run_dir / LOG, "a") as f:
@@ -77,6 +86,10 @@ async def run_custom_benchmark(ctx, plan: Plan, ledger: Ledger, status: StatusWr
               "started_unix": started, "ended_unix": ended, "duration_s": round(ended - started, 3), "log": LOG,
               "passed": res.returncode == 0}
     write_json_atomic(result_path, result)
+    if scraper is not None:  # results/custom_benchmark.csv.gz and result["server_metrics"]
+        _attach_server_metrics(scraper, {**result, "measured_start_unix": started, "measured_end_unix": ended},
+                               result_path, run_dir / "results", status)
+        result = json.loads(result_path.read_text())
     status.benchmark(custom={"state": "done" if res.returncode == 0 else "failed", "exit_code": res.returncode,
                              "log": LOG, "file": RESULT, "duration_s": result["duration_s"]})
     status.event("custom_benchmark_done", exit_code=res.returncode, file=RESULT)

@@ -42,6 +42,9 @@ def test_the_command_measures_the_endpoint_and_is_not_rerun_on_resume(local_run,
     result = json.loads((run / "results" / "custom_benchmark.json").read_text())
     assert result["exit_code"] == 0 and result["passed"] is True and result["command"][1] == str(client)
     assert "my bench done" in (run / "logs" / "custom-benchmark.log").read_text()
+    # the servers' metrics were scraped while it ran (telemetry of a converted recipe relies on it)
+    assert result["server_metrics"]["file"] == "results/custom_benchmark.csv.gz"
+    assert (run / "results" / "custom_benchmark.csv.gz").stat().st_size > 0
     status = json.loads((run / "status.json").read_text())
     assert status["state"] == "succeeded"
     assert status["benchmark"]["custom"]["exit_code"] == 0 and status["benchmark"]["custom"]["state"] == "done"
