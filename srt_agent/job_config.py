@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from .cluster_config import Strict, check_sbatch_text, check_time_limit
 from .custom_command import check_custom, normalize_env
@@ -169,6 +169,7 @@ class BackendSection(Strict):
     mocker: MockerSection = Field(default_factory=MockerSection, description="Dynamo mocker options (engine dynamo-mocker)")
     sglang_version: str | None = Field(None, description="SGLang release in the container, for checking sglang_config keys before submitting (default: read from the container name, e.g. ...sglang-v0.5.5.sqsh)")
     nats_max_payload: str = Field("64MB", description="NATS max_payload; the 1MB default breaks long disaggregated requests")
+    kv_events_config: bool | dict[str, Any] | None = Field(None, description="SGLang's `--kv-events-config` (KV-cache events for Dynamo's KV router) with a per-job port per worker node: true (prefill and decode workers), or per role `prefill`/`decode`/`aggregated`: true or settings such as `topic`")
     nginx_session_affinity_header: str | None = Field(None, description="nginx in front of several Dynamo frontends: requests with this header (e.g. X-Dynamo-Session-ID) go to the frontend its value hashes to (consistent hashing); requests without it are spread")
     sim: SimSection = Field(default_factory=SimSection, description="simulated engine timing")
 
@@ -215,6 +216,21 @@ class BackendSection(Strict):
         if v is not None and not re.fullmatch(r"[0-9][0-9A-Za-z.+!_-]*", str(v)):
             raise ValueError("sglang_version must be a version like 0.5.5")
         return None if v is None else str(v)
+
+    @field_validator("kv_events_config", mode="before")
+    @classmethod
+    def _kv_events(cls, v: Any, info: ValidationInfo) -> Any:
+        from .kv_events import check
+
+        return check(v, info.data.get("engine"))
+
+    @model_validator(mode="after")
+    def _kv_events_once(self) -> BackendSection:
+        sections = [n for n in ("prefill", "decode", "aggregated") if "kv-events-config" in getattr(self.sglang_config, n)]
+        if self.kv_events_config and sections:
+            raise ValueError(f"kv-events-config is in sglang_config.{sections[0]} and kv_events_config is set: keep one "
+                             f"(kv_events_config gives each worker node its own port)")
+        return self
 
     @field_validator("nginx_session_affinity_header")
     @classmethod

@@ -18,6 +18,7 @@ from .resolved import PLAN_OWNED_FLAGS, TP_KEYS, ResolvedJob
 from .dynamo import dynamo_install_spec
 from .router import router_command
 from .sglang_flags import sglang_flags
+from .kv_events import kv_events_args
 from .srun import srun_option_args
 
 SCHEMA_VERSION = 1
@@ -257,6 +258,8 @@ def _build(r: ResolvedJob, inp: PlanInputs, ports, port_base: int) -> Plan:
                     nnodes=len(w_nodes), rank=rank, dist=f"{leader.address}:{dist_port}" if dist_port else None,
                     user_flags=user_flags, nats_url=nats_url, etcd_url=etcd_url, system_port=system_port,
                     worker_index=w)
+                cmd = [*cmd, *kv_events_args(backend.kv_events_config, role, lambda a=node.address: ports.take(a),
+                                             sizes["dp"])]
                 env = {**env, **hf_env, **job.role_environment(role), "CUDA_VISIBLE_DEVICES": ",".join(map(str, gpus))}
                 if job.profiling.type == "torch":
                     env["SGLANG_TORCH_PROFILER_DIR"] = f"{logs}/profiles/{role}"

@@ -70,6 +70,10 @@ def session_affinity_header(c, e, path, value) -> None:
     """Taken by `frontend.nginx_session_affinity` when that is on; alone it does nothing (as in srt-slurm)."""
 
 
+def kv_events(c, e, path, value) -> None:
+    c.put(("backend", "kv_events_config"), value, path)
+
+
 def refuse_profiled_custom(c) -> None:
     c.refuse(("profiling", "type"), "profiling around a custom benchmark has no equivalent in srtctl (it "
              "profiles with its own load)", hint="remove profiling, or set benchmark.type: sa-bench")
@@ -82,6 +86,7 @@ HANDLERS: dict[str, Any] = {
     "srun_options.*": srun_option,
     "frontend.nginx_session_affinity": session_affinity,
     "frontend.nginx_session_affinity_header": session_affinity_header,
+    "backend.kv_events_config": kv_events,
     "telemetry": approximated_section,
     "observability": approximated_section,
 }

@@ -75,7 +75,7 @@ MAPPING: tuple[Entry, ...] = (
     Entry("backend.sglang_config.*.dist-init-addr", "(set by srtctl)", "approximated", "srtctl passes the worker leader's address"),
     Entry("backend.sglang_config.*.nnodes", "(set by srtctl)", "approximated", "from resources"),
     Entry("backend.sglang_config.*.node-rank", "(set by srtctl)", "approximated", "from resources"),
-    Entry("backend.kv_events_config", "", "refused", "srtctl does not allocate KV-event publisher ports"),
+    Entry("backend.kv_events_config", "backend.kv_events_config", "converted", "as is: true (prefill and decode) or per role true / settings; srtctl passes `--kv-events-config` with a per-job port on each worker node (one per data-parallel rank)"),
     Entry("backend.mooncake_kv_store", "", "refused", "srtctl does not run mooncake_master"),
     Entry("frontend.type", "backend.use_sglang_router", "converted", "`dynamo` -> false (nginx + Dynamo frontends), `sglang`/`sglangrouter` -> true; others refused"),
     Entry("frontend.enable_multiple_frontends", "backend.enable_multiple_frontends", "moved"),

@@ -94,3 +94,12 @@ def test_telemetry_and_observability_are_approximated_with_a_note():
     assert "telemetry" in conv.notice() and "observability" in conv.notice()
     conv, _ = convert(telemetry={"enabled": False})
     assert not conv.notes
+
+
+def test_kv_events_config_is_carried_as_srt_slurm_reads_it():
+    _, job = convert(backend={"type": "sglang", "kv_events_config": {"aggregated": True, "decode": {"topic": "t"}}})
+    assert job.backend.kv_events_config == {"aggregated": True, "decode": {"topic": "t"}}
+    _, job = convert(backend={"type": "sglang", "kv_events_config": True})
+    assert job.backend.kv_events_config is True
+    errs = refused(backend={"type": "sglang", "kv_events_config": {"decode": {"endpoint": "tcp://*:5557"}}})
+    assert "set by srtctl" in errs[0].message and "kv_events_config" in (errs[0].key or "")
