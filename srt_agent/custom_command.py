@@ -6,6 +6,7 @@ The agent side (running it once against the ready endpoint) is `agent/custom_ben
 from __future__ import annotations
 
 import re
+import shlex
 from typing import Any
 
 from .secrets import is_secret_name
@@ -15,6 +16,7 @@ DEFAULT_TIMEOUT_S = 24 * 3600.0
 # what the command is told about the deployment (docs/benchmarking.md "Your own benchmark command")
 ENV_URL, ENV_MODEL, ENV_RESULTS = "SRT_ENDPOINT_URL", "SRT_MODEL", "SRT_RESULTS_DIR"
 PROVIDED_ENV = (ENV_URL, ENV_MODEL, ENV_RESULTS)
+SCRIPT, LOG = "launch/custom-benchmark.sh", "logs/custom-benchmark.log"  # under the run directory
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -59,3 +61,18 @@ def check_custom(b: Any) -> None:
     if stray:
         raise ValueError(f"{', '.join(stray)} only apply to benchmark type custom (your own command); set "
                          f"type: custom, or remove them")
+
+
+def shown_command(command: str | list[str]) -> str:
+    return command if isinstance(command, str) else shlex.join(command)
+
+
+def render_script(plan: Any, b: Any, *, base: str) -> str:
+    """The script that runs the command (templates/custom_benchmark.sh.j2, every value quoted);
+    `base` is the run directory as the command sees it (/logs in the container)."""
+    from .templating import render
+
+    return render("custom_benchmark.sh.j2", job_id=plan.job_id, node=plan.head_node, log=f"{base}/{LOG}",
+                  env_url=ENV_URL, env_model=ENV_MODEL, env_results=ENV_RESULTS, url=plan.endpoint.url,
+                  model=plan.served_model_name, results_dir=f"{base}/results", env=sorted(b.env.items()),
+                  shell=isinstance(b.command, str), command=b.command, shown=shown_command(b.command))

@@ -11,35 +11,21 @@ finished command is not run again on resume. A non-zero exit fails the phase wit
 from __future__ import annotations
 
 import json
-import shlex
 import time
 from pathlib import Path
 
 import anyio
 
 from ..atomic import write_json_atomic, write_text_atomic
-from ..custom_command import DEFAULT_TIMEOUT_S, ENV_MODEL, ENV_RESULTS, ENV_URL
+from ..custom_command import DEFAULT_TIMEOUT_S, LOG, SCRIPT, render_script, shown_command
 from ..errors import BenchmarkError
 from ..plan import CONTAINER_LOGS, Plan
-from ..templating import render
 from .ledger import Ledger
 from .status import StatusWriter
 
 PHASE = "benchmark"
-SCRIPT, LOG, RESULT = "launch/custom-benchmark.sh", "logs/custom-benchmark.log", "results/custom_benchmark.json"
+RESULT = "results/custom_benchmark.json"
 TAIL_LINES = 20
-
-
-def shown_command(command: str | list[str]) -> str:
-    return command if isinstance(command, str) else shlex.join(command)
-
-
-def render_script(plan: Plan, b, *, base: str) -> str:
-    """The script text; `base` is the run directory as the command sees it (/logs in the container)."""
-    return render("custom_benchmark.sh.j2", job_id=plan.job_id, node=plan.head_node, log=f"{base}/{LOG}",
-                  env_url=ENV_URL, env_model=ENV_MODEL, env_results=ENV_RESULTS, url=plan.endpoint.url,
-                  model=plan.served_model_name, results_dir=f"{base}/results", env=sorted(b.env.items()),
-                  shell=isinstance(b.command, str), command=b.command, shown=shown_command(b.command))
 
 
 def _tail(path: Path, n: int = TAIL_LINES) -> str:

@@ -49,6 +49,9 @@ def test_the_command_measures_the_endpoint_and_is_not_rerun_on_resume(local_run,
     assert status["state"] == "succeeded"
     assert status["benchmark"]["custom"]["exit_code"] == 0 and status["benchmark"]["custom"]["state"] == "done"
     assert json.loads((run / "ledger.json").read_text())["phases"]["benchmark"]["exit_code"] == 0
+    for cmd in (("status", run.name), ("runs",)):
+        st = local_run.srtctl(*cmd)
+        assert st.returncode == 0 and "Traceback" not in st.stderr, st.stderr
     # a requeued job finds it done and does not run it again
     res = subprocess.run([sys.executable, "-m", "launcher.cli", "apply", "--resume", str(run)], cwd=local_run.workdir,
                          env=local_run.env(), capture_output=True, text=True, timeout=240)
