@@ -42,10 +42,10 @@ def render_files(prep) -> dict[str, str]:
             f"{prep.run_dir_placeholder}/nginx", affinity_header=prep.resolved.job.backend.nginx_session_affinity_header)
     job = prep.resolved.job
     if job.benchmark.type == "custom":  # what the agent will run once the endpoint is ready
-        from srt_agent.custom_command import SCRIPT, render_script
+        from srt_agent.custom_command import render_script
 
         in_container = any(p.kind == "worker" and p.container for p in prep.plan.processes)
-        files[SCRIPT] = render_script(prep.plan, job.benchmark, base="/logs" if in_container else prep.run_dir_placeholder)
+        files["custom-benchmark.sh"] = render_script(prep.plan, job.benchmark, base="/logs" if in_container else prep.run_dir_placeholder)
     from .paths import configs_dir, srtctl_root
 
     for p in prep.plan.processes:

@@ -3,8 +3,9 @@ runs (srt_agent/engine_options/*.json, made by scripts/gen-engine-options from t
 
 The release is backend.sglang_version, else what the container's name says (`...sglang+v0.5.5.sqsh`,
 `lmsysorg/sglang:v0.5.8-cu130`). For an unknown release srtctl only warns; the runtime preflight
-(`--help` of the engine in the container) stays the last line of defence. The simulated engine
-(engine: sim) has its own vocabulary and is not checked here.
+(`--help` of the engine in the container) stays the last line of defence. Which lists hold an
+engine's vocabulary is the engine's `flag_vocabulary` (srt_agent/engines); the simulated engine
+and Dynamo's mocker have none here (their own flags are checked by the preflight or not at all).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
+from .engines import engine_for
 from .errors import ConfigError
 
 DATA_DIR = Path(__file__).resolve().parent / "engine_options"
@@ -52,20 +54,21 @@ def check(job, container: str | None, path: str, line_of) -> tuple[list[ConfigEr
     from .resolved import SGLANG_SECTION
     from .validation import did_you_mean
 
-    if job.backend.engine != "sglang" or not any(job.role_flags(r) for r in job.roles):
+    vocabulary = engine_for(job.backend).flag_vocabulary  # e.g. ("sglang", "dynamo-sglang")
+    if not vocabulary or not any(job.role_flags(r) for r in job.roles):
         return [], []
     version, source = job_sglang_version(job, container)
     if version is None:
         return [], ["the SGLang version is unknown (set backend.sglang_version, or name the container "
                     "...sglang-vX.Y.Z...): sglang_config keys are checked only by the job's preflight"]
-    known = options("sglang", version)
+    known = options(vocabulary[0], version)
     if known is None:
         return [], [f"no option list for SGLang {version} (from {source}; shipped: "
                     f"{', '.join(shipped_versions())}): sglang_config keys are checked only by the job's "
                     "preflight; `scripts/gen-engine-options sglang " + version + "` adds it"]
     warnings: list[str] = []
     what = f"SGLang {version}"
-    if not job.backend.use_sglang_router:
+    if "dynamo-sglang" in vocabulary:  # Dynamo's worker: SGLang's flags and its own
         extra = options("dynamo-sglang", job.backend.dynamo_version)
         if extra is None:
             warnings.append(f"no option list for Dynamo {job.backend.dynamo_version}'s dynamo.sglang: "

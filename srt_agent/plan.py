@@ -1,7 +1,10 @@
 """The plan: which process runs where, on which GPUs and ports, with which command. Pure: no I/O.
 
 make_plan(resolved job, nodes, job id, ...) -> Plan, a pydantic model that serialises to plan.json.
-Launchers (srt_agent.launchers) turn each ProcessSpec into an srun step or a local subprocess.
+Each worker's command comes from its engine (srt_agent.engines); the plan records on every
+ProcessSpec what later phases need (the module run, profiler output paths), so they read fields
+instead of parsing commands. Launchers (srt_agent.agent.launchers) turn each ProcessSpec into an
+srun step or a local subprocess.
 """
 
 from __future__ import annotations
@@ -11,11 +14,14 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from .dynamo import dynamo_install_spec, frontend_command
+from .engines import WorkerArgs, engine_for
+from .engines.base import dynamo_env_for
 from .errors import PlanError
+from .nginx import nginx_command
 from .node_state import node_state_dir
 from .ports import PortAllocator
 from .resolved import PLAN_OWNED_FLAGS, TP_KEYS, ResolvedJob
-from .dynamo import dynamo_install_spec
 from .router import router_command
 from .sglang_flags import sglang_flags
 from .kv_events import kv_events_args
@@ -28,7 +34,6 @@ CONTAINER_LOGS = "/logs"
 CONTAINER_CONFIGS = "/configs"
 CONTAINER_SRTCTL = "/srtctl"
 
-_MOCKER_OWNED = ("model-path", "model-name", "endpoint", "engine-type", "disaggregation-mode", "speedup-ratio")
 Kind = Literal["nats", "etcd", "nginx", "frontend", "router", "worker", "benchmark"]
 
 
@@ -58,6 +63,9 @@ class ProcessSpec(BaseModel):
     python: str | None = Field(None, description="the interpreter the command runs on (nsys may wrap it)")
     launch: list[str] = Field(default_factory=list, description="the exact argv that starts the process (its srun "
                               "step, or `bash SCRIPT` locally); set by srun.with_launch_commands")
+    module: str | None = Field(None, description="the Python module the command runs (`python -m MODULE`)")
+    profile_dir: str | None = Field(None, description="torch profiler output directory, as the process sees it")
+    nsys_output: str | None = Field(None, description="the `-o` of the `nsys profile` wrapper, as the process sees it")
 
     @property
     def log(self) -> str:
@@ -195,8 +203,8 @@ def _build(r: ResolvedJob, inp: PlanInputs, ports, port_base: int) -> Plan:
     model_path = hf_model or (CONTAINER_MODEL if in_container else r.model_path)
     hf_env = {"HF_HOME": CONTAINER_HF_CACHE if in_container else str(r.cluster.hf_cache_dir)} if hf_model else {}
     logs = CONTAINER_LOGS if in_container else inp.log_dir
-    engine = backend.engine
-    use_router = backend.use_sglang_router
+    eng = engine_for(backend)
+    use_router = eng.behind_router
     needs_dynamo = not use_router
     served = r.served_model_name()
     roles_by_node: dict[str, list[str]] = {n.name: [] for n in nodes}
@@ -246,34 +254,38 @@ def _build(r: ResolvedJob, inp: PlanInputs, ports, port_base: int) -> Plan:
                 first = lay.gpu_offset + k * lay.gpus_per_worker
                 gpus = list(range(first, first + lay.gpus_per_worker))
             leader = w_nodes[0]
-            http_port = ports.take(leader.address) if engine == "sim" or use_router else None
+            http_port = ports.take(leader.address) if eng.worker_http_port else None
             bootstrap = ports.take(leader.address) if role == "prefill" else None
             dist_port = ports.take(leader.address) if len(w_nodes) > 1 else None
             names = []
             for rank, node in enumerate(w_nodes):
-                system_port = ports.take(node.address) if engine != "sim" and needs_dynamo else None
-                cmd, env, health_port, health_path = _worker_command(
+                system_port = ports.take(node.address) if eng.worker_system_port else None
+                launch = eng.worker_command(WorkerArgs(
                     r, role=role, python=worker_python, model_path=model_path, served=served,
                     host=node.address, http_port=http_port, bootstrap=bootstrap, tp=lay.gpus_per_worker,
                     nnodes=len(w_nodes), rank=rank, dist=f"{leader.address}:{dist_port}" if dist_port else None,
                     user_flags=user_flags, nats_url=nats_url, etcd_url=etcd_url, system_port=system_port,
-                    worker_index=w)
-                cmd = [*cmd, *kv_events_args(backend.kv_events_config, role, lambda a=node.address: ports.take(a),
-                                             sizes["dp"])]
-                env = {**env, **hf_env, **job.role_environment(role), "CUDA_VISIBLE_DEVICES": ",".join(map(str, gpus))}
+                    worker_index=w, srtctl_dir=CONTAINER_SRTCTL if r.container else None))
+                cmd = [*launch.command, *kv_events_args(backend.kv_events_config, role,
+                                                        lambda a=node.address: ports.take(a), sizes["dp"])]
+                env = {**launch.env, **hf_env, **job.role_environment(role),
+                       "CUDA_VISIBLE_DEVICES": ",".join(map(str, gpus))}
+                profile_dir = nsys_out = None
                 if job.profiling.type == "torch":
-                    env["SGLANG_TORCH_PROFILER_DIR"] = f"{logs}/profiles/{role}"
+                    profile_dir = env["SGLANG_TORCH_PROFILER_DIR"] = f"{logs}/profiles/{role}"
                 if job.profiling.type == "nsys":
+                    nsys_out = f"{logs}/profiles/nsys_{role}_{w}_{node.name}"
                     cmd = [job.profiling.nsys_binary, "profile", "-t", "cuda,nvtx", "--cuda-graph-trace=node",
-                           "-c", "cudaProfilerApi", "--capture-range-end", "stop",
-                           "-o", f"{logs}/profiles/nsys_{role}_{w}_{node.name}", *cmd]
+                           "-c", "cudaProfilerApi", "--capture-range-end", "stop", "-o", nsys_out, *cmd]
                 name = f"{role}-{w}" + (f"-r{rank}" if len(w_nodes) > 1 else "")
                 processes.append(ProcessSpec(
                     name=name, kind="worker", node=node.name, address=node.address, role=role, worker=w,
                     node_rank=rank, command=cmd, env=env, container=in_container, gpus=gpus,
-                    port=health_port if rank == 0 else None, health_path=health_path if rank == 0 else None,
-                    setup_script=inp.setup_script is not None, python=worker_python,
-                    dynamo_version=dynamo_install_spec(backend) if (needs_dynamo and engine == "sglang") else None))
+                    port=launch.health_port if rank == 0 else None,
+                    health_path=launch.health_path if rank == 0 else None,
+                    setup_script=inp.setup_script is not None, python=worker_python, module=launch.module,
+                    profile_dir=profile_dir, nsys_output=nsys_out,
+                    dynamo_version=dynamo_install_spec(backend) if eng.installs_dynamo else None))
                 names.append(name)
                 roles_by_node[node.name].append(role)
             workers.append(WorkerSpec(
@@ -283,9 +295,7 @@ def _build(r: ResolvedJob, inp: PlanInputs, ports, port_base: int) -> Plan:
                 processes=names))
 
     # ---- public endpoint ------------------------------------------------------------------
-    frontend_python = worker_python
-    if engine == "dynamo-mocker" and r.cluster.dynamo_venv:
-        frontend_python = f"{r.cluster.dynamo_venv}/bin/python"
+    frontend_python = eng.frontend_python(r, worker_python)
     if use_router:
         port, metrics_port = ports.take(head.address), ports.take(head.address)
         processes.append(ProcessSpec(
@@ -307,18 +317,18 @@ def _build(r: ResolvedJob, inp: PlanInputs, ports, port_base: int) -> Plan:
             port = ports.take(node.address)
             processes.append(ProcessSpec(
                 name=f"frontend-{i}", kind="frontend", node=node.name, address=node.address, port=port,
-                health_path="/health", container=in_container and engine != "dynamo-mocker",
+                health_path="/health", container=in_container and eng.frontend_in_container,
                 command=[*frontend_command(frontend_python, node.address, port), *sglang_flags(backend.frontend_args)],
-                python=frontend_python,
-                env={**_dynamo_env(nats_url, etcd_url, node.address, None),
-                     **({"HF_HUB_OFFLINE": "1"} if engine == "dynamo-mocker" else {}), **backend.frontend_environment},
-                dynamo_version=dynamo_install_spec(backend) if engine == "sglang" else None))
+                python=frontend_python, module="dynamo.frontend",
+                env={**dynamo_env_for(nats_url, etcd_url, node.address, None), **eng.frontend_env(),
+                     **backend.frontend_environment},
+                dynamo_version=dynamo_install_spec(backend) if eng.installs_dynamo else None))
             roles_by_node[node.name].append("frontend")
         if multi:
             port = ports.take(head.address)
             processes.append(ProcessSpec(
                 name="nginx", kind="nginx", node=head.name, address=head.address, port=port, health_path="/nginx_health",
-                command=_nginx_command(f"{inp.log_dir}/nginx/nginx.conf", f"{inp.log_dir}/nginx")))
+                command=nginx_command(f"{inp.log_dir}/nginx/nginx.conf", f"{inp.log_dir}/nginx")))
             roles_by_node[head.name].append("nginx")
             endpoint = Endpoint(kind="nginx", node=head.name, address=head.address, port=port)
         else:
@@ -336,7 +346,7 @@ def _build(r: ResolvedJob, inp: PlanInputs, ports, port_base: int) -> Plan:
                   f"{inp.srtctl_root}:{CONTAINER_SRTCTL}", *job.extra_mount]
     decode_roles = ("decode",) if job.mode == "disaggregated" else ("agg",)
     return Plan(
-        job_id=str(inp.job_id), mode=job.mode, engine=engine, head_node=head.name,
+        job_id=str(inp.job_id), mode=job.mode, engine=backend.engine, head_node=head.name,
         nodes=[NodeSpec(name=n.name, address=n.address, roles=roles_by_node[n.name]) for n in nodes],
         workers=workers, processes=processes, endpoint=endpoint, nats_url=nats_url, etcd_url=etcd_url,
         state_dir=state_dir, served_model_name=served, model_path=model_path, container_image=r.container, container_mounts=mounts,
@@ -347,68 +357,3 @@ def _build(r: ResolvedJob, inp: PlanInputs, ports, port_base: int) -> Plan:
 
 def _role_gpus(r: ResolvedJob, role: str) -> int:
     return r.layouts[role].gpus_used(r.gpus_per_node)
-
-
-def _nginx_command(conf: str, run_dir: str) -> list[str]:
-    from .nginx import nginx_command
-
-    return nginx_command(conf, run_dir)
-
-
-def frontend_command(python: str, host: str, port: int) -> list[str]:
-    from .dynamo import frontend_command as dynamo_frontend
-
-    return dynamo_frontend(python, host, port)
-
-
-def _dynamo_env(nats_url: str | None, etcd_url: str | None, host: str, system_port: int | None) -> dict[str, str]:
-    from .dynamo import dynamo_env
-
-    if nats_url is None or etcd_url is None:
-        return {}
-    return dynamo_env(nats_url=nats_url, etcd_url=etcd_url, system_port=system_port, host=host)
-
-
-def _worker_command(r: ResolvedJob, *, role, python, model_path, served, host, http_port, bootstrap, tp,
-                    nnodes, rank, dist, user_flags, nats_url, etcd_url, system_port, worker_index):
-    """(command, env, health port, health path) of one node of one worker."""
-    job = r.job
-    engine = job.backend.engine
-    mode_flags: list[str] = []
-    if role in ("prefill", "decode"):
-        mode_flags = ["--disaggregation-mode", role]
-        if bootstrap is not None:
-            mode_flags += ["--disaggregation-bootstrap-port", str(bootstrap)]
-    multi = ["--dist-init-addr", dist, "--nnodes", str(nnodes), "--node-rank", str(rank)] if dist else []
-    common = ["--model-path", model_path, "--served-model-name", served, "--tp-size", str(tp)]
-    if engine == "dynamo-mocker":
-        from .dynamo import mocker_command
-
-        cmd = mocker_command(python=python if not r.cluster.dynamo_venv else f"{r.cluster.dynamo_venv}/bin/python",
-                             model_path=model_path, served_model_name=served,
-                             mode=role if role in ("prefill", "decode") else None,
-                             engine_type=job.backend.mocker.engine_type, speedup_ratio=job.backend.mocker.speedup_ratio,
-                             extra_args=sglang_flags(getattr(job.backend.mocker, "aggregated" if role == "agg" else role),
-                                                     skip=_MOCKER_OWNED))
-        env = {**_dynamo_env(nats_url, etcd_url, host, system_port), "HF_HUB_OFFLINE": "1"}
-        return cmd, env, system_port, "/health"
-    if engine == "sim":
-        s = job.backend.sim
-        sim_flags = ["--sim-prefill-tokens-per-s-per-gpu", str(s.prefill_tokens_per_s_per_gpu),
-                     "--sim-decode-step-ms", str(s.decode_step_ms),
-                     "--sim-decode-step-ms-per-request", str(s.decode_step_ms_per_request),
-                     "--sim-max-running-requests", str(s.max_running_requests),
-                     "--sim-startup-s", str(s.startup_s), "--sim-kv-transfer-ms", str(s.kv_transfer_ms),
-                     "--sim-seed", str(s.seed + worker_index)]
-        if s.answers is not None:
-            sim_flags += ["--sim-answers-dataset", s.answers.dataset_path,
-                          "--sim-answers-accuracy", str(s.answers.accuracy)]
-        cmd = [python, "-m", "srt_agent.sim", *common, "--host", host, "--port", str(http_port),
-               *mode_flags, *multi, *user_flags, *sim_flags]
-        return cmd, {"PYTHONPATH": CONTAINER_SRTCTL} if r.container else {}, http_port, "/health"
-    if job.backend.use_sglang_router:
-        cmd = [python, "-m", "sglang.launch_server", *common, "--host", host, "--port", str(http_port),
-               *mode_flags, *multi, *user_flags]
-        return cmd, {}, http_port, "/health"
-    cmd = [python, "-m", "dynamo.sglang", *common, *mode_flags, *multi, *user_flags]
-    return cmd, _dynamo_env(nats_url, etcd_url, host, system_port), system_port, "/health"

@@ -10,6 +10,7 @@ from typing import Any
 
 from .aliases import resolve_alias
 from .cluster_config import ClusterConfig
+from .engines import job_errors as engine_job_errors
 from .errors import ConfigError, ConfigErrors
 from .job_config import JobConfig, Role
 from .topology import RoleLayout, role_layout, shared_layout
@@ -211,18 +212,7 @@ def resolve_job(doc: YamlDocument, cluster: ClusterConfig) -> ResolvedJob:
             f"profiling ({job.profiling.type}) and benchmarking ({job.benchmark.type}) are mutually exclusive",
             file=doc.path, line=doc.line_of(("benchmark", "type")) or doc.line_of(("profiling",)),
             key="benchmark.type", value=job.benchmark.type, hint='set benchmark.type: "manual" when profiling'))
-    if job.profiling.type != "none" and job.backend.engine == "dynamo-mocker":
-        errors.append(ConfigError("Dynamo's mocker has no profiler", file=doc.path,
-                                  line=doc.line_of(("profiling", "type")), key="profiling.type",
-                                  value=job.profiling.type, hint="profile with engine sglang, or sim for a dry run"))
-    if job.backend.use_sglang_router and job.backend.engine == "dynamo-mocker":
-        errors.append(ConfigError("the dynamo-mocker engine only runs behind Dynamo frontends", file=doc.path,
-                                  line=doc.line_of(("backend", "use_sglang_router")), key="backend.use_sglang_router",
-                                  hint="set use_sglang_router: false, or engine: sim"))
-    if job.backend.engine == "sim" and not job.backend.use_sglang_router:
-        errors.append(ConfigError("the simulated engine speaks SGLang's HTTP API and runs behind the sglang router",
-                                  file=doc.path, line=doc.line_of(("backend", "engine")), key="backend.engine",
-                                  value="sim", hint="set backend.use_sglang_router: true, or engine: dynamo-mocker"))
+    errors += engine_job_errors(job, doc)
     from .evals.check import check_datasets
 
     errors += check_datasets(job, doc)

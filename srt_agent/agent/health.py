@@ -8,6 +8,8 @@ import time
 import anyio
 import httpx
 
+from ..engines import engine_of
+from ..engines.base import count_expected
 from ..errors import HealthTimeout
 from ..plan import Plan, ProcessSpec
 from .status import StatusWriter, now
@@ -32,6 +34,16 @@ async def _check_into(results: dict[str, bool], client: httpx.AsyncClient, name:
     results[name] = await _healthy(client, url)
 
 
+def timeout_key(procs) -> str:
+    """The health.* deadline that governs these processes (main.py passes the matching deadline)."""
+    kinds = {p.kind for p in procs}
+    if kinds and kinds <= {"nats", "etcd"}:
+        return "health.infra_timeout_s"
+    if kinds and kinds <= {"worker"}:
+        return "health.worker_timeout_s"
+    return "health.frontend_timeout_s"
+
+
 async def wait_processes_healthy(procs: list[ProcessSpec], status: StatusWriter, *, deadline_s: float,
                                  what: str) -> None:
     """Poll every process's health URL until all answer 200, reporting 'k of n ready'."""
@@ -53,7 +65,8 @@ async def wait_processes_healthy(procs: list[ProcessSpec], status: StatusWriter,
                 break
             if time.monotonic() - start > deadline_s:
                 raise HealthTimeout(f"{what}: {len(pending)} of {total} not ready after {deadline_s:.0f} s: "
-                                    f"{', '.join(sorted(pending))} (raise health.worker_timeout_s if startup is slow)")
+                                    f"{', '.join(sorted(pending))} (raise {timeout_key(pending.values())} "
+                                    f"if startup is slow)")
             await anyio.sleep(POLL_S)
 
 
@@ -74,69 +87,21 @@ def record_dynamo_installs(run_dir, procs: list[ProcessSpec], status: StatusWrit
             status.event("dynamo_replaced", component=p.name, packages=rec["replaced"])
 
 
-def count_expected(plan: Plan) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for w in plan.workers:
-        counts[w.role] = counts.get(w.role, 0) + 1
-    return counts
-
-
 async def wait_registered(plan: Plan, status: StatusWriter, *, deadline_s: float) -> dict:
-    """Frontends (Dynamo /health instances) or the router (/workers) see every worker."""
-    expected = count_expected(plan)
+    """Frontends (Dynamo /health instances) or the router (/workers) see every worker: the engine's check."""
+    engine = engine_of(plan)
     start = time.monotonic()
-    last: dict = {}
     async with http_client() as client:
         while True:
-            ok = True
-            if plan.endpoint.kind == "router":
-                router = plan.by_kind("router")[0]
-                try:
-                    r = await client.get(f"http://{router.address}:{router.port}/workers")
-                    last = {"router_workers": _router_worker_count(r.json())} if r.status_code == 200 else {}
-                except (httpx.HTTPError, json.JSONDecodeError):
-                    last = {}
-                ok = last.get("router_workers", 0) >= len(plan.workers)
-            else:
-                from ..dynamo import parse_frontend_health
-
-                last = {}
-                for f in plan.frontends:
-                    try:
-                        r = await client.get(f"http://{f.address}:{f.port}/health")
-                        health = parse_frontend_health(r.content)
-                    except httpx.HTTPError:
-                        health = None
-                    last[f.name] = {"prefill": health.prefill, "decode": health.decode} if health else {}
-                    want_decode = expected.get("decode", 0) + expected.get("agg", 0)
-                    if health is None or not health.has(prefill=expected.get("prefill", 0), decode=want_decode):
-                        ok = False
+            ok, last = await engine.registered(client, plan)
             status.update(message=f"registration: {json.dumps(last, sort_keys=True)}")
             if ok:
                 return last
             if time.monotonic() - start > deadline_s:
                 raise HealthTimeout(f"workers not registered with the {plan.endpoint.kind} after {deadline_s:.0f} s: "
-                                    f"expected {expected}, saw {last}")
+                                    f"expected {count_expected(plan)}, saw {last} "
+                                    f"(raise health.frontend_timeout_s if registration is slow)")
             await anyio.sleep(POLL_S)
-
-
-def _router_worker_count(data) -> int:
-    if isinstance(data, list):
-        return len(data)
-    if isinstance(data, dict):
-        for key in ("workers", "urls"):
-            if isinstance(data.get(key), list):
-                return len(data[key])
-        total = 0
-        for key in ("prefill", "decode", "prefill_urls", "decode_urls", "regular"):
-            if isinstance(data.get(key), list):
-                total += len(data[key])
-        if "stats" in data and isinstance(data["stats"], dict):
-            n = data["stats"].get("total_workers")
-            if isinstance(n, int):
-                return max(total, n)
-        return total
-    return 0
 
 
 async def smoke_request(plan: Plan, *, deadline_s: float = 120.0) -> dict:

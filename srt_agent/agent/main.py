@@ -61,7 +61,8 @@ async def _phases(run: LoadedRun, sup: Supervisor, tg, ledger: Ledger) -> None:
     if infra:
         status.phase("infra")
         clock.begin("infra")
-        remove_state_dir(plan.state_dir)  # a requeued job starts from empty etcd/NATS state
+        if not run.shared:  # a sweep's shared NATS/etcd keep their state until the sweep ends
+            remove_state_dir(plan.state_dir)  # a requeued job starts from empty etcd/NATS state
         for p in infra:
             if p.name not in ctx.shared:  # a sweep in one allocation keeps its NATS/etcd up
                 await sup.start(tg, p, ctx.scripts[p.name], ctx.secret_env[p.name])
@@ -251,7 +252,7 @@ async def run_agent(run_dir: Path, launcher: Launcher | None = None, shared: fro
         adopted = procguard.stop_adopted_children({h.pid for h in sup.handles.values() if h.pid is not None}) if guard else []
         if adopted:
             status.event("orphans_stopped", pids=adopted)
-        if sup.plan is not None and remove_state_dir(sup.plan.state_dir):
+        if sup.plan is not None and not shared and remove_state_dir(sup.plan.state_dir):
             status.event("state_removed", path=sup.plan.state_dir)
         if error is not None:
             state, code = "failed", getattr(error, "exit_code", 1) or 1

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import re
 
-from ..errors import ConfigError, LaunchError
+from ..engines import engine_of
+from ..errors import ConfigError, ConfigErrors, LaunchError
 from ..resolved import SGLANG_SECTION
 from ..validation import did_you_mean
 from .run_context import RunContext
@@ -14,14 +15,9 @@ FLAG_RE = re.compile(r"(?<![\w-])--([a-z0-9][a-z0-9-]*)")
 
 
 def engine_help_command(ctx: RunContext) -> list[str] | None:
+    """The engine's `--help` (from the plan's first worker: its interpreter and module), or None."""
     plan = ctx.plan
-    assert plan is not None
-    worker = plan.by_kind("worker")[0]
-    engine = ctx.job.backend.engine
-    if engine == "dynamo-mocker":
-        return None  # the mocker takes no sglang flags
-    module_index = worker.command.index("-m") + 1
-    return [*worker.command[: module_index + 1], "--help"]
+    return engine_of(plan).help_command(plan.by_kind("worker")[0])
 
 
 def parse_help_flags(text: str) -> set[str]:
@@ -36,7 +32,6 @@ async def check_engine_flags(ctx: RunContext) -> None:
     if not any(flags_used.values()):
         return
     plan = ctx.plan
-    assert plan is not None
     worker = plan.by_kind("worker")[0]
     image = plan.container_image if worker.container else None
     res = await ctx.launcher.run_once(cmd, plan.head_node, container_image=image, timeout=600,
@@ -52,10 +47,8 @@ async def check_engine_flags(ctx: RunContext) -> None:
             if key not in known:
                 guess = did_you_mean(key, known)
                 problems.append(ConfigError(
-                    f"'{key}' is not a flag of the engine ({' '.join(cmd[-3:-1])})", file=ctx.resolved.job_file,
+                    f"'{key}' is not a flag of the engine (-m {worker.module})", file=ctx.resolved.job_file,
                     key=f"backend.sglang_config.{SGLANG_SECTION[role]}.{key}",
                     hint=f"did you mean '{guess}'?" if guess else "check `--help` of the engine in your container"))
     if problems:
-        from ..errors import ConfigErrors
-
         raise ConfigErrors(problems)

@@ -21,6 +21,7 @@ import anyio
 
 from ..atomic import write_json_atomic
 from ..errors import ComponentFailed, SrtError
+from ..node_state import remove_state_dir
 from ..secrets import SECRETS_ENV_VAR
 from .status import StatusWriter, now
 
@@ -121,6 +122,8 @@ class SharedInfra:
     async def stop(self) -> None:
         if self.sup is not None:
             await self.sup.stop_all()
+            if self.sup.plan is not None:  # members leave the shared state alone (agent/main.py)
+                remove_state_dir(self.sup.plan.state_dir)
             self.sup.status.update(state="succeeded" if self.failure is None else "failed")
 
 

@@ -175,3 +175,8 @@ def test_allocation_sweep_keeps_nats_and_etcd_up_across_members(local_cluster, t
     events = [json.loads(x) for x in (second / "events.jsonl").read_text().splitlines()]
     started = {e.get("component") for e in events if e.get("event") == "component" and e.get("state") == "starting"}
     assert "nats" not in started and "etcd" not in started and "decode-1" in started
+    # the shared etcd/NATS state belongs to the sweep: no member removes it while etcd still runs
+    for d in (first, second):
+        member_events = [json.loads(x) for x in (d / "events.jsonl").read_text().splitlines()]
+        assert not [e for e in member_events if e.get("event") == "state_removed"]
+    assert not Path(json.loads((first / "plan.json").read_text())["state_dir"]).exists()  # removed at the end

@@ -90,7 +90,7 @@ def test_dry_run_writes_the_script_the_agent_will_run(tmp_path):
                          timeout=60, check=False)
     assert res.returncode == 0, res.stderr
     (out,) = (tmp_path / "out").iterdir()
-    script = (out / "launch" / "custom-benchmark.sh").read_text()
+    script = (out / "custom-benchmark.sh").read_text()
     assert "cd /logs/results" in script and "export CONCURRENCY=8" in script  # the run dir as the container sees it
     assert "bash -lc 'aiperf profile --url \"$SRT_ENDPOINT_URL\" --out /logs/a'" in script
     assert subprocess.run(["bash", "-n"], input=script, text=True).returncode == 0

@@ -411,7 +411,7 @@ def test_flags_reach_the_worker_command_as_separate_arguments():
                           "      json-model-override-args: {\"a\": 1}\n      chat-template: \"a b; $(x)\"\n")
     cmd = plan_of(r).process("agg-0").command
     tail = cmd[cmd.index("--tp-size") + 2:]
-    assert tail == ["--cuda-graph-bs", "1", "2", "4", "--enable-torch-compile",
+    assert tail == ["--enable-metrics", "--cuda-graph-bs", "1", "2", "4", "--enable-torch-compile",
                     "--json-model-override-args", '{"a":1}', "--chat-template", "a b; $(x)"]
 
 

@@ -21,4 +21,4 @@ echo "[srt] node=${SLURMD_NODENAME:-?} CUDA_VISIBLE_DEVICES=${CUDA_VISIBLE_DEVIC
 # ai-dynamo in a cached venv over the interpreter's own packages (srt_agent/dynamo_install.py)
 srt_python=$(/usr/bin/python3 /srv/srt-slurm/srt_agent/dynamo_install.py --version 0.7.0 --cache-root /srv/srt-slurm/.cache --image host:/usr/bin/python3 --record /srv/srt-slurm/logs/JOBID_1A_<TIMESTAMP>/dynamo/agg-0.json)
 export PATH="$(dirname "$srt_python"):$PATH"
-exec /opt/nvidia/nsight-systems/bin/nsys profile -t cuda,nvtx --cuda-graph-trace=node -c cudaProfilerApi --capture-range-end stop -o /srv/srt-slurm/logs/JOBID_1A_<TIMESTAMP>/profiles/nsys_agg_0_node0 "$srt_python" -m dynamo.sglang --model-path /models/tiny-llama --served-model-name tiny-llama --tp-size 8
+exec /opt/nvidia/nsight-systems/bin/nsys profile -t cuda,nvtx --cuda-graph-trace=node -c cudaProfilerApi --capture-range-end stop -o /srv/srt-slurm/logs/JOBID_1A_<TIMESTAMP>/profiles/nsys_agg_0_node0 "$srt_python" -m dynamo.sglang --model-path /models/tiny-llama --served-model-name tiny-llama --tp-size 8 --enable-metrics
