@@ -4,7 +4,9 @@ so `srtctl --help` stays fast."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import os
 import sys
 
 # name -> (module, one-line help); each module has add_arguments(parser) and run(args) -> int
@@ -43,12 +45,28 @@ def _load(module: str):
     return importlib.import_module(module)
 
 
+@contextlib.contextmanager
+def _no_pydantic_plugin_scan():
+    """srtctl uses no pydantic plugins; without this pydantic reads the entry points of every installed
+    distribution when the command's module builds its first model (CLI start-up). Only while the
+    command's module is imported: the variable reaches no child process."""
+    if "PYDANTIC_DISABLE_PLUGINS" in os.environ:
+        yield
+        return
+    os.environ["PYDANTIC_DISABLE_PLUGINS"] = "__all__"
+    try:
+        yield
+    finally:
+        os.environ.pop("PYDANTIC_DISABLE_PLUGINS", None)
+
+
 def main(argv: list[str] | None = None) -> int:
     from srt_agent.errors import SrtError
 
     if argv is not None:
         sys.argv = [sys.argv[0], *argv]
-    parser = build_parser()
+    with _no_pydantic_plugin_scan():
+        parser = build_parser()
     args = parser.parse_args(sys.argv[1:])
     if not getattr(args, "_module", None):
         parser.print_help()

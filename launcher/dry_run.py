@@ -39,7 +39,8 @@ def render_files(prep) -> dict[str, str]:
         ep = prep.plan.endpoint
         files["nginx.conf"] = render_nginx_conf(
             ep.address, ep.port, [(f.address, f.port) for f in prep.plan.frontends],
-            f"{prep.run_dir_placeholder}/nginx", affinity_header=prep.resolved.job.backend.nginx_session_affinity_header)
+            f"{prep.run_dir_placeholder}/nginx", extra_listen_ports=ep.extra_ports,
+            affinity_header=prep.resolved.job.backend.nginx_session_affinity_header)
     job = prep.resolved.job
     if job.benchmark.type == "custom":  # what the agent will run once the endpoint is ready
         from srt_agent.custom_command import render_script

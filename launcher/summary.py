@@ -74,6 +74,10 @@ def print_summary(resolved: ResolvedJob, plan: Plan, *, title: str) -> None:
     elif b.type == "sa-bench":
         console.print(f"benchmark: sa-bench isl={b.isl} osl={b.osl} concurrencies={b.concurrencies} "
                       f"req_rate={b.req_rate}")
+        from srt_agent.client_plan import describe
+
+        if line := describe(job, plan):
+            console.print(line)
     elif b.type == "manual":
         console.print("benchmark: manual (serve until the job ends)")
     console.print(f"ports: block starting at {plan.port_base} (shifted per job id)")

@@ -161,6 +161,8 @@ class BackendSection(Strict):
     enable_multiple_frontends: bool = Field(True, description="nginx + several Dynamo frontends (disaggregated)")
     num_additional_frontends: int = Field(9, ge=0, le=256, description="frontends beyond the first")
     use_sglang_router: bool = Field(False, description="sglang-router instead of nginx + Dynamo frontends")
+    nginx_listen_ports: int = Field(1, ge=1, le=64, description="ports nginx listens on; the load generator spreads "
+                                    "its connections over all of them (benchmark.max_connections_per_pair)")
     dynamo_version: str = Field("0.7.0", description="ai-dynamo version installed when the container lacks it")
     dynamo_install: bool = Field(True, description="false: the container already has Dynamo; nothing is installed")
     dynamo_git_ref: str | None = Field(None, description="build ai-dynamo from this git commit or branch of github.com/ai-dynamo/dynamo instead of dynamo_version (cached once per ref)")
@@ -294,6 +296,12 @@ class BenchmarkSection(Strict):
     command: str | list[str] | None = Field(None, description="custom: your benchmark command, a shell string (run with `bash -lc`) or an argv list")
     env: dict[str, str] = Field(default_factory=dict, description="custom: extra environment of the command (besides SRT_ENDPOINT_URL, SRT_MODEL, SRT_RESULTS_DIR)")
     timeout_s: float | None = Field(None, gt=0, description="custom: the command is stopped and the job fails after this long; default 24 h")
+    client_nodes: int = Field(1, ge=1, le=256, description="sa-bench: nodes the load generator runs on, one start "
+                              "instant, one merged result (docs/benchmarking.md, \"Across nodes\")")
+    client_placement: Literal["shared", "dedicated"] = Field("shared", description="sa-bench: `shared` runs the "
+                                                             "client on the job's first nodes; `dedicated` adds client_nodes nodes to the allocation")
+    max_connections_per_pair: int = Field(25_000, ge=1, le=60_000, description="sa-bench: most connections one client "
+                                          "node opens to one server address (ip:port); the ephemeral port range allows ~28k")
 
     @field_validator("concurrencies", mode="before")
     @classmethod

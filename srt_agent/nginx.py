@@ -78,16 +78,21 @@ def render_nginx_conf(listen_host: str, listen_port: int, upstreams: Sequence[tu
                       *, worker_processes: int | str = "auto", worker_connections: int = 65536,
                       worker_rlimit_nofile: int | None = None, upstream_keepalive: int = 512,
                       timeout_s: int = 86400, listen_backlog: int = 4096, access_log: bool = False,
-                      affinity_header: str | None = None) -> str:
+                      extra_listen_ports: Sequence[int] = (), affinity_header: str | None = None) -> str:
     """nginx.conf text: listen on listen_host:listen_port, round-robin over `upstreams` (frontends).
 
     worker_rlimit_nofile defaults to 2 x worker_connections + 1024 (client + upstream per stream).
     access_log=True writes RUN_DIR/access.log (buffered) with the upstream of each request.
+    extra_listen_ports: more ports on listen_host serving the same (backend.nginx_listen_ports).
     affinity_header: requests carrying that header go to the frontend its value hashes to
     (consistent hashing); requests without it are spread by their request id.
     """
     listen_host = validate_host(listen_host, key="nginx.listen_host")
     listen_port = validate_port(listen_port, key="nginx.listen_port")
+    ports = [listen_port] + [validate_port(p, key=f"nginx.extra_listen_ports[{i}]")
+                             for i, p in enumerate(extra_listen_ports)]
+    if len(set(ports)) != len(ports):
+        raise ConfigError("nginx listen ports repeat", key="nginx.extra_listen_ports", value=ports)
     run_dir = validate_path(run_dir, key="nginx.run_dir")
     if isinstance(upstreams, (str, bytes)) or not isinstance(upstreams, Sequence) or not upstreams:
         raise ConfigError("nginx needs at least one upstream (host, port)", key="nginx.upstreams", value=upstreams)
@@ -115,7 +120,7 @@ def render_nginx_conf(listen_host: str, listen_port: int, upstreams: Sequence[tu
         upstream_keepalive=_validate_int(upstream_keepalive, "nginx.upstream_keepalive", 1, 1 << 20),
         timeout_s=_validate_int(timeout_s, "nginx.timeout_s", 1, 10 * 365 * 86400),
         listen_backlog=_validate_int(listen_backlog, "nginx.listen_backlog", 1, 1 << 20),
-        listen=_hostport(listen_host, listen_port),
+        listens=[_hostport(listen_host, p) for p in ports],
         upstream_servers=servers,
         pid_path=_quoted(f"{run_dir}/nginx.pid"),
         error_log_path=_quoted(f"{run_dir}/error.log"),

@@ -107,6 +107,8 @@ class Endpoint(BaseModel):
     node: str
     address: str
     port: int
+    extra_ports: list[int] = Field(default_factory=list, description="more ports serving the same endpoint "
+                                   "(backend.nginx_listen_ports); the load generator spreads connections over all")
 
     @property
     def url(self) -> str:
@@ -195,7 +197,8 @@ def make_plan(resolved: ResolvedJob, inputs: PlanInputs) -> Plan:
 def _build(r: ResolvedJob, inp: PlanInputs, ports, port_base: int) -> Plan:
     job = r.job
     backend = job.backend
-    nodes = inp.nodes[: r.total_nodes]
+    nodes = inp.nodes[: r.worker_nodes]  # workers and frontends; dedicated client nodes follow
+    all_nodes = inp.nodes[: r.total_nodes]
     head = nodes[0]
     in_container = r.container is not None
     worker_python = "python3" if in_container else inp.host_python
@@ -207,7 +210,7 @@ def _build(r: ResolvedJob, inp: PlanInputs, ports, port_base: int) -> Plan:
     use_router = eng.behind_router
     needs_dynamo = not use_router
     served = r.served_model_name()
-    roles_by_node: dict[str, list[str]] = {n.name: [] for n in nodes}
+    roles_by_node: dict[str, list[str]] = {n.name: [] for n in all_nodes}
     processes: list[ProcessSpec] = []
     workers: list[WorkerSpec] = []
 
@@ -330,13 +333,18 @@ def _build(r: ResolvedJob, inp: PlanInputs, ports, port_base: int) -> Plan:
                 name="nginx", kind="nginx", node=head.name, address=head.address, port=port, health_path="/nginx_health",
                 command=nginx_command(f"{inp.log_dir}/nginx/nginx.conf", f"{inp.log_dir}/nginx")))
             roles_by_node[head.name].append("nginx")
-            endpoint = Endpoint(kind="nginx", node=head.name, address=head.address, port=port)
+            extra = [ports.take(head.address) for _ in range(backend.nginx_listen_ports - 1)]
+            endpoint = Endpoint(kind="nginx", node=head.name, address=head.address, port=port, extra_ports=extra)
         else:
             p = processes[-1]
             endpoint = Endpoint(kind="frontend", node=p.node, address=p.address, port=p.port or 0)
 
     if job.benchmark.type == "sa-bench" or job.profiling.type != "none":
         roles_by_node[head.name].append("benchmark")
+    from .client_plan import CLIENT_ROLE, client_node_names
+
+    for name in client_node_names(job, [n.name for n in all_nodes], r.worker_nodes):
+        roles_by_node[name].append(CLIENT_ROLE)
 
     mounts = []
     if in_container:
@@ -347,7 +355,7 @@ def _build(r: ResolvedJob, inp: PlanInputs, ports, port_base: int) -> Plan:
     decode_roles = ("decode",) if job.mode == "disaggregated" else ("agg",)
     return Plan(
         job_id=str(inp.job_id), mode=job.mode, engine=backend.engine, head_node=head.name,
-        nodes=[NodeSpec(name=n.name, address=n.address, roles=roles_by_node[n.name]) for n in nodes],
+        nodes=[NodeSpec(name=n.name, address=n.address, roles=roles_by_node[n.name]) for n in all_nodes],
         workers=workers, processes=processes, endpoint=endpoint, nats_url=nats_url, etcd_url=etcd_url,
         state_dir=state_dir, served_model_name=served, model_path=model_path, container_image=r.container, container_mounts=mounts,
         worker_srun_options=srun_option_args(job.slurm.srun_options),

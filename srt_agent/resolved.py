@@ -42,11 +42,17 @@ class ResolvedJob:
 
     @property
     def total_nodes(self) -> int:
+        from .client_plan import extra_nodes  # dedicated load-generator nodes
+
+        return self.worker_nodes + extra_nodes(self.job)
+
+    @property
+    def worker_nodes(self) -> int:
         return sum(lay.nodes for lay in self.layouts.values() if lay.shares_nodes_of is None)
 
     @property
     def total_gpus(self) -> int:
-        return self.total_nodes * self.gpus_per_node
+        return self.worker_nodes * self.gpus_per_node
 
     def served_model_name(self) -> str:
         return self.job.model.served_model_name or Path(self.model_path).name or "model"
@@ -216,6 +222,9 @@ def resolve_job(doc: YamlDocument, cluster: ClusterConfig) -> ResolvedJob:
     from .evals.check import check_datasets
 
     errors += check_datasets(job, doc)
+    from .client_plan import check_clients
+
+    errors += check_clients(job, doc, sum(lay.nodes for lay in layouts.values() if lay.shares_nodes_of is None))
     model_path = job.model.path
     container = job.model.container
     if job.model.path.startswith(HF_PREFIX):

@@ -16,6 +16,9 @@ Large files use multipart uploads (boto3 TransferConfig); transient failures are
 exponential backoff (botocore "standard" retry mode). Credentials come only from the standard AWS
 sources (environment, AWS_PROFILE / shared files, instance roles) and are never printed; every
 failure surfaces as a SyncError that names the endpoint and the bucket.
+
+This module plans and runs a sync; the target, options and report are in sync_target.py, the S3
+client and the error translation in sync_s3.py (both re-exported here).
 """
 
 from __future__ import annotations
@@ -24,207 +27,18 @@ import hashlib
 import mimetypes
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from .errors import SyncError
+from .sync_s3 import check_bucket, client_error_code, list_remote, make_client, to_sync_error
+from .sync_target import CLOUD_EXAMPLE, SyncOptions, SyncReport, SyncTarget, redact_url, target_from
 
 META_SHA256 = "sha256"
-MiB = 1024 * 1024
 _CHUNK = 1 << 20
 
-CLOUD_EXAMPLE = """cloud:
-  endpoint_url: "https://s3.example.com"
-  bucket: "benchmark-results"
-  prefix: "my-team/\""""
-
-_AUTH_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403", "ExpiredToken",
-               "InvalidToken", "InvalidClientTokenId", "TokenRefreshRequired", "AuthorizationHeaderMalformed",
-               "Forbidden", "UnrecognizedClientException"}
-_NO_BUCKET_CODES = {"NoSuchBucket", "404", "NotFound"}
-
-
-@dataclass(frozen=True)
-class SyncTarget:
-    bucket: str
-    endpoint_url: str | None = None
-    prefix: str = ""
-    region: str | None = None
-
-    @property
-    def where(self) -> str:
-        """Endpoint and bucket for messages, with any user:password in the URL removed."""
-        return f"{redact_url(self.endpoint_url) if self.endpoint_url else 'AWS S3'} (bucket '{self.bucket}')"
-
-    def key_prefix(self, run_name: str) -> str:
-        return f"{self.prefix}{run_name}/"
-
-
-@dataclass
-class SyncOptions:
-    max_attempts: int = 5
-    multipart_threshold: int = 64 * MiB
-    multipart_chunksize: int = 16 * MiB
-    max_concurrency: int = 4
-    connect_timeout: float = 10.0
-    read_timeout: float = 60.0
-    progress: bool = False
-    dry_run: bool = False
-
-
-@dataclass
-class SyncReport:
-    runs: list[str] = field(default_factory=list)
-    uploaded: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-    vanished: list[str] = field(default_factory=list)  # local files removed while syncing
-    bytes_uploaded: int = 0
-
-    def merge(self, other: SyncReport) -> None:
-        self.runs += other.runs
-        self.uploaded += other.uploaded
-        self.skipped += other.skipped
-        self.vanished += other.vanished
-        self.bytes_uploaded += other.bytes_uploaded
-
-    def summary(self) -> str:
-        text = (f"{len(self.uploaded)} file(s) uploaded ({human_bytes(self.bytes_uploaded)}), "
-                f"{len(self.skipped)} unchanged")
-        if self.vanished:
-            text += f", {len(self.vanished)} vanished while syncing"
-        return text
-
-
 FileCallback = Callable[[str, str], None]  # (key, "uploaded" | "skipped" | "would upload")
-
-
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GiB"
-
-
-def redact_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.username or parts.password:
-        host = parts.hostname or ""
-        if parts.port:
-            host += f":{parts.port}"
-        return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
-    return url
-
-
-def normalize_prefix(prefix: str | None) -> str:
-    p = (prefix or "").strip().lstrip("/")
-    return p if not p or p.endswith("/") else p + "/"
-
-
-def target_from(cloud_cfg: Any) -> SyncTarget:
-    """A SyncTarget from the cluster file's `cloud` section (pydantic model or plain dict)."""
-    if cloud_cfg is None:
-        raise SyncError("cloud sync is not configured: srtslurm.yaml has no `cloud` section.\n"
-                        f"  fix: add to srtslurm.yaml:\n{_indent(CLOUD_EXAMPLE, 4)}")
-    get = cloud_cfg.get if isinstance(cloud_cfg, dict) else (lambda k, d=None: getattr(cloud_cfg, k, d))
-    bucket = get("bucket")
-    if not bucket:
-        raise SyncError("the `cloud` section of srtslurm.yaml has no `bucket`.\n"
-                        f"  fix: it should look like:\n{_indent(CLOUD_EXAMPLE, 4)}")
-    return SyncTarget(bucket=str(bucket), endpoint_url=get("endpoint_url") or None,
-                      prefix=normalize_prefix(get("prefix")), region=get("region") or None)
-
-
-def _indent(text: str, n: int) -> str:
-    return "\n".join(" " * n + line for line in text.splitlines())
-
-
-# --------------------------------------------------------------------------- errors
-
-
-def _client_error_code(exc: BaseException) -> tuple[str, str]:
-    resp = getattr(exc, "response", None) or {}
-    err = resp.get("Error", {}) if isinstance(resp, dict) else {}
-    return str(err.get("Code", "")), str(err.get("Message", ""))
-
-
-def to_sync_error(exc: BaseException, target: SyncTarget, action: str) -> SyncError:
-    """Translate a botocore/boto3 failure into a SyncError that never contains credentials."""
-    from boto3.exceptions import S3UploadFailedError
-    from botocore.exceptions import (
-        BotoCoreError,
-        ClientError,
-        NoCredentialsError,
-        PartialCredentialsError,
-        ProfileNotFound,
-    )
-    from botocore.exceptions import ConnectionError as BotoConnectionError
-
-    if isinstance(exc, S3UploadFailedError):
-        cause = exc.__cause__ or exc.__context__
-        if isinstance(cause, (ClientError, BotoCoreError)):
-            return to_sync_error(cause, target, action)
-        return SyncError(f"upload to {target.where} failed while {action}: {exc}")
-    if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
-        return SyncError(f"no usable AWS credentials for {target.where}.\n"
-                         "  fix: export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE=<name> "
-                         "with ~/.aws/credentials")
-    if isinstance(exc, ProfileNotFound):
-        return SyncError(f"AWS profile not found for {target.where}: {exc}.\n"
-                         "  fix: check AWS_PROFILE and ~/.aws/config")
-    if isinstance(exc, ClientError):
-        code, message = _client_error_code(exc)
-        if code in _AUTH_CODES:
-            return SyncError(
-                f"{target.where} rejected the credentials or denied access ({code}) while {action}.\n"
-                "  fix: check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) and that this key "
-                "may write to the bucket; secrets are never printed")
-        if code in _NO_BUCKET_CODES:
-            return SyncError(f"bucket '{target.bucket}' does not exist at "
-                             f"{redact_url(target.endpoint_url) if target.endpoint_url else 'AWS S3'}.\n"
-                             "  fix: create it, or correct cloud.bucket / cloud.endpoint_url in srtslurm.yaml")
-        return SyncError(f"{target.where} refused the request while {action}: {code} {message}".rstrip())
-    if isinstance(exc, BotoConnectionError):
-        return SyncError(f"cannot reach {target.where} while {action} ({type(exc).__name__}).\n"
-                         "  fix: check cloud.endpoint_url in srtslurm.yaml and the network")
-    if isinstance(exc, BotoCoreError):
-        return SyncError(f"S3 client error for {target.where} while {action}: {exc}")
-    return SyncError(f"sync to {target.where} failed while {action}: {type(exc).__name__}: {exc}")
-
-
-# --------------------------------------------------------------------------- client
-
-
-def make_client(target: SyncTarget, options: SyncOptions | None = None):
-    """boto3 S3 client using the standard credential chain, with retries and timeouts."""
-    import boto3
-    from botocore.config import Config
-    from botocore.exceptions import BotoCoreError
-
-    opts = options or SyncOptions()
-    config = Config(
-        retries={"max_attempts": opts.max_attempts, "mode": "standard"},
-        connect_timeout=opts.connect_timeout,
-        read_timeout=opts.read_timeout,
-        s3={"addressing_style": "path"} if target.endpoint_url else {},
-        user_agent_extra="srt-slurm-sync",
-    )
-    try:
-        session = boto3.session.Session()
-        return session.client("s3", endpoint_url=target.endpoint_url, region_name=target.region, config=config)
-    except BotoCoreError as exc:
-        raise to_sync_error(exc, target, "creating the S3 client") from None
-
-
-def check_bucket(client, target: SyncTarget) -> None:
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    try:
-        client.head_bucket(Bucket=target.bucket)
-    except (ClientError, BotoCoreError) as exc:
-        raise to_sync_error(exc, target, "checking the bucket") from None
 
 
 # --------------------------------------------------------------------------- planning
@@ -262,20 +76,6 @@ def iter_run_files(run_dir: Path) -> list[Path]:
     return files
 
 
-def list_remote(client, target: SyncTarget, key_prefix: str) -> dict[str, tuple[int, str]]:
-    """key -> (size, etag) for every object under key_prefix."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    remote: dict[str, tuple[int, str]] = {}
-    try:
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=target.bucket, Prefix=key_prefix):
-            for obj in page.get("Contents", []):
-                remote[obj["Key"]] = (int(obj["Size"]), str(obj.get("ETag", "")).strip('"'))
-    except (ClientError, BotoCoreError) as exc:
-        raise to_sync_error(exc, target, f"listing {key_prefix}") from None
-    return remote
-
-
 def is_unchanged(client, target: SyncTarget, f: LocalFile, remote: tuple[int, str] | None) -> bool:
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -287,7 +87,7 @@ def is_unchanged(client, target: SyncTarget, f: LocalFile, remote: tuple[int, st
     try:
         head = client.head_object(Bucket=target.bucket, Key=f.key)
     except ClientError as exc:
-        code, _ = _client_error_code(exc)
+        code, _ = client_error_code(exc)
         if code in ("404", "NoSuchKey", "NotFound"):
             return False
         raise to_sync_error(exc, target, f"checking {f.key}") from None
@@ -444,7 +244,9 @@ __all__ = [
     "SyncOptions",
     "SyncReport",
     "SyncTarget",
+    "check_bucket",
     "make_client",
+    "redact_url",
     "sync_on_finish",
     "sync_run",
     "sync_runs",

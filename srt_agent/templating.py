@@ -49,14 +49,47 @@ def sbatch_quote(value: object) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+_OPTIONS = {"keep_trailing_newline": True, "trim_blocks": True, "lstrip_blocks": True, "autoescape": False}
+
+
+def _bytecode_cache(jinja2):
+    """Compiled templates kept between runs in the user's cache directory, so a run does not compile
+    them again (CLI start-up: compiling is most of the first render). Jinja2 checks each template's
+    source checksum; the directory name carries the Jinja2 version and the options the code depends on.
+    Nothing is cached when the directory cannot be made or written."""
+    import hashlib
+    import os
+
+    class QuietCache(jinja2.FileSystemBytecodeCache):
+        def load_bytecode(self, bucket):
+            try:
+                super().load_bytecode(bucket)
+            except Exception:  # unreadable, truncated or from another version: compile instead
+                bucket.reset()
+
+        def dump_bytecode(self, bucket):
+            try:
+                super().dump_bytecode(bucket)
+            except OSError:
+                pass
+
+    key = hashlib.sha256(repr((jinja2.__version__, sorted(_OPTIONS.items()))).encode()).hexdigest()[:12]
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    directory = os.path.join(base, "srtctl", f"jinja2-{key}")
+    try:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+    except OSError:
+        return None
+    return QuietCache(directory)
+
+
 @lru_cache(maxsize=1)
 def environment():
     import jinja2
 
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
-        undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
-        trim_blocks=True, lstrip_blocks=True, autoescape=False,
+        loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)), undefined=jinja2.StrictUndefined,
+        bytecode_cache=_bytecode_cache(jinja2), **_OPTIONS,
     )
     env.filters["q"] = _q
     env.filters["qjoin"] = _qjoin

@@ -99,6 +99,9 @@ async def run_benchmark(plan: Plan, job, run_dir: Path, ledger: Ledger, status: 
         status.event("point_start", concurrency=c)
         out.unlink(missing_ok=True)  # never mistake an unfinished attempt's file for this one's
         cmd = loadgen_command(plan, job, c, out, isl=b.isl, osl=b.osl, model_path=model_path)
+        from ..client_plan import client_command  # several client nodes: the multi-node coordinator
+
+        cmd = client_command(plan, job, cmd)
         scraper = _start_scraper(plan, b)
         async with anyio.create_task_group() as scrape_tg:
             if scraper is not None:

@@ -224,3 +224,45 @@ async def test_nginx_round_robin_unbuffered_streams(tmp_path):
             await runner.cleanup()
     log = (tmp_path / "access.log").read_text()  # flushed when nginx exits
     assert log.count(f"upstream=127.0.0.1:{up_a}") == 4 and log.count(f"upstream=127.0.0.1:{up_b}") == 4, log
+
+
+async def test_extra_listen_ports_serve_the_same_endpoint(tmp_path):
+    """backend.nginx_listen_ports: the load generator spreads connections over every listen port."""
+    nginx = need_nginx()
+    listen, extra, up = _free_ports(3)  # not the fixed ports above: other test runs may share the machine
+    hits = {"a": 0}
+    runner = await _sse_upstream("a", up, hits)
+    conf = tmp_path / "nginx.conf"
+    text = render_nginx_conf("127.0.0.1", listen, [("127.0.0.1", up)], str(tmp_path), worker_processes=1,
+                             extra_listen_ports=[extra])
+    assert f"listen 127.0.0.1:{listen} backlog" in text and f"listen 127.0.0.1:{extra} backlog" in text
+    conf.write_text(text)
+    proc = await asyncio.create_subprocess_exec(*nginx_command(str(conf), str(tmp_path), nginx=nginx),
+                                                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    try:
+        for port in (listen, extra):
+            await _wait_http(f"http://127.0.0.1:{port}/nginx_health")
+            async with httpx.AsyncClient(timeout=30) as client:
+                r = await client.post(f"http://127.0.0.1:{port}/v1/completions", json={"prompt": "w1", "i": 0})
+                assert r.status_code == 200 and "[DONE]" in r.text
+        assert hits == {"a": 2}
+    finally:
+        proc.terminate()
+        await asyncio.wait_for(proc.wait(), 10)
+        await runner.cleanup()
+    with pytest.raises(ConfigError, match="repeat"):
+        render_nginx_conf("127.0.0.1", listen, [("127.0.0.1", up)], str(tmp_path), extra_listen_ports=[listen])
+    with pytest.raises(ConfigError):
+        render_nginx_conf("127.0.0.1", listen, [("127.0.0.1", up)], str(tmp_path), extra_listen_ports=[70000])
+
+
+def _free_ports(n: int) -> list[int]:
+    import socket
+
+    socks = [socket.socket() for _ in range(n)]
+    for sock in socks:
+        sock.bind(("127.0.0.1", 0))
+    ports = [sock.getsockname()[1] for sock in socks]
+    for sock in socks:
+        sock.close()
+    return ports

@@ -88,3 +88,37 @@ def test_unreadable_path_is_config_error(tmp_path):
     with pytest.raises(ConfigError) as info:
         load_yaml(tmp_path)  # a directory
     assert "cannot read file" in str(info.value)
+
+
+def _every_yaml_file():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    return sorted([*root.glob("configs/*.yaml"), *root.glob("tests/golden/**/*.yaml"), *root.glob("tests/fixtures/**/*.yaml")])
+
+
+def test_the_fast_parser_reads_every_file_as_the_pure_python_one_does():
+    """parse_yaml uses libyaml when PyYAML has it: data and lines must match what yaml.safe_load and
+    the pure-Python composer give, for every YAML file of the project."""
+    import yaml
+
+    from srt_agent import yaml_source
+
+    files = _every_yaml_file()
+    assert len(files) > 10
+    for path in files:
+        text = path.read_text()
+        doc = parse_yaml(text, str(path))
+        assert doc.data == yaml.safe_load(text), path
+        pure_lines: dict = {}
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is not None:
+            yaml_source._walk(node, (), pure_lines, str(path))
+        assert doc.lines == pure_lines, path
+
+
+def test_a_yaml_error_is_worded_by_the_pure_python_parser():
+    with pytest.raises(ConfigError) as exc:
+        parse_yaml("a: b: c\n", "bad.yaml")
+    assert "mapping values are not allowed here" in str(exc.value)
+    assert exc.value.line == 1
