@@ -9,21 +9,20 @@ deployment and names what differs (`--force` takes it anyway).
 from __future__ import annotations
 
 import argparse
-import os
-import secrets
-import shutil
-import signal
-import subprocess
+import json
 import sys
-import threading
-import time
 from pathlib import Path
 
 from srt_agent.errors import ConfigError
+from srt_agent.rundir import logs_dir
+from srt_agent.secrets import split_job_secrets
 
 from . import sbatch
-from .paths import display, logs_dir
-from .prepare import metadata, prepare, render_sbatch, write_files
+from .prepare import metadata, prepare, write_files
+from .submit import json_text, local_job_id, print_started, print_submitted, resume, run_local_agent, submit_held
+from .sweep_alloc import resume_allocation
+from .sweep_apply import apply_sweep
+from .sweep_cmd import add_override_arguments, load_request
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,8 +32,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--local", action="store_true", help="run here with the local executor (no SLURM)")
     parser.add_argument("--resume", metavar="RUN_DIR", help="resume an interrupted run, skipping finished work")
     parser.add_argument("--force", action="store_true", help="with --resume: resume even if the config changed")
-    from .sweep_cmd import add_override_arguments
-
     add_override_arguments(parser)
 
 
@@ -51,8 +48,6 @@ def run(args: argparse.Namespace) -> int:
                           hint="drop --force, or add --resume RUN_DIR")
     if not args.file:
         raise ConfigError("apply needs -f FILE (or --resume RUN_DIR)", key="-f")
-    from .sweep_cmd import apply_sweep, load_request
-
     req = load_request(args)
     if req.sweep is not None:
         return apply_sweep(req, args.local or req.cluster.executor == "local")
@@ -60,97 +55,24 @@ def run(args: argparse.Namespace) -> int:
     local = args.local or prep.cluster.executor == "local"
     logs = logs_dir(prep.cluster)
     if local:
-        job_id = str(int(time.time() * 1000) % 1_000_000_000)
+        job_id = local_job_id()
         run_dir = logs / f"{job_id}{prep.run_suffix}"
-        write_files(run_dir, {**prep.files, "metadata.json": _json(metadata(prep, job_id, "local"))})
-        print(f"Started local job {job_id}")
-        print(f"Logs: {display(run_dir)}/")
-        sys.stdout.flush()
+        write_files(run_dir, {**prep.files, "metadata.json": json_text(metadata(prep, job_id, "local"))})
+        print_started(job_id, run_dir)
         return run_local_agent(run_dir, job_id, extra_env=prep.secret_environment())
-    staging = logs / f".pending-{prep.timestamp}-{secrets.token_hex(3)}"
-    write_files(staging, prep.files)
+    job_id, run_dir = submit_held(logs, prep.timestamp, prep.files, cluster_file=prep.cluster.source,
+                                  env=prep.secret_environment(), run_name=lambda jid: f"{jid}{prep.run_suffix}")
     try:
-        job_id = sbatch.submit(staging / "job.sbatch", cluster_file=prep.cluster.source,
-                               env=prep.secret_environment())
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    run_dir = logs / f"{job_id}{prep.run_suffix}"
-    try:
-        staging.rename(run_dir)
-        write_files(run_dir, {"metadata.json": _json(metadata(prep, job_id, "slurm"))})
+        write_files(run_dir, {"metadata.json": json_text(metadata(prep, job_id, "slurm"))})
     except BaseException:
         sbatch.cancel(job_id)
         raise
     sbatch.release(job_id)
-    print(f"Submitted batch job {job_id}")
-    print(f"Logs: {display(run_dir)}/")
+    print_submitted(job_id, run_dir)
     return 0
 
 
-def _json(data: dict) -> str:
-    import json
-
-    return json.dumps(data, indent=2) + "\n"
-
-
-def run_local_agent(run_dir: Path, job_id: str, force: bool = False, extra_env: dict[str, str] | None = None) -> int:
-    """Run the agent here in the foreground; SIGTERM/SIGINT/SIGHUP are passed on and waited for,
-    so srtctl never exits before the agent has torn everything down."""
-    env = {**os.environ, **(extra_env or {}), "SRT_EXECUTOR": "local", "SRT_JOB_ID": job_id}
-    if force:
-        env["SRT_FORCE_RESUME"] = "1"
-    # the agent's output goes to stderr and, as under SLURM, to slurm-<job id>.out in the run dir
-    proc = subprocess.Popen([sys.executable, "-m", "srt_agent", str(run_dir)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    copier = threading.Thread(target=_tee, args=(proc.stdout, run_dir / f"slurm-{job_id}.out"), daemon=True)
-    copier.start()
-
-    def forward(signum, _frame):
-        if proc.poll() is None:
-            proc.send_signal(signum)
-
-    previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
-    try:
-        code = proc.wait()
-        copier.join(timeout=5)
-        return code
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-
-
-def _tee(stream, path: Path) -> None:
-    with open(path, "ab") as out:
-        for line in iter(stream.readline, b""):
-            out.write(line)
-            out.flush()
-            sys.stderr.buffer.write(line)  # stdout keeps only srtctl's own lines (job id, Logs:)
-            sys.stderr.flush()
-
-
-def _secrets_from_original(run_dir: Path) -> dict[str, str]:
-    """Secret environment values are not stored in the run directory: take them from the job file
-    the run was submitted from, if it is still there (the agent says which are missing if not)."""
-    import json
-
-    from srt_agent.secrets import SECRETS_ENV_VAR, split_job_secrets
-    from srt_agent.yaml_source import load_yaml
-
-    job_file = Path(json.loads((run_dir / "resolved.json").read_text())["job_file"])
-    if not job_file.is_file():
-        return {}
-    try:
-        data = load_yaml(job_file).data or {}
-    except Exception:
-        return {}
-    _, secrets = split_job_secrets(data)
-    return {SECRETS_ENV_VAR: json.dumps(secrets)} if secrets else {}
-
-
 def _resume(args: argparse.Namespace) -> int:
-    import json
-
     run_dir = Path(args.resume).resolve()
     meta_path = run_dir / "metadata.json"
     if not meta_path.is_file():
@@ -158,33 +80,11 @@ def _resume(args: argparse.Namespace) -> int:
                           hint="pass a directory printed by `srtctl apply` (Logs: ...)")
     meta = json.loads(meta_path.read_text())
     if (run_dir / "sweep.json").is_file():  # a sweep in one allocation
-        from .sweep_alloc import resume_allocation
-
         return resume_allocation(run_dir, meta, args)
     if args.file:
         args.force = _take_new_file(run_dir, args.file, force=args.force, local=meta.get("executor") == "local") \
             or args.force
-    secret_env = _secrets_from_original(run_dir)
-    if meta.get("executor") == "local" or args.local:
-        print(f"Resuming local job {meta['job_id']}")
-        print(f"Logs: {display(run_dir)}/")
-        sys.stdout.flush()
-        return run_local_agent(run_dir, str(meta["job_id"]), force=args.force, extra_env=secret_env)
-    from srt_agent.resolved import ResolvedJob
-
-    from .prepare import Prepared, placeholder_nodes  # noqa: F401
-
-    resolved = ResolvedJob.read(run_dir / "resolved.json", need_secrets=False)
-    prep = Prepared(resolved=resolved, cluster=resolved.cluster, job_path=Path(resolved.job_file),
-                    timestamp="", run_suffix="", setup_script=meta.get("setup_script"), tags=meta.get("tags", []),
-                    plan=None)  # type: ignore[arg-type]
-    script = run_dir / "job.resume.sbatch"
-    write_files(run_dir, {"job.resume.sbatch": render_sbatch(prep, fixed_run_dir=str(run_dir))})
-    extra = ["--export=ALL,SRT_FORCE_RESUME=1"] if args.force else []
-    job_id = sbatch.submit(script, cluster_file=resolved.cluster.source, hold=False, extra=extra, env=secret_env)
-    print(f"Submitted batch job {job_id}")
-    print(f"Logs: {display(run_dir)}/")
-    return 0
+    return resume(run_dir, meta, resolved_json=run_dir / "resolved.json", force=args.force, local=args.local)
 
 
 # job keys whose change keeps the deployment: finished points stay valid, new points are added
@@ -205,10 +105,6 @@ def _take_new_file(run_dir: Path, job_file: str, *, force: bool, local: bool) ->
     """`--resume RUN_DIR -f FILE`: write FILE's job.yaml/resolved.json into the run when it only
     changes benchmark points (or with --force); refuse otherwise. True when the ledger must accept
     the new config (its fingerprint changed)."""
-    import json
-
-    from srt_agent.secrets import split_job_secrets
-
     prep = prepare(job_file, local=local)
     old = json.loads((run_dir / "resolved.json").read_text())["job"]
     new = json.loads(prep.files["resolved.json"])["job"]

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import httpx
 
+from srt_agent.atomic import write_text_atomic
 from srt_agent.errors import SetupError
 
 MANIFEST_PATH = Path(__file__).with_name("binaries.json")
@@ -149,8 +150,6 @@ def _read_record(bin_dir: Path) -> dict:
 def _write_record(bin_dir: Path, component: str, entry: dict) -> None:
     record = _read_record(bin_dir)
     record[component] = entry
-    from srt_agent.atomic import write_text_atomic
-
     write_text_atomic(bin_dir / RECORD_NAME, json.dumps(record, indent=2, sort_keys=True) + "\n")
 
 

@@ -6,7 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
-from .paths import display
+from srt_agent.rundir import configs_dir, srtctl_root
+
+from .console import display
 from .prepare import slug, write_files
 from .summary import commands_text, print_summary
 
@@ -47,8 +49,6 @@ def render_files(prep) -> dict[str, str]:
 
         in_container = any(p.kind == "worker" and p.container for p in prep.plan.processes)
         files["custom-benchmark.sh"] = render_script(prep.plan, job.benchmark, base="/logs" if in_container else prep.run_dir_placeholder)
-    from .paths import configs_dir, srtctl_root
-
     for p in prep.plan.processes:
         text, _secret = render_launch_script(prep.plan, p, log_dir=prep.run_dir_placeholder, configs_dir=str(configs_dir(prep.cluster)),
                                              setup_script=prep.setup_script,
@@ -87,7 +87,7 @@ def _redacted_plan(plan) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .sweep_cmd import dry_run_sweep, load_request
+    from .sweep_cmd import load_request
 
     req = load_request(args)
     if req.sweep is not None:
@@ -107,4 +107,37 @@ def run(args: argparse.Namespace) -> int:
         print(f"Wrote {len(files)} files to {display(out)}/ (nothing submitted)")
     else:
         print(display(out))
+    return 0
+
+
+def dry_run_sweep(req, output_dir: str, quiet: bool) -> int:
+    """A sweep's dry run: one directory per member and sweep.json (mode allocation: the allocation's
+    job.sbatch too), everything rendered before anything is written."""
+    from .sweep_cmd import member_rows, print_table, sweep_json  # lazy like run()'s (CLI start-up)
+
+    assert req.sweep and req.preps
+    out = Path(output_dir) / req.sweep_id
+    n = 1
+    while out.exists():
+        n += 1
+        out = Path(output_dir) / f"{req.sweep_id}_{n}"
+    rows = member_rows(req)
+    files = {f"{m.name}/{name}": text for m, prep in zip(req.sweep.members, req.preps)
+             for name, text in render_files(prep).items()}  # everything rendered before anything is written
+    for r in rows:
+        r["dry_run_dir"] = r["name"]
+    files["sweep.json"] = sweep_json(req, rows)
+    if req.sweep.mode == "allocation":
+        from .sweep_alloc import allocation_files  # lazy for CLI start-up: the submit machinery
+
+        files.update(allocation_files(req, run_dir="SWEEP_DIR"))
+    tmp = out.with_name(out.name + ".partial")
+    write_files(tmp, files)
+    tmp.rename(out)
+    if quiet:
+        print(display(out))
+        return 0
+    print_table(req, rows, "Dry run of a sweep")
+    print(f"Wrote {len(req.preps)} members to {display(out)}/ (sweep.json, one directory per member; "
+          "nothing submitted)")
     return 0

@@ -19,11 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from srt_agent.errors import RunNotFound
+from srt_agent.rundir import read_json
 
-from .run_lookup import RunView, add_logs_dir_argument, find_run, load_view, logs_root, refresh
+from .console import console
+from .run_lookup import RunView, add_logs_dir_argument, find_run, follow_views, load_view, logs_root
 
 FOLLOW_POLL_S = 0.5
-SLURM_CHECK_S = 15.0
 
 
 @dataclass
@@ -94,8 +95,6 @@ def available_logs(view: RunView) -> list[LogEntry]:
 
 
 def _plan_processes(run_dir: Path) -> list[dict]:
-    from .run_lookup import read_json
-
     plan = read_json(run_dir / "plan.json") or {}
     out = []
     for p in plan.get("processes") or []:
@@ -131,8 +130,6 @@ def list_logs(view: RunView, entries: list[LogEntry]) -> None:
     """One row per component (its output, and its srun/launcher output as `NAME.srun` etc.)."""
     from rich import box
     from rich.table import Table
-
-    from .status_cmd import console
 
     table = Table(title=f"Logs of {view.path.name}", title_justify="left", box=box.SIMPLE_HEAD)
     for col in ("component", "node", "what", "size", "file", "launcher output"):
@@ -266,20 +263,11 @@ def follow(view: RunView, entries: list[LogEntry], lines: int | None, *, interva
     out = out or sys.stdout
     f = Follower(entries, out, prefix=len(entries) > 1)
     f.start(lines)
-    started = last_slurm = time.monotonic()
-    while True:
+    for view in follow_views(view, interval=interval, max_seconds=max_seconds):
         f.poll()
-        if view.over:
-            time.sleep(min(interval, 0.2))
-            f.poll()  # what was written just before the final status
-            break
-        if max_seconds is not None and time.monotonic() - started > max_seconds:
-            break
-        time.sleep(interval)
-        ask = time.monotonic() - last_slurm > SLURM_CHECK_S
-        if ask:
-            last_slurm = time.monotonic()
-        view = refresh(view, query_slurm=ask)
+    if view.over:
+        time.sleep(min(interval, 0.2))
+        f.poll()  # what was written just before the final status
     f.finish()
     return view
 

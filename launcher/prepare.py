@@ -9,14 +9,21 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 
+import yaml
+
 from srt_agent import __version__
+from srt_agent.atomic import write_text_atomic
 from srt_agent.cluster_config import ClusterConfig, load_cluster_config
+from srt_agent.engine_flags import check as check_engine_flags
 from srt_agent.errors import ConfigError
+from srt_agent.incumbent import convert_document, is_incumbent
 from srt_agent.plan import NodeInfo, Plan, PlanInputs, make_plan
 from srt_agent.resolved import ResolvedJob, resolve_job
+from srt_agent.rundir import configs_dir, logs_dir, srtctl_root
+from srt_agent.secrets import SECRETS_ENV_VAR, redact_text, split_job_secrets
+from srt_agent.srun import with_launch_commands
 from srt_agent.templating import render
-
-from .paths import configs_dir, logs_dir, srtctl_root
+from srt_agent.yaml_source import load_yaml
 
 WARNING_SECONDS = 300
 
@@ -36,11 +43,7 @@ class Prepared:
 
     def secret_environment(self) -> dict[str, str]:
         """Environment for sbatch / the local agent that carries the secret values."""
-        import json as _json
-
-        from srt_agent.secrets import SECRETS_ENV_VAR
-
-        return {SECRETS_ENV_VAR: _json.dumps(self.secrets)} if self.secrets else {}
+        return {SECRETS_ENV_VAR: json.dumps(self.secrets)} if self.secrets else {}
 
     @property
     def run_dir_placeholder(self) -> str:
@@ -113,8 +116,6 @@ def prepare_resolved(resolved: ResolvedJob, cluster: ClusterConfig, job_file: Pa
                      timestamp: str | None = None, conversion=None, notice: bool = True) -> Prepared:
     """Everything apply submits for an already resolved job (a sweep member, or a job with --set);
     job_text is the job file as it is copied into the run directory."""
-    from srt_agent.engine_flags import check as check_engine_flags
-
     for warning in check_engine_flags(resolved.job, resolved.container, str(job_file), lambda *_: None)[1]:
         print(f"warning: {job_file}: {warning}", file=sys.stderr)
     script = check_setup_script(setup_script or resolved.job.setup_script, cluster)
@@ -127,13 +128,9 @@ def prepare_resolved(resolved: ResolvedJob, cluster: ClusterConfig, job_file: Pa
         job_id="0", nodes=placeholder_nodes(resolved.total_nodes), log_dir=f"{logs}/JOBID{suffix}",
         srtctl_root=str(root), host_python=cluster.python or sys.executable, configs_dir=str(configs_dir(cluster)),
         setup_script=script))
-    from srt_agent.srun import with_launch_commands
-
     plan = with_launch_commands(plan, executor=cluster.executor, run_dir=f"{logs}/JOBID{suffix}")
     prep = Prepared(resolved=resolved, cluster=cluster, job_path=Path(job_file), timestamp=ts, run_suffix=suffix,
                     setup_script=script, tags=tag_list, plan=plan)
-    from srt_agent.secrets import split_job_secrets
-
     data = resolved.to_json()
     data["job"], prep.secrets = split_job_secrets(data["job"])
     secret_values = [v for section in prep.secrets.values() for v in section.values()]
@@ -150,9 +147,6 @@ def prepare_resolved(resolved: ResolvedJob, cluster: ClusterConfig, job_file: Pa
 def load_job_document(job_file: str | Path, cluster: ClusterConfig | None = None):
     """The job file as a YamlDocument; an incumbent srt-slurm recipe is converted first.
     Returns (document, Conversion or None)."""
-    from srt_agent.incumbent import convert_document, is_incumbent
-    from srt_agent.yaml_source import load_yaml
-
     doc = load_yaml(job_file)
     if not is_incumbent(doc.data):
         return doc, None
@@ -166,13 +160,7 @@ def redacted_job_text(text: str, secret_values: list[str], parsed: bool = False)
     if not secret_values:
         return text
     if parsed:
-        from srt_agent.secrets import redact_text
-
         return redact_text(text, secret_values)
-    import yaml
-
-    from srt_agent.secrets import redact_text, split_job_secrets
-
     data, _ = split_job_secrets(yaml.safe_load(text) or {})
     out = ("# srtctl: secret environment values replaced by ***; comments and layout not kept\n"
            + yaml.safe_dump(data, sort_keys=False))
@@ -220,8 +208,6 @@ def metadata(prep: Prepared, job_id: str, executor: str) -> dict:
 
 
 def write_files(directory: Path, files: dict[str, str]) -> None:
-    from srt_agent.atomic import write_text_atomic
-
     directory.mkdir(parents=True, exist_ok=True)
     for name, content in files.items():
         write_text_atomic(directory / name, content)

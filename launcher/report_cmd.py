@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from srt_agent.errors import ConfigError
+from srt_agent.evals.summary import load_eval_results, score_text
 from srt_agent.report import (
     NO_MATPLOTLIB,
     PER_GPU_KEYS,
@@ -17,8 +19,9 @@ from srt_agent.report import (
     write_report,
 )
 
-from .paths import display
+from .console import console, display
 from .run_lookup import add_logs_dir_argument, find_run, logs_root
+from .sweep_view import sweep_report_inputs
 
 # the markdown table's columns, shortened for an 120-column terminal
 _SOURCE_COLUMNS = ["conc", "completed", "failed", "out tok/s", "out tok/s/GPU", "tok/s/user", "TTFT p50/p99 ms",
@@ -48,15 +51,11 @@ def run(args: argparse.Namespace) -> int:
     root = logs_root(args.logs_dir)
     labels = None
     if args.sweep:
-        from .sweep_view import sweep_report_inputs
-
         info, dirs, labels = sweep_report_inputs(args.sweep, root)
         dirs += [d for d in dict.fromkeys(find_run(r, root) for r in args.runs) if d not in dirs]
         labels += [None] * (len(dirs) - len(labels))
         out = Path(args.output) if args.output else Path("reports") / info["sweep_id"]
     elif not args.runs:
-        from srt_agent.errors import ConfigError
-
         raise ConfigError("report needs RUN_ID... or --sweep SWEEP", key="report")
     else:
         dirs = list(dict.fromkeys(find_run(r, root) for r in args.runs))
@@ -66,15 +65,11 @@ def run(args: argparse.Namespace) -> int:
     from rich import box
     from rich.table import Table
 
-    from .status_cmd import console
-
     con = console()
     for i, d in enumerate(dirs):
         data = load_run(d)
         if labels and labels[i]:
             data.label = f"{labels[i]}  ({data.label})"
-        from srt_agent.evals.summary import load_eval_results, score_text
-
         for r in load_eval_results(d):
             con.print(f"{data.label}: accuracy {score_text(r)}")
         if not data.points:

@@ -7,25 +7,30 @@ Readers tolerate missing and half-written runs: a pending SLURM job has no statu
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from srt_agent.errors import RunNotFound
+from srt_agent.evals.summary import load_eval_results
+from srt_agent.report import load_points, per_gpu_value
+from srt_agent.rundir import TERMINAL_STATES, read_json, record_agent_died
+from srt_agent.rundir import logs_dir as cluster_logs_dir
+from srt_agent.rundir_pids import stop_leftovers
 
-TERMINAL_STATES = ("succeeded", "failed", "cancelled")
 RUN_NAME_RE = re.compile(r"^(?P<job>\d+)_(?:(?P<p>\d+)P_(?P<d>\d+)D|(?P<a>\d+)A)_(?P<ts>\d{8}_\d{6})$")
 # a run's status.json that has not changed for this long while no agent process is found
 # on this machine means the (local) agent is gone
 LOCAL_STALE_S = 30.0
+# following a run (logs -f, watch) asks squeue at most this often
+SLURM_CHECK_S = 15.0
 
 
 def add_logs_dir_argument(parser) -> None:
@@ -36,19 +41,10 @@ def add_logs_dir_argument(parser) -> None:
 def logs_root(logs_dir: str | None = None) -> Path:
     if logs_dir:
         return Path(logs_dir).resolve()
+    # lazy for CLI start-up: the cluster file's pydantic models only when no --logs-dir is given
     from srt_agent.cluster_config import load_cluster_config
 
-    from .paths import logs_dir as cluster_logs_dir
-
     return cluster_logs_dir(load_cluster_config())
-
-
-def read_json(path: Path) -> Any:
-    """The parsed file, or None if it is missing or not (yet) valid JSON."""
-    try:
-        return json.loads(Path(path).read_text())
-    except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError, UnicodeDecodeError):
-        return None
 
 
 def is_run_dir(path: Path) -> bool:
@@ -206,9 +202,6 @@ def load_view(path: Path, *, query_slurm: bool = True) -> RunView:
 def _record_agent_died(view: RunView) -> None:
     """The agent is gone: the run is failed ("agent died"), and leftovers of its processes that
     still run on this machine (pids.json) are stopped."""
-    from srt_agent.agent.procguard import stop_leftovers
-    from srt_agent.agent.status import record_agent_died
-
     if view.executor == "local":
         try:
             stop_leftovers(view.path, grace=2.0)
@@ -227,6 +220,23 @@ def refresh(view: RunView, *, query_slurm: bool) -> RunView:
         new.slurm = view.slurm
         new.liveness = liveness(new)
     return new
+
+
+def follow_views(view: RunView, *, interval: float, max_seconds: float | None = None) -> Iterator[RunView]:
+    """`view`, then the run re-read every `interval` seconds until it is over (final state or agent
+    gone) or `max_seconds` have passed; squeue is asked at most every SLURM_CHECK_S. For the
+    commands that follow a run (logs -f, watch)."""
+    started = last_slurm = time.monotonic()
+    yield view
+    while not view.over:
+        if max_seconds is not None and time.monotonic() - started > max_seconds:
+            return
+        time.sleep(interval)
+        ask = time.monotonic() - last_slurm > SLURM_CHECK_S
+        if ask:
+            last_slurm = time.monotonic()
+        view = refresh(view, query_slurm=ask)
+        yield view
 
 
 def slurm_reachable() -> bool:
@@ -313,38 +323,31 @@ def local_agent_running(run_dir: Path, status: dict | None = None) -> bool:
 
 def headline(points: list[dict]) -> dict:
     """Best output tok/s and best output tok/s per GPU over a sweep."""
-    from srt_agent.report import per_gpu_value
-
     best_out = max((p.get("output_throughput") or 0.0 for p in points), default=None)
     per_gpu = [v for v in (per_gpu_value(p, "total") for p in points) if v is not None]
     return {"points": len(points), "best_output_tok_s": best_out,
             "best_output_tok_s_per_gpu": max(per_gpu) if per_gpu else None}
 
 
-def age_text(when: datetime | str | None, now: datetime | None = None) -> str:
-    if when is None:
-        return "-"
-    if isinstance(when, str):
-        try:
-            when = datetime.fromisoformat(when)
-        except ValueError:
-            return when
-    if when.tzinfo is None:
-        when = when.astimezone()
-    secs = ((now or datetime.now(timezone.utc)) - when).total_seconds()
-    if secs < 0:
-        return "just now"
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if secs >= size:
-            return f"{secs / size:.0f}{unit} ago"
-    return f"{secs:.0f}s ago"
+def run_row(view: RunView) -> dict:
+    """One run as `srtctl runs` lists it (and a sweep's member rows)."""
+    points = load_points(view.path)
+    bench = (view.status or {}).get("benchmark") or {}
+    sub = view.submitted
+    return {
+        "run": view.path.name, "run_dir": str(view.path), "name": view.name, "job_id": view.job_id,
+        "tags": view.tags, "topology": view.topology, "mode": view.metadata.get("mode"),
+        "gpus": view.metadata.get("gpus"), "state": view.state, "phase": view.phase,
+        "agent_gone": view.liveness, "submitted_at": sub.astimezone().isoformat(timespec="seconds") if sub else None,
+        "points_done": bench.get("points_done", len(points)), "points_total": bench.get("points_total", 0),
+        **headline(points),
+        "ready_s": _ready_s(view),
+        "accuracy": {r["task"]: r["score"] for r in load_eval_results(view.path)},
+    }
 
 
-def fmt_num(value: Any, digits: int = 1) -> str:
-    if value is None or value == "":
-        return "-"
-    if isinstance(value, float):
-        return f"{value:,.{digits}f}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return str(value)
+def _ready_s(view: RunView) -> float | None:
+    """Submit (or agent start) to ready, from status.json's time_to_ready."""
+    ttr = (view.status or {}).get("time_to_ready") or {}
+    return ttr.get("submit_to_ready_s") or ttr.get("agent_to_ready_s")
+

@@ -9,10 +9,9 @@ import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from srt_agent.evals.summary import load_eval_results
-from srt_agent.report import load_points
-
-from .run_lookup import RunView, add_logs_dir_argument, fmt_num, headline, load_view, logs_root, run_dirs
+from .console import STATE_STYLES, console, fmt_num
+from .run_lookup import RunView, add_logs_dir_argument, load_view, logs_root, run_dirs, run_row
+from .sweep_view import sweep_status
 
 _AGE_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*([mhdw])$")
 _UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -58,28 +57,6 @@ def select(views: list[RunView], *, tags: list[str] = (), since: datetime | None
     return out
 
 
-def run_row(view: RunView) -> dict:
-    points = load_points(view.path)
-    bench = (view.status or {}).get("benchmark") or {}
-    sub = view.submitted
-    return {
-        "run": view.path.name, "run_dir": str(view.path), "name": view.name, "job_id": view.job_id,
-        "tags": view.tags, "topology": view.topology, "mode": view.metadata.get("mode"),
-        "gpus": view.metadata.get("gpus"), "state": view.state, "phase": view.phase,
-        "agent_gone": view.liveness, "submitted_at": sub.astimezone().isoformat(timespec="seconds") if sub else None,
-        "points_done": bench.get("points_done", len(points)), "points_total": bench.get("points_total", 0),
-        **headline(points),
-        "ready_s": _ready_s(view),
-        "accuracy": {r["task"]: r["score"] for r in load_eval_results(view.path)},
-    }
-
-
-def _ready_s(view: RunView) -> float | None:
-    """Submit (or agent start) to ready, from status.json's time_to_ready."""
-    ttr = (view.status or {}).get("time_to_ready") or {}
-    return ttr.get("submit_to_ready_s") or ttr.get("agent_to_ready_s")
-
-
 def print_runs(views: list[RunView], *, as_json: bool, root: Path) -> int:
     rows = [run_row(v) for v in views]
     if as_json:
@@ -87,8 +64,6 @@ def print_runs(views: list[RunView], *, as_json: bool, root: Path) -> int:
         return 0
     from rich import box
     from rich.table import Table
-
-    from .status_cmd import STATE_STYLES, console
 
     con = console()
     if not rows:
@@ -123,8 +98,6 @@ def print_runs(views: list[RunView], *, as_json: bool, root: Path) -> int:
 def run(args: argparse.Namespace) -> int:
     root = logs_root(args.logs_dir)
     if args.sweep:
-        from .sweep_view import sweep_status
-
         sweep_status(args.sweep, root, as_json=args.json, results=True)
         return 0
     views = select([load_view(p, query_slurm=False) for p in run_dirs(root)], tags=args.tag, since=args.since,

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from srt_agent.cluster_config import CLUSTER_FILE_NAME, check_time_limit, load_cluster_config
 from srt_agent.errors import ConfigError, SetupError, SrtError
+from srt_agent.templating import render
 
 from . import binaries
 
@@ -206,8 +207,6 @@ def gather_settings(args: argparse.Namespace, prompter: Prompter,
 
 def render_cluster_file(values: dict[str, object], srtctl_root: Path, *, use_gpus_per_node_directive: bool = True,
                         use_segment_sbatch_directive: bool = True) -> str:
-    from srt_agent.templating import render
-
     return render(TEMPLATE_NAME,
         account=values["default_account"],
         partition=values["default_partition"],

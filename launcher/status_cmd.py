@@ -9,29 +9,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
+from collections import Counter
 
+from srt_agent.errors import ConfigError
+from srt_agent.evals.summary import load_eval_results, score_text
 from srt_agent.report import load_points, per_gpu_value, per_user_value
+from srt_agent.rundir import log_tail, read_json, ready_summary
 
-from .paths import display
-from .run_lookup import (
-    RunView,
-    add_logs_dir_argument,
-    age_text,
-    find_run,
-    fmt_num,
-    load_view,
-    logs_root,
-    read_json,
-    run_dirs,
-)
-
-STATE_STYLES = {"succeeded": "bold green", "failed": "bold red", "cancelled": "bold yellow", "ready": "green",
-                "benchmarking": "cyan", "evaluating": "cyan", "profiling": "cyan", "running": "cyan", "starting": "yellow",
-                "queued": "yellow", "unknown": "dim"}
-COMPONENT_STYLES = {"ready": "green", "running": "cyan", "starting": "yellow", "failed": "bold red",
-                    "exited": "red", "stopped": "dim"}
-HEALTH_STYLES = {"healthy": "green", "down": "red", "unknown": "dim"}
+from .console import COMPONENT_STYLES, HEALTH_STYLES, STATE_STYLES, age_text, console, display, fmt_num
+from .run_lookup import RunView, add_logs_dir_argument, find_run, load_view, logs_root, run_dirs
+from .runs_cmd import print_runs
+from .sweep_view import is_sweep_ref, sweep_status
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,8 +33,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from srt_agent.errors import ConfigError
-
     if args.run and args.limit is not None:
         raise ConfigError("-n/--limit only applies when no RUN_ID is given (it limits the list of runs)",
                           key="--limit", hint=f"drop -n, or run `srtctl status -n {args.limit}`")
@@ -55,12 +41,8 @@ def run(args: argparse.Namespace) -> int:
                           hint="run `srtctl status RUN_ID --tail N`")
     root = logs_root(args.logs_dir)
     if not args.run:
-        from .runs_cmd import print_runs
-
         views = [load_view(p, query_slurm=False) for p in run_dirs(root)[: args.limit or 10]]
         return print_runs(views, as_json=args.json, root=root)
-    from .sweep_view import is_sweep_ref, sweep_status
-
     if is_sweep_ref(args.run, root):  # a sweep id (or its directory): every member's state
         return sweep_status(args.run, root, as_json=args.json)
     view = load_view(find_run(args.run, root))
@@ -69,12 +51,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         console().print(render_view(view, tail=20 if args.tail is None else args.tail))
     return 0 if view.state != "failed" else 1
-
-
-def console():
-    from rich.console import Console
-
-    return Console(width=None if sys.stdout.isatty() else 120, highlight=False)
 
 
 # ---------------------------------------------------------------------------- data
@@ -127,8 +103,6 @@ def status_json(view: RunView) -> dict:
 
 
 def _evals(view: RunView) -> list[dict]:
-    from srt_agent.evals.summary import load_eval_results
-
     return [{k: r.get(k) for k in ("task", "score", "num_examples", "num_correct", "num_failed", "num_invalid",
                                    "min_score", "passed", "file")} for r in load_eval_results(view.path)]
 
@@ -180,8 +154,6 @@ _BAD_STATES = ("failed", "exited")
 
 
 def _counts(values: list) -> str:
-    from collections import Counter
-
     return ", ".join(f"{n} {v or '-'}" for v, n in Counter(values).most_common())
 
 
@@ -229,9 +201,7 @@ def components_table(view: RunView, compact: bool = False):
 
 def ready_text(st: dict) -> str | None:
     """`time to ready: 42.1 s to ready (queue 3.0, ...)` and the slowest component's own breakdown."""
-    from srt_agent.agent.time_to_ready import summary_line
-
-    line = summary_line(st.get("time_to_ready"))
+    line = ready_summary(st.get("time_to_ready"))
     if not line:
         return None
     comps = [c for c in st.get("components") or [] if (c.get("time_to_ready") or {}).get("start_to_ready_s")]
@@ -301,8 +271,6 @@ def failure_renderable(view: RunView, tail: int):
             if c.get("name") == comp and c.get("log"):
                 log = c["log"]
         if not lines and log:
-            from srt_agent.agent.supervisor import log_tail
-
             lines = log_tail(view.path / log)
     if tail >= 0 and lines:
         shown = lines[-tail:] if tail else []
@@ -355,8 +323,6 @@ def render_view(view: RunView, tail: int = 20, compact: bool = False):
     if table is not None and not compact:
         parts.append(table)
     parts += sweep_renderables(view)
-    from srt_agent.evals.summary import load_eval_results, score_text
-
     evals = load_eval_results(view.path)
     if evals:
         parts.append(Text("accuracy: " + "; ".join(score_text(r) for r in evals)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from srt_agent.evals.config import eval_spec
 from srt_agent.plan import Plan
 from srt_agent.resolved import ResolvedJob
 from srt_agent.secrets import redact_env
@@ -58,8 +59,6 @@ def print_summary(resolved: ResolvedJob, plan: Plan, *, title: str) -> None:
     if plan.nats_url:
         console.print(f"infra: NATS {plan.nats_url}  etcd {plan.etcd_url}")
     b = job.benchmark
-    from srt_agent.evals.config import eval_spec
-
     spec = eval_spec(b)
     if spec is not None:
         console.print(f"{'accuracy gate' if b.type == 'sa-bench' else 'benchmark'}: {spec.task} "

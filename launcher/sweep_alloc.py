@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import secrets
 import shutil
-import sys
-import time
 from pathlib import Path
 
-from .paths import display, logs_dir
+from srt_agent.rundir import logs_dir
+
+from . import sbatch
+from .console import display
 from .prepare import Prepared, metadata, render_sbatch, write_files
+from .submit import local_job_id, print_started, print_submitted, resume, run_local_agent, submit_held
+from .sweep_cmd import member_rows, sweep_dir, sweep_json
 
 
 def _allocation_prep(req) -> tuple[Prepared, int]:
@@ -46,11 +48,9 @@ def _member_files(req, job_id: str, executor: str, sweep_dir: Path) -> dict[str,
     return files
 
 
-def _top_files(req, job_id: str, executor: str, sweep_dir: Path, rows: list[dict]) -> dict[str, str]:
-    from .sweep_cmd import sweep_json
-
+def _top_files(req, job_id: str, executor: str, alloc_dir: Path, rows: list[dict]) -> dict[str, str]:
     for r in rows:
-        r.update(job_id=job_id, run_dir=str(sweep_dir / r["name"]))
+        r.update(job_id=job_id, run_dir=str(alloc_dir / r["name"]))
     prep, nodes = _allocation_prep(req)
     meta = {**metadata(prep, job_id, executor), "name": req.name, "sweep": req.sweep_id, "mode": "sweep",
             "nodes": nodes, "members": len(rows)}
@@ -59,36 +59,23 @@ def _top_files(req, job_id: str, executor: str, sweep_dir: Path, rows: list[dict
 
 
 def apply_allocation(req, local: bool) -> int:
-    from . import sbatch
-    from .sweep_cmd import member_rows, sweep_dir
-
     logs = logs_dir(req.cluster)
     rows = member_rows(req)
     pointer = sweep_dir(req)
     env = req.preps[0].secret_environment()
     if local:
-        from .apply_cmd import run_local_agent
-
-        job_id = str(int(time.time() * 1000) % 1_000_000_000)
+        job_id = local_job_id()
         run_dir = logs / f"{job_id}_sweep_{req.timestamp}"
         write_files(run_dir, {**_member_files(req, job_id, "local", run_dir),
                               **_top_files(req, job_id, "local", run_dir, rows)})
         write_files(pointer, {"sweep.json": (run_dir / "sweep.json").read_text()})
-        print(f"Started local job {job_id}")
-        print(f"Logs: {display(run_dir)}/")
-        print(f"Sweep {req.sweep_id}: {len(rows)} members in one allocation, {display(pointer)}/sweep.json")
-        sys.stdout.flush()
+        print_started(job_id, run_dir)
+        print(f"Sweep {req.sweep_id}: {len(rows)} members in one allocation, {display(pointer)}/sweep.json",
+              flush=True)
         return run_local_agent(run_dir, job_id, extra_env=env)
-    staging = logs / f".pending-{req.timestamp}-{secrets.token_hex(3)}"
-    write_files(staging, allocation_files(req))
+    job_id, run_dir = submit_held(logs, req.timestamp, allocation_files(req), cluster_file=req.cluster.source,
+                                  env=env, run_name=lambda jid: f"{jid}_sweep_{req.timestamp}")
     try:
-        job_id = sbatch.submit(staging / "job.sbatch", cluster_file=req.cluster.source, env=env)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    run_dir = logs / f"{job_id}_sweep_{req.timestamp}"
-    try:
-        staging.rename(run_dir)
         write_files(run_dir, {**_member_files(req, job_id, "slurm", run_dir),
                               **_top_files(req, job_id, "slurm", run_dir, rows)})
         write_files(pointer, {"sweep.json": (run_dir / "sweep.json").read_text()})
@@ -97,36 +84,14 @@ def apply_allocation(req, local: bool) -> int:
         shutil.rmtree(pointer, ignore_errors=True)
         raise
     sbatch.release(job_id)
-    print(f"Submitted batch job {job_id}")
-    print(f"Logs: {display(run_dir)}/")
+    print_submitted(job_id, run_dir)
     print(f"Sweep {req.sweep_id}: {len(rows)} members in one allocation, {display(pointer)}/sweep.json")
     return 0
 
 
 def resume_allocation(run_dir: Path, meta: dict, args) -> int:
     """`srtctl apply --resume SWEEP_DIR`: the same directory, continuing at the first unfinished member."""
-    from srt_agent.resolved import ResolvedJob
-
-    from . import sbatch
-    from .apply_cmd import _secrets_from_original, run_local_agent
-
     info = json.loads((run_dir / "sweep.json").read_text())
     first = run_dir / info["members"][0]["name"]
-    secret_env = _secrets_from_original(first)
-    if meta.get("executor") == "local" or args.local:
-        print(f"Resuming local job {meta['job_id']}")
-        print(f"Logs: {display(run_dir)}/")
-        sys.stdout.flush()
-        return run_local_agent(run_dir, str(meta["job_id"]), force=args.force, extra_env=secret_env)
-    resolved = ResolvedJob.read(first / "resolved.json", need_secrets=False)
-    prep = Prepared(resolved=resolved, cluster=resolved.cluster, job_path=Path(resolved.job_file), timestamp="",
-                    run_suffix="", setup_script=meta.get("setup_script"), tags=meta.get("tags", []),
-                    plan=None)  # type: ignore[arg-type]
-    write_files(run_dir, {"job.resume.sbatch": render_sbatch(prep, fixed_run_dir=str(run_dir),
-                                                             nodes=info["allocation_nodes"], job_name=info["name"])})
-    extra = ["--export=ALL,SRT_FORCE_RESUME=1"] if args.force else []
-    job_id = sbatch.submit(run_dir / "job.resume.sbatch", cluster_file=resolved.cluster.source, hold=False,
-                           extra=extra, env=secret_env)
-    print(f"Submitted batch job {job_id}")
-    print(f"Logs: {display(run_dir)}/")
-    return 0
+    return resume(run_dir, meta, resolved_json=first / "resolved.json", force=args.force, local=args.local,
+                  nodes=info["allocation_nodes"], job_name=info["name"])

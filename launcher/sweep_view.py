@@ -10,8 +10,10 @@ import json
 from pathlib import Path
 
 from srt_agent.errors import RunNotFound
+from srt_agent.rundir import read_json
 
-from .run_lookup import fmt_num, headline, load_view, read_json
+from .console import STATE_STYLES, console, fmt_num, markup
+from .run_lookup import headline, load_view, run_row
 
 
 def find_sweep(ref: str, root: Path) -> tuple[dict, Path]:
@@ -46,8 +48,6 @@ def value_label(info: dict, values: dict) -> str:
 
 
 def member_rows(info: dict) -> list[dict]:
-    from .runs_cmd import run_row
-
     rows = []
     for m in info["members"]:
         run_dir = Path(m["run_dir"]) if m.get("run_dir") else None
@@ -67,11 +67,8 @@ def member_rows(info: dict) -> list[dict]:
 
 def print_sweep(info: dict, rows: list[dict], *, title: str, results: bool) -> None:
     from rich import box
-    from rich.table import Table
-
     from rich.markup import escape
-
-    from .status_cmd import STATE_STYLES, console
+    from rich.table import Table
 
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
     for col, just in (("member", "left"), ("values", "left"), ("job", "right"), ("state", "left"),
@@ -83,7 +80,7 @@ def print_sweep(info: dict, rows: list[dict], *, title: str, results: bool) -> N
     for r in rows:
         pts = f"{r['points_done']}/{r['points_total']}" if r["points_total"] else "-"
         cells = [escape(r["member"]), escape(r["label"]), str(r.get("job_id") or "-"),
-                 _styled(r["state"], STATE_STYLES.get(r["state"])), r["phase"] or "-", pts]
+                 markup(r["state"], STATE_STYLES.get(r["state"])), r["phase"] or "-", pts]
         if results:
             cells += [fmt_num(r["best_output_tok_s"]), fmt_num(r["best_output_tok_s_per_gpu"])]
         table.add_row(*cells)
@@ -94,12 +91,6 @@ def print_sweep(info: dict, rows: list[dict], *, title: str, results: bool) -> N
         progress = read_json(Path(rows[0]["run_dir"]).parent / "sweep_progress.json")
     if progress and progress.get("current"):
         con.print(f"allocation: running member {progress['index'] + 1}/{progress['total']} {progress['current']}")
-
-
-def _styled(text: str, style: str | None) -> str:
-    from rich.markup import escape
-
-    return f"[{style}]{escape(text)}[/]" if style else escape(text)
 
 
 def sweep_status(ref: str, root: Path, *, as_json: bool, results: bool = False) -> int:

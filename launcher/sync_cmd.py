@@ -12,9 +12,8 @@ from pathlib import Path
 
 from srt_agent.cluster_config import find_cluster_file, load_cluster_config
 from srt_agent.errors import ConfigError, SrtError, SyncError
+from srt_agent.rundir import logs_dir as default_logs_dir
 from srt_agent.sync import CLOUD_EXAMPLE, SyncOptions, SyncReport, redact_url, sync_runs
-
-from .paths import logs_dir as default_logs_dir
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

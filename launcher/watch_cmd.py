@@ -5,11 +5,11 @@ Exit code: 0 succeeded, 1 failed or gone, 3 cancelled, 130 Ctrl-C."""
 from __future__ import annotations
 
 import argparse
-import time
 
-from .run_lookup import RunView, add_logs_dir_argument, find_run, load_view, logs_root, refresh
+from .console import console as make_console
+from .run_lookup import RunView, add_logs_dir_argument, find_run, follow_views, load_view, logs_root
+from .status_cmd import render_view
 
-SLURM_CHECK_S = 15.0
 EXIT_CODES = {"succeeded": 0, "failed": 1, "cancelled": 3}
 
 
@@ -24,24 +24,13 @@ def watch(path, *, interval: float = 2.0, tail: int = 15, console=None, max_seco
     """Refresh until the run is over; returns its last view."""
     from rich.live import Live
 
-    from .status_cmd import console as make_console
-    from .status_cmd import render_view
-
     con = console or make_console()
-    view = load_view(path)
-    last_slurm = time.monotonic()
-    started = time.monotonic()
+    views = follow_views(load_view(path), interval=interval, max_seconds=max_seconds)
+    view = next(views)
     # the screen's height crops what does not fit (the components table comes last)
     with Live(render_view(view, tail, compact=True), console=con, auto_refresh=False, transient=False,
               vertical_overflow="crop") as live:
-        while not view.over:
-            if max_seconds is not None and time.monotonic() - started > max_seconds:
-                break
-            time.sleep(interval)
-            ask = time.monotonic() - last_slurm > SLURM_CHECK_S
-            if ask:
-                last_slurm = time.monotonic()
-            view = refresh(view, query_slurm=ask)
+        for view in views:
             live.update(render_view(view, tail, compact=True), refresh=True)
         live.update(render_view(view, tail, compact=True), refresh=True)
     if not con.is_terminal:

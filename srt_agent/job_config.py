@@ -60,7 +60,7 @@ class SlurmSection(Strict):
 
     max_requeues: int = Field(1, ge=0, description="after the time-limit warning (SIGUSR1) stopped a run with work left, the agent requeues its job (`scontrol requeue`) at most this many times (counted by `SLURM_RESTART_COUNT`); 0: never")
     sbatch_directives: dict[str, str | None] = Field(default_factory=dict, description="extra `#SBATCH --KEY=VALUE` lines (value null: bare `--KEY`); options srtctl sets itself are refused")
-    srun_options: dict[str, str | None] = Field(default_factory=dict, description="extra `--KEY=VALUE` options of every worker's srun step (value null or '': bare `--KEY`), from an allow-list (`srt_agent/srun.py`: memory, CPU/GPU binding, pyxis container options)")
+    srun_options: dict[str, str | None] = Field(default_factory=dict, description="extra `--KEY=VALUE` options of every worker's srun step (value null or '': bare `--KEY`), from an allow-list (`srt_agent/srun_options.py`: memory, CPU/GPU binding, pyxis container options)")
 
     @field_validator("time_limit")
     @classmethod
@@ -70,7 +70,7 @@ class SlurmSection(Strict):
     @field_validator("srun_options", mode="before")
     @classmethod
     def _srun_options(cls, v: Any) -> Any:
-        from .srun import check_srun_options
+        from .srun_options import check_srun_options
 
         return check_srun_options(v)
 

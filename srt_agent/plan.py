@@ -25,7 +25,7 @@ from .resolved import PLAN_OWNED_FLAGS, TP_KEYS, ResolvedJob
 from .router import router_command
 from .sglang_flags import sglang_flags
 from .kv_events import kv_events_args
-from .srun import srun_option_args
+from .srun_options import srun_option_args
 
 SCHEMA_VERSION = 1
 CONTAINER_MODEL = "/model"

@@ -307,7 +307,7 @@ def summary_markdown(runs: list[RunData], per_gpu: str = "total", plots: list[st
                 + (f" ({run.decode_gpus} decode)" if run.decode_gpus else "")
                 + f", ISL/OSL {run.isl_osl}" + (f", tags {', '.join(m['tags'])}" if m.get("tags") else ""), ""]
         if run.time_to_ready:
-            from .agent.time_to_ready import summary_line
+            from .rundir import ready_summary as summary_line
 
             out[-1:-1] = [f"- time to ready: {summary_line(run.time_to_ready)}"]
         from .evals.summary import load_eval_results, markdown as eval_markdown

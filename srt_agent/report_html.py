@@ -237,7 +237,7 @@ def write_html(runs, path: Path, per_gpu: str = "total", *, title: str = "Benchm
     """The page with every figure; plotly's JavaScript inlined once."""
     from plotly.offline import get_plotlyjs
 
-    from .agent.time_to_ready import summary_line
+    from .rundir import ready_summary as summary_line
 
     figures = [("pareto", pareto_figure(runs, per_gpu)), ("latency", latency_figure(runs)),
                ("ready", ready_figure(runs)), ("server", server_figure(runs))]

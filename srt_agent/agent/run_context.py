@@ -20,6 +20,7 @@ from ..launch_script import process_paths, render_launch_script
 from ..node_state import node_state_dir
 from ..plan import Plan, PlanInputs, make_plan
 from ..resolved import ResolvedJob
+from ..rundir import configs_dir, srtctl_root
 from ..secrets import redact_env
 from ..srun import with_launch_commands
 from .launchers import Launcher, LocalLauncher, SrunLauncher
@@ -45,8 +46,6 @@ class LoadedRun:
 
     @property
     def srtctl_root(self) -> Path:
-        from launcher.paths import srtctl_root
-
         return srtctl_root(self.resolved.cluster)
 
 
@@ -89,7 +88,6 @@ def load_context(run_dir: Path, launcher: Launcher | None = None) -> LoadedRun:
 
 def build_plan(ctx: LoadedRun, nodes) -> Plan:
     """The plan on the discovered nodes, with the launcher's `launch` argvs; written to plan.json."""
-    from launcher.paths import configs_dir
 
     cluster = ctx.resolved.cluster
     plan = make_plan(ctx.resolved, PlanInputs(
@@ -109,7 +107,6 @@ def build_plan(ctx: LoadedRun, nodes) -> Plan:
 def render_scripts(run: LoadedRun, plan: Plan) -> RunContext:
     """Write launch/<name>.sh for every process (and nats.conf, nginx.conf), recording commands
     without secrets; the planned run."""
-    from launcher.paths import configs_dir
 
     ctx = RunContext(**{f.name: getattr(run, f.name) for f in fields(LoadedRun)}, plan=plan)
     for sub in ("launch", "logs", "infra", "nginx", "results", "profiles", "dynamo"):

@@ -6,6 +6,8 @@ Schema (version 1), documented in docs/monitoring.md:
   endpoint, components[{name, kind, role, node, port, pid, step, state, health, started_at,
   first_log_at, ready_at, exited_at, exit_code, log, time_to_ready}], time_to_ready (time_to_ready.py), failure{component, node, exit_code, message, log_tail},
   benchmark{points_total, points_done, current, results[]}, profiles[], phases{name: state}
+srtctl reads it (launcher/run_lookup.py); the one write from outside the agent, a run whose agent
+died, is srt_agent/rundir.py's record_agent_died.
 """
 
 from __future__ import annotations
@@ -13,18 +15,16 @@ from __future__ import annotations
 import os
 import socket
 import threading
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from ..atomic import append_jsonl, write_json_atomic
+from ..rundir import now
+
+__all__ = ["SCHEMA_VERSION", "STATES", "StatusWriter", "now"]
 
 SCHEMA_VERSION = 1
 STATES = ("starting", "running", "ready", "benchmarking", "profiling", "succeeded", "failed", "cancelled")
-
-
-def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
 class StatusWriter:
@@ -97,32 +97,3 @@ class StatusWriter:
             self.data["benchmark"].update(fields)
             self._flush()
 
-
-def read_status(run_dir: str | Path) -> dict[str, Any] | None:
-    import json
-
-    p = Path(run_dir) / "status.json"
-    try:
-        return json.loads(p.read_text())
-    except FileNotFoundError:
-        return None
-
-
-def record_agent_died(run_dir: str | Path, reason: str) -> dict[str, Any] | None:
-    """Mark a run whose agent is gone (found by srtctl) as failed with cause "agent died: ...".
-
-    The agent itself can no longer write, so this is the one write to status.json from outside
-    the agent; it re-reads the file first and leaves a final state alone. Returns the new status."""
-    current = read_status(run_dir)
-    if current is None or current.get("state") in ("succeeded", "failed", "cancelled"):
-        return current
-    message = f"agent died: {reason}"
-    current["state"] = "failed"
-    current["failure"] = current.get("failure") or {"component": "agent", "node": current.get("agent_host"),
-                                                    "exit_code": None, "message": message, "log_tail": []}
-    current["message"] = message
-    current["updated_at"] = now()
-    write_json_atomic(Path(run_dir) / "status.json", current)
-    append_jsonl(Path(run_dir) / "events.jsonl", {"ts": now(), "event": "failure", "component": "agent",
-                                                  "message": message, "recorded_by": "srtctl"})
-    return current

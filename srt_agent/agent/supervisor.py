@@ -3,7 +3,6 @@ critical process into a job failure within moments (exit code 0 included)."""
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,25 +11,13 @@ from anyio.abc import TaskGroup
 
 from ..errors import ComponentFailed, LaunchError
 from ..plan import Plan, ProcessSpec
+from ..rundir import log_tail
 from ..secrets import redact_text
 from . import procguard
 from .launchers import Handle, Launcher
 from .status import StatusWriter, now
 
-LOG_TAIL_LINES = 50
 FIRST_LOG_POLL_S = 0.1
-
-
-def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> list[str]:
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, 2)
-            size = f.tell()
-            f.seek(max(0, size - 256 * 1024))
-            data = f.read().decode(errors="replace")
-    except FileNotFoundError:
-        return []
-    return list(deque(data.splitlines(), maxlen=lines))
 
 
 class Supervisor:

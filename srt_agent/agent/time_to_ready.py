@@ -18,7 +18,12 @@ from datetime import datetime, timezone
 
 import anyio
 
-STEPS = ("node_probe", "preflight", "infra", "workers", "endpoint", "registration", "smoke_request")
+# the steps and their one-line summary are read by srtctl and the report too: the run directory's
+from ..rundir import READY_STEPS as STEPS
+from ..rundir import ready_summary as summary_line
+
+__all__ = ["STEPS", "ReadyClock", "component_times", "parse_scontrol_times", "seconds_between", "slurm_times",
+           "summary_line"]
 
 
 def _iso(ts: float) -> str:
@@ -108,16 +113,3 @@ class ReadyClock:
         self.data["submit_to_ready_s"] = seconds_between(self.data.get("submitted_at"), self.data["ready_at"])
         self._flush()
 
-
-def summary_line(ttr: dict | None) -> str | None:
-    """`42.1 s to ready (queue 3.0, node_probe 0.4, ... )` for srtctl status and the report."""
-    if not ttr:
-        return None
-    total = ttr.get("submit_to_ready_s") or ttr.get("agent_to_ready_s")
-    parts = []
-    if ttr.get("queue_wait_s") is not None:
-        parts.append(f"queue {ttr['queue_wait_s']:.1f}")
-    steps = ttr.get("steps_s") or {}
-    parts += [f"{k.replace('_', ' ')} {steps[k]:.1f}" for k in STEPS if k in steps]
-    head = f"{total:.1f} s to ready" if total is not None else "not ready"
-    return f"{head} ({', '.join(parts)})" if parts else head

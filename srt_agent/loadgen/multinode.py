@@ -66,7 +66,7 @@ def node_argv(argv: list[str]) -> list[str]:
 
 
 def launch_nodes(names: list[str], executor: str, command: list[str], token: str) -> list[subprocess.Popen]:
-    from srt_agent.agent.procguard import guarded
+    from srt_agent.rundir_pids import guarded
 
     env = {**os.environ, TOKEN_ENV: token}
     if executor == "local":

@@ -130,7 +130,7 @@ def _start_worker(i: int) -> tuple[Connection, subprocess.Popen]:
     subprocess (not multiprocessing) so callers need no `if __name__ == "__main__"` guard."""
     ours, theirs = socket.socketpair()
     fd = theirs.fileno()
-    from ..agent.procguard import guarded  # the workers die with the runner (SIGKILL included)
+    from ..rundir_pids import guarded  # the workers die with the runner (SIGKILL included)
 
     proc = subprocess.Popen(guarded([sys.executable, "-m", "srt_agent.loadgen.worker_entry", str(fd)]), pass_fds=[fd],
                             stdin=subprocess.DEVNULL)

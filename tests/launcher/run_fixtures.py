@@ -14,6 +14,7 @@ resumed_run (cancelled by SIGUSR1 after two points, then resumed and finished).
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import time
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from srt_agent.loadgen.metrics import summarize
 from srt_agent.loadgen.records import RequestRecord
 from srt_agent.loadgen.runner import write_result
 from srt_agent.plan import NodeInfo, Plan, PlanInputs, make_plan
+from srt_agent.rundir import log_tail
 
 DISAGG_ROUTER = {  # the simulated engine behind the sglang router, 1 prefill + N decode workers
     "name": "fixture-disagg",
@@ -303,8 +305,6 @@ def failed_run(root: Path, *, job_id: str = "1002", timestamp: str = "20260111_0
     tail = [f"loading weights shard {i}/8" for i in range(6)] + [
         "Traceback (most recent call last):", "RuntimeError: CUDA out of memory (simulated)"]
     log_lines(fx, "decode-0", tail)
-    from srt_agent.agent.supervisor import log_tail
-
     p = plan.process("decode-0")
     tail = log_tail(fx.run_dir / "logs" / p.log)
     s.component("decode-0", state="failed", exit_code=1, exited_at=now(), health="down")
@@ -397,7 +397,8 @@ def shared_logs(tmp_path_factory) -> Path:
     """A logs directory with one run of each kind (ids in SHARED_IDS), built once per session.
     Read it, never change it: copy_logs() gives a private copy to change."""
     if "root" not in _SHARED:
-        with no_fsync():
+        # the status writer's progress lines are not the output of the test that builds it first
+        with no_fsync(), contextlib.redirect_stdout(io.StringIO()):
             _SHARED["root"] = _build_shared(tmp_path_factory.mktemp("shared-runs") / "logs")
     return _SHARED["root"]
 

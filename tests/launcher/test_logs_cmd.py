@@ -18,15 +18,7 @@ from launcher.cli import main
 from launcher.run_lookup import load_view
 from srt_agent.agent.status import StatusWriter
 
-
-@pytest.fixture(autouse=True)
-def no_slurm(monkeypatch):
-    monkeypatch.setenv("SLURM_CONF", "/nonexistent/slurm.conf")
-
-
-@pytest.fixture
-def logs(tmp_path_factory) -> Path:
-    return rf.shared_logs(tmp_path_factory)
+pytestmark = pytest.mark.usefixtures("no_slurm")
 
 
 def logs_out(capsys, logs: Path, *args: str) -> tuple[int, str, str]:

@@ -10,17 +10,9 @@ import run_fixtures as rf
 
 from launcher.cli import main
 
+pytestmark = pytest.mark.usefixtures("no_slurm")
+
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture(autouse=True)
-def no_slurm(monkeypatch):
-    monkeypatch.setenv("SLURM_CONF", "/nonexistent/slurm.conf")
-
-
-@pytest.fixture
-def logs(tmp_path_factory) -> Path:
-    return rf.shared_logs(tmp_path_factory)
 
 
 def png_size(path: Path) -> tuple[int, int]:

@@ -17,15 +17,12 @@ from launcher.cli import main
 from srt_agent.agent.metrics_summary import summarize
 from srt_agent.agent.server_metrics import Sample, Target, write_samples
 
+pytestmark = pytest.mark.usefixtures("no_slurm")
+
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("SRT_TEST_ARTIFACTS") or ROOT / "test-artifacts")
 PLOTS = ("pareto", "latency", "ready", "server", "frontdoor", "window")
 TTFT_BOUNDS = (0.01, 0.05, 0.1, 0.5, float("inf"))
-
-
-@pytest.fixture(autouse=True)
-def no_slurm(monkeypatch):
-    monkeypatch.setenv("SLURM_CONF", "/nonexistent/slurm.conf")
 
 
 def chromium() -> str:

@@ -14,15 +14,7 @@ from launcher.cli import main
 from launcher.runs_cmd import parse_since
 from srt_agent.atomic import write_json_atomic
 
-
-@pytest.fixture(autouse=True)
-def no_slurm(monkeypatch):
-    monkeypatch.setenv("SLURM_CONF", "/nonexistent/slurm.conf")
-
-
-@pytest.fixture
-def logs(tmp_path_factory) -> Path:
-    return rf.shared_logs(tmp_path_factory)
+pytestmark = pytest.mark.usefixtures("no_slurm")
 
 
 def runs_json(capsys, logs: Path, *args: str) -> list[dict]:

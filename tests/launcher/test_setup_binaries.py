@@ -6,7 +6,6 @@ import hashlib
 import http.server
 import io
 import json
-import socket
 import subprocess
 import tarfile
 import threading
@@ -17,18 +16,6 @@ import pytest
 from launcher import setup_cmd
 
 NATS_V, ETCD_V = "9.9.1", "9.9.2"
-DEV_PORTS = range(39000, 39200)
-
-
-def free_port() -> int:
-    for port in DEV_PORTS:
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port in 39000-39199")
 
 
 def fake_exe(label: str) -> bytes:
@@ -114,7 +101,7 @@ class Site:
 
 
 @pytest.fixture
-def site(tmp_path, monkeypatch):
+def site(tmp_path, monkeypatch, free_port):
     for var in ("SRT_RELEASE_BASE_URL", "SRT_BINARIES_MANIFEST", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY",
                 "http_proxy", "https_proxy", "all_proxy", "SRTCTL_ACCOUNT", "SRTCTL_PARTITION",
                 "SRTCTL_GPUS_PER_NODE", "SRTCTL_TIME_LIMIT", "SRTSLURM_CONFIG"):
@@ -133,7 +120,7 @@ def site(tmp_path, monkeypatch):
         def log_message(self, *a):
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port), Handler)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     s.base_url = f"http://127.0.0.1:{server.server_address[1]}"
@@ -155,8 +142,9 @@ def run_setup(root: Path, site: Site, *extra: str, arch: str = "x86_64", base_ur
     return setup_cmd.main(argv)
 
 
-def unreachable_url() -> str:
-    return f"http://127.0.0.1:{free_port()}"  # bound, then released: nothing listens there
+@pytest.fixture
+def unreachable_url(free_ports) -> str:
+    return f"http://127.0.0.1:{free_ports(1)[0]}"  # free, and nothing listens there
 
 
 def leftovers(bin_dir: Path) -> list[str]:
@@ -264,9 +252,10 @@ def fake_path_dir(tmp_path: Path, names: list[str]) -> Path:
     return d
 
 
-def test_unreachable_site_falls_back_to_binaries_on_path(site, root, tmp_path, monkeypatch, capsys):
+def test_unreachable_site_falls_back_to_binaries_on_path(site, root, tmp_path, monkeypatch, capsys,
+                                                          unreachable_url):
     monkeypatch.setenv("PATH", str(fake_path_dir(tmp_path, ["nats-server", "etcd", "etcdctl"])))
-    assert run_setup(root, site, base_url=unreachable_url()) == 0
+    assert run_setup(root, site, base_url=unreachable_url) == 0
     out = capsys.readouterr().out
     assert out.count("FELL BACK to binaries already on PATH") == 2
     assert "NOT checksum-verified" in out
@@ -286,9 +275,10 @@ def test_http_error_also_falls_back(site, root, tmp_path, monkeypatch, capsys):
     assert json.loads((root / "bin" / ".srt-binaries.json").read_text())["etcd"]["source"] == "download"
 
 
-def test_unreachable_and_nothing_on_path_says_how_to_fix(site, root, tmp_path, monkeypatch, capsys):
+def test_unreachable_and_nothing_on_path_says_how_to_fix(site, root, tmp_path, monkeypatch, capsys,
+                                                          unreachable_url):
     monkeypatch.setenv("PATH", str(fake_path_dir(tmp_path, [])))
-    url = unreachable_url()
+    url = unreachable_url
     assert run_setup(root, site, base_url=url) == 1
     err = capsys.readouterr().err
     assert "unreachable" in err and "--nats-archive FILE" in err and "nats-server" in err
@@ -298,7 +288,8 @@ def test_unreachable_and_nothing_on_path_says_how_to_fix(site, root, tmp_path, m
     assert (root / "srtslurm.yaml").is_file(), "the answers are written before anything is fetched"
 
 
-def test_failed_fetch_keeps_the_answers_and_the_retry_fetches_only_the_binaries(site, root, tmp_path):
+def test_failed_fetch_keeps_the_answers_and_the_retry_fetches_only_the_binaries(site, root, tmp_path,
+                                                                                unreachable_url):
     """A real `make setup` process: piped answers, the release site down and nothing on PATH."""
     import os
     import re
@@ -308,7 +299,7 @@ def test_failed_fetch_keeps_the_answers_and_the_retry_fetches_only_the_binaries(
     env = {k: v for k, v in os.environ.items() if not k.startswith("SRTCTL_")}
     env["PATH"] = f"{fake_path_dir(tmp_path, [])}"
     argv = [sys.executable, "-m", "launcher.setup_cmd", "--arch", "x86_64", "--root", str(root),
-            "--manifest", str(site.manifest_path), "--release-base-url", unreachable_url(), "--download-timeout", "5"]
+            "--manifest", str(site.manifest_path), "--release-base-url", unreachable_url, "--download-timeout", "5"]
     res = subprocess.run(argv, input="my-acct\ngpu\n8\n02:00:00\n", capture_output=True, text=True, timeout=60,
                          env=env, check=False)
     assert res.returncode == 1, res.stdout + res.stderr
@@ -346,9 +337,9 @@ def test_binaries_only_and_skip_binaries_exclude_each_other(site, root, capsys):
     assert "exclude each other" in capsys.readouterr().err and not (root / "srtslurm.yaml").exists()
 
 
-def test_local_archives_install_without_network(site, root, capsys):
+def test_local_archives_install_without_network(site, root, capsys, unreachable_url):
     rc = run_setup(root, site, "--nats-archive", str(site.archives[("nats", "amd64")]),
-                   "--etcd-archive", str(site.archives[("etcd", "amd64")]), base_url=unreachable_url())
+                   "--etcd-archive", str(site.archives[("etcd", "amd64")]), base_url=unreachable_url)
     assert rc == 0
     assert capsys.readouterr().out.count("from local archive") == 2
     assert site.requests == []

@@ -18,16 +18,7 @@ from launcher.cli import main
 from launcher.status_cmd import status_json
 from srt_agent.errors import RunNotFound
 
-
-@pytest.fixture(autouse=True)
-def no_slurm(monkeypatch):
-    """Runs here are local or fake SLURM ids: never ask a real controller about them."""
-    monkeypatch.setenv("SLURM_CONF", "/nonexistent/slurm.conf")
-
-
-@pytest.fixture
-def logs(tmp_path_factory) -> Path:
-    return rf.shared_logs(tmp_path_factory)
+pytestmark = pytest.mark.usefixtures("no_slurm")
 
 
 def status(capsys, logs: Path, *args: str) -> tuple[int, str, str]:

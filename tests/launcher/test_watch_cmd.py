@@ -13,20 +13,17 @@ import pytest
 import run_fixtures as rf
 from rich.console import Console
 
-from launcher import watch_cmd
+from launcher import run_lookup, watch_cmd
 from launcher.cli import main
 
-
-@pytest.fixture(autouse=True)
-def no_slurm(monkeypatch):
-    monkeypatch.setenv("SLURM_CONF", "/nonexistent/slurm.conf")
+pytestmark = pytest.mark.usefixtures("no_slurm")
 
 
 def recording_console() -> Console:
     return Console(file=io.StringIO(), width=120, record=True, force_terminal=True, color_system=None)
 
 
-def test_watch_follows_a_sweep_to_the_end(tmp_path):
+def test_watch_follows_a_sweep_to_the_end(tmp_path, monkeypatch):
     """A run that measures its last points while being watched: watch sees every state and
     returns once the run succeeded."""
     logs = tmp_path / "logs"
@@ -52,7 +49,7 @@ def test_watch_follows_a_sweep_to_the_end(tmp_path):
         rf.teardown(fx, "succeeded")
 
     con = recording_console()
-    original = watch_cmd.refresh
+    original = run_lookup.refresh
 
     def spy(view, *, query_slurm):
         new = original(view, query_slurm=query_slurm)
@@ -62,10 +59,10 @@ def test_watch_follows_a_sweep_to_the_end(tmp_path):
     t = threading.Thread(target=agent)
     t.start()
     try:
-        watch_cmd.refresh = spy
+        monkeypatch.setattr(run_lookup, "refresh", spy)  # what follow_views re-reads the run with
         view = watch_cmd.watch(fx.run_dir, interval=0.05, console=con, max_seconds=30)
     finally:
-        watch_cmd.refresh = original
+        monkeypatch.undo()
         t.join()
     assert view.state == "succeeded"
     assert seen[0] == "benchmarking" and seen[-1] == "succeeded"

@@ -14,7 +14,7 @@ import yaml
 from pydantic import ValidationError
 
 from srt_agent.job_config import JobConfig
-from srt_agent.srun import srun_option_args
+from srt_agent.srun_options import srun_option_args
 
 ROOT = Path(__file__).resolve().parents[2]
 CASE = ROOT / "tests" / "golden" / "dry-run-srun" / "container-dynamo"
