@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from .cluster_config import Strict, check_sbatch_text, check_time_limit
+from .custom_command import check_custom, normalize_env
 from .evals.config import EVAL_KEYS, EVAL_TYPES, AccuracySection
 from .loadgen.config import LOAD_DEFAULTS  # the load generator's defaults: defined there, once
 
@@ -60,11 +61,19 @@ class SlurmSection(Strict):
 
     max_requeues: int = Field(1, ge=0, description="after the time-limit warning (SIGUSR1) stopped a run with work left, the agent requeues its job (`scontrol requeue`) at most this many times (counted by `SLURM_RESTART_COUNT`); 0: never")
     sbatch_directives: dict[str, str | None] = Field(default_factory=dict, description="extra `#SBATCH --KEY=VALUE` lines (value null: bare `--KEY`); options srtctl sets itself are refused")
+    srun_options: dict[str, str | None] = Field(default_factory=dict, description="extra `--KEY=VALUE` options of every worker's srun step (value null or '': bare `--KEY`), from an allow-list (`srt_agent/srun_options.py`: memory, CPU/GPU binding, pyxis container options)")
 
     @field_validator("time_limit")
     @classmethod
     def _time(cls, v: str | None) -> str | None:
         return check_time_limit(v)
+
+    @field_validator("srun_options", mode="before")
+    @classmethod
+    def _srun_options(cls, v: Any) -> Any:
+        from .srun_options import check_srun_options
+
+        return check_srun_options(v)
 
     @field_validator("sbatch_directives", mode="before")
     @classmethod
@@ -163,6 +172,8 @@ class BackendSection(Strict):
     mocker: MockerSection = Field(default_factory=MockerSection, description="Dynamo mocker options (engine dynamo-mocker)")
     sglang_version: str | None = Field(None, description="SGLang release in the container, for checking sglang_config keys before submitting (default: read from the container name, e.g. ...sglang-v0.5.5.sqsh)")
     nats_max_payload: str = Field("64MB", description="NATS max_payload; the 1MB default breaks long disaggregated requests")
+    kv_events_config: bool | dict[str, Any] | None = Field(None, description="SGLang's `--kv-events-config` (KV-cache events for Dynamo's KV router) with a per-job port per worker node: true (prefill and decode workers), or per role `prefill`/`decode`/`aggregated`: true or settings such as `topic`")
+    nginx_session_affinity_header: str | None = Field(None, description="nginx in front of several Dynamo frontends: requests with this header (e.g. X-Dynamo-Session-ID) go to the frontend its value hashes to (consistent hashing); requests without it are spread")
     sim: SimSection = Field(default_factory=SimSection, description="simulated engine timing")
 
     @field_validator("dynamo_git_ref")
@@ -209,6 +220,28 @@ class BackendSection(Strict):
             raise ValueError("sglang_version must be a version like 0.5.5")
         return None if v is None else str(v)
 
+    @field_validator("kv_events_config", mode="before")
+    @classmethod
+    def _kv_events(cls, v: Any, info: ValidationInfo) -> Any:
+        from .kv_events import check
+
+        return check(v, info.data.get("engine"))
+
+    @model_validator(mode="after")
+    def _kv_events_once(self) -> BackendSection:
+        sections = [n for n in ("prefill", "decode", "aggregated") if "kv-events-config" in getattr(self.sglang_config, n)]
+        if self.kv_events_config and sections:
+            raise ValueError(f"kv-events-config is in sglang_config.{sections[0]} and kv_events_config is set: keep one "
+                             f"(kv_events_config gives each worker node its own port)")
+        return self
+
+    @field_validator("nginx_session_affinity_header")
+    @classmethod
+    def _affinity(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9-]{0,63}", v):
+            raise ValueError("a header name is letters, digits and '-', like X-Dynamo-Session-ID")
+        return v
+
     @field_validator("nats_max_payload")
     @classmethod
     def _payload(cls, v: str) -> str:
@@ -240,7 +273,7 @@ def parse_concurrencies(value: Any) -> list[int]:
 
 
 class BenchmarkSection(Strict):
-    type: Literal["sa-bench", "manual", "gsm8k", "mmlu", "gpqa"] = Field("manual", description="`sa-bench` sweeps concurrencies; `gsm8k`, `mmlu`, `gpqa` run an accuracy eval (docs/evals.md); `manual` serves until the job ends")
+    type: Literal["sa-bench", "manual", "gsm8k", "mmlu", "gpqa", "custom"] = Field("manual", description="`sa-bench` sweeps concurrencies; `gsm8k`, `mmlu`, `gpqa` run an accuracy eval (docs/evals.md); `custom` runs your own command once (docs/benchmarking.md); `manual` serves until the job ends")
     isl: int | None = Field(None, ge=1, description="input sequence length (tokens)")
     osl: int | None = Field(None, ge=1, description="output sequence length (tokens)")
     concurrencies: list[int] | None = Field(None, description="a list, or a string like '64x128x256'")
@@ -264,6 +297,9 @@ class BenchmarkSection(Strict):
     min_score: float | None = Field(None, ge=0, le=1, description="eval types: below it the job fails")
     repeat: int | None = Field(None, ge=1, le=64, description="eval types: runs of the whole eval; the score is their mean (each run and the stdev are recorded)")
     accuracy: AccuracySection | None = Field(None, description="sa-bench: an eval gate run before the first point")
+    command: str | list[str] | None = Field(None, description="custom: your benchmark command, a shell string (run with `bash -lc`) or an argv list")
+    env: dict[str, str] = Field(default_factory=dict, description="custom: extra environment of the command (besides SRT_ENDPOINT_URL, SRT_MODEL, SRT_RESULTS_DIR)")
+    timeout_s: float | None = Field(None, gt=0, description="custom: the command is stopped and the job fails after this long; default 24 h")
     client_nodes: int = Field(1, ge=1, le=256, description="sa-bench: nodes the load generator runs on, one start "
                               "instant, one merged result (docs/benchmarking.md, \"Across nodes\")")
     client_placement: Literal["shared", "dedicated"] = Field("shared", description="sa-bench: `shared` runs the "
@@ -275,6 +311,11 @@ class BenchmarkSection(Strict):
     @classmethod
     def _conc(cls, v: Any) -> Any:
         return None if v is None else parse_concurrencies(v)
+
+    @field_validator("env", mode="before")
+    @classmethod
+    def _custom_env(cls, v: Any) -> Any:
+        return normalize_env(v)
 
     @field_validator("req_rate", mode="before")
     @classmethod
@@ -302,6 +343,7 @@ class BenchmarkSection(Strict):
             raise ValueError("accuracy gates a sa-bench sweep; for an eval alone set type: gsm8k, mmlu or gpqa")
         if isinstance(self.req_rate, (int, float)) and self.req_rate <= 0:
             raise ValueError("req_rate must be 'inf' or a positive number")
+        check_custom(self)
         return self
 
 
