@@ -10,6 +10,8 @@ from typing import Any
 
 from .aliases import resolve_alias
 from .cluster_config import ClusterConfig
+from .engine_flags import SGLANG_SECTION
+from .engine_flags import check as check_engine_flags
 from .engines import job_errors as engine_job_errors
 from .errors import ConfigError, ConfigErrors
 from .job_config import JobConfig, Role
@@ -21,7 +23,6 @@ TP_KEYS = ("tp-size", "tensor-parallel-size", "tp")
 DP_KEYS = ("dp-size", "data-parallel-size", "dp")
 EP_KEYS = ("ep-size", "expert-parallel-size", "ep")
 HF_PREFIX = "hf:"  # model.path: hf:org/model -> downloaded into srtslurm.yaml hf_cache_dir
-SGLANG_SECTION = {"prefill": "prefill", "decode": "decode", "agg": "aggregated"}
 # flags the plan sets itself; users must not set them in sglang_config
 PLAN_OWNED_FLAGS = ("model-path", "served-model-name", "host", "port", "disaggregation-mode",
                     "disaggregation-bootstrap-port", "dist-init-addr", "nnodes", "node-rank")
@@ -257,8 +258,6 @@ def resolve_job(doc: YamlDocument, cluster: ClusterConfig) -> ResolvedJob:
                                   hint="set model.container to an alias from srtslurm.yaml `containers`, "
                                        "or set container_runtime: none in srtslurm.yaml"))
     if not errors:
-        from .engine_flags import check as check_engine_flags
-
         flag_errors, _warnings = check_engine_flags(
             job, container, doc.path, lambda section, key: _flag_line(doc, ("backend", "sglang_config", section), key))
         errors += flag_errors

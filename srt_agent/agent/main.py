@@ -287,7 +287,7 @@ def main(argv: list[str]) -> int:
         from .sweep_runner import run_sweep  # a sweep in one allocation (mode allocation)
 
         try:
-            return anyio.run(run_sweep, run_dir)
+            return anyio.run(run_sweep, run_dir, run_agent)
         except SrtError as exc:
             print(f"[srt-agent] sweep error: {exc}", file=sys.stderr, flush=True)
             return exc.exit_code
