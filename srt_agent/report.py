@@ -18,7 +18,9 @@ import io
 from pathlib import Path
 from typing import Any
 
-from .atomic import write_text_atomic
+from .atomic import write_bytes_atomic, write_text_atomic
+from .evals.summary import load_eval_results
+from .evals.summary import markdown as eval_markdown
 from .report_data import (  # noqa: F401  (the rest re-exported: srtctl status/runs/report and tests read them here)
     LATENCY_METRICS,
     PER_GPU_KEYS,
@@ -34,6 +36,7 @@ from .report_data import (  # noqa: F401  (the rest re-exported: srtctl status/r
     per_user_value,
 )
 from .report_html import write_html
+from .rundir import ready_summary as summary_line
 
 NO_MATPLOTLIB = ("plots skipped: matplotlib is not installed (install the `report` extra: "
                  "pip install 'srt-slurm[report]')")
@@ -148,8 +151,6 @@ def latency_figure(runs: list[RunData]):
 
 
 def _save_png(fig, path: Path) -> None:
-    from .atomic import write_bytes_atomic
-
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     write_bytes_atomic(path, buf.getvalue())
@@ -198,11 +199,7 @@ def summary_markdown(runs: list[RunData], per_gpu: str = "total", plots: list[st
                 + (f" ({run.decode_gpus} decode)" if run.decode_gpus else "")
                 + f", ISL/OSL {run.isl_osl}" + (f", tags {', '.join(m['tags'])}" if m.get("tags") else ""), ""]
         if run.time_to_ready:
-            from .rundir import ready_summary as summary_line
-
             out[-1:-1] = [f"- time to ready: {summary_line(run.time_to_ready)}"]
-        from .evals.summary import load_eval_results, markdown as eval_markdown
-
         evals = load_eval_results(run.path)
         out += eval_markdown(evals)
         if not run.points:
