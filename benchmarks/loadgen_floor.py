@@ -1,7 +1,7 @@
 """srt-loadgen against the floor: a minimal raw-socket client that only counts SSE events.
 
     python benchmarks/loadgen_floor.py [--points 64:20,256:20,1024:20,4096:80] [--osl 256]
-    python benchmarks/loadgen_floor.py --capacity 1024 [--processes 1,2]   # zero-latency server
+    python benchmarks/loadgen_floor.py --capacity 1024 [--processes 1,2] [--repeat 3]   # zero-latency server
 
 Timing points (CONCURRENCY:ITL_MS) use the fixed-timing server of benchmarks/loadgen_fidelity.py
 (TTFT 50 ms, one token every ITL ms on its own absolute deadline, in its own process); each
@@ -13,8 +13,10 @@ default and each --processes value).
 
 The floor (FloorClient below) is the least a client can do: C asyncio stream connections, each
 writes a request, reads, and timestamps every read that holds token events (counted by byte
-pattern, no JSON, no HTTP parser beyond finding the chunked terminator). TTFT = first token
-read - send. Not a test: prints a table for docs/benchmarking.md.
+pattern, no JSON, no HTTP parser beyond finding the chunked terminator), one connection per slot
+kept from the warmup into the measured phase. TTFT = first token read - send; client lag = send -
+when the slot became free (T0, then the previous response's last read), srt-loadgen's definition,
+so the floor's lag is what the machine allows any client. Not a test: prints a table for docs/benchmarking.md.
 """
 
 from __future__ import annotations
@@ -51,14 +53,17 @@ async def floor_run(port: int, conc: int, n: int, isl: int, osl: int, warmup: in
         return (b"POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                 b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
 
-    ttfts, gaps, tokens = [], [], 0
+    ttfts, gaps, lags, tokens = [], [], [], 0
 
-    async def conn(todo, measured):
+    async def conn(stream, todo, measured, t0):
         nonlocal tokens
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        reader, writer = stream
+        free = t0  # when this slot could send: T0, then the previous response's last read
         for g in todo:
             writer.write(request(g))
             sent, last, tail = time.monotonic(), None, b""
+            if measured:
+                lags.append(sent - free)
             while True:
                 data = await reader.read(1 << 16)
                 t = time.monotonic()
@@ -75,15 +80,20 @@ async def floor_run(port: int, conc: int, n: int, isl: int, osl: int, warmup: in
                 tail = (tail + data)[-5:]
                 if tail == b"0\r\n\r\n" or not data:
                     break
-        writer.close()
+            free = t
 
+    # one connection per slot, kept from the warmup into the measured phase (as srt-loadgen does)
+    streams = [await asyncio.open_connection("127.0.0.1", port) for _ in range(conc)]
     warm = iter(range(WARMUP_BASE, WARMUP_BASE + warmup))
-    await asyncio.gather(*(conn(warm, False) for _ in range(conc)))
+    await asyncio.gather(*(conn(st, warm, False, time.monotonic()) for st in streams))
     todo = iter(range(n))
     t0 = time.monotonic()
-    await asyncio.gather(*(conn(todo, True) for _ in range(conc)))
+    await asyncio.gather(*(conn(st, todo, True, t0) for st in streams))
     duration = time.monotonic() - t0
-    return {"ttfts": sorted(ttfts), "gaps": sorted(gaps), "tokens": tokens, "duration": duration}
+    for _, writer in streams:
+        writer.close()
+    return {"ttfts": sorted(ttfts), "gaps": sorted(gaps), "lags": sorted(lags), "tokens": tokens,
+            "duration": duration}
 
 
 def run_floor(port: int, conc: int, n: int, isl: int, osl: int, warmup: int) -> dict:
@@ -97,11 +107,11 @@ def run_floor(port: int, conc: int, n: int, isl: int, osl: int, warmup: int) -> 
         cpu = (time.process_time() - cpu0) / r["duration"]
     finally:
         loop.close()
-    tt, gaps = [x * 1000 for x in r["ttfts"]], [x * 1000 for x in r["gaps"]]
+    tt, gaps, lags = ([x * 1000 for x in r[k]] for k in ("ttfts", "gaps", "lags"))
     return {"completed": len(tt), "median_ttft_ms": percentile(tt, 50), "p99_ttft_ms": percentile(tt, 99),
             "median_itl_ms": percentile(gaps, 50), "p99_itl_ms": percentile(gaps, 99),
             "output_throughput": r["tokens"] / r["duration"], "client_cpu": [round(cpu, 3)],
-            "p99_client_lag_ms": None, "processes": 1}
+            "p99_client_lag_ms": percentile(lags, 99), "processes": 1}
 
 
 # ---- the comparison -----------------------------------------------------------------------------
@@ -155,34 +165,44 @@ def timing_points(args) -> None:
 
 
 def capacity(args) -> None:
+    """Zero-latency server: output tokens/s of the floor, srt-loadgen's default process count and each
+    --processes value, run round-robin --repeat times (so every setting sees the same machine load
+    on average) and compared by their medians."""
+    import statistics
+
     port = args.port + 50
     cmd = [os.path.join(HERE, "loadgen_capacity.py"), "--serve-zero", str(port)]
     conc = args.capacity
     n = conc * args.requests_per_slot
-    rows = []
+    runs: dict[str, list[dict]] = {}
     with server_process(cmd, port):
         settings = ([] if args.no_floor else [("floor", 1)]) + [("srt-loadgen", None)] + \
             [("srt-loadgen", int(p)) for p in args.processes.split(",") if p]
-        for name, procs in settings:
-            if name == "floor":
-                r = run_floor(port, conc, n, args.isl, args.osl, warmup=conc)
-            else:
-                r = run_ours(port, conc, n, args.isl, args.osl, procs)
-            label = "floor" if name == "floor" else f"srt-loadgen --processes {procs}" if procs else \
-                f"srt-loadgen default ({r['processes']})"
-            rows.append((label, r))
-            print(f"{label:32s} C={conc} {r['output_throughput']:>11,.0f} tok/s  cpu {r['client_cpu']}  "
-                  f"peak RSS {r.get('client_peak_rss_mb', '-')} MB", flush=True)
+        for rep in range(args.repeat):
+            for name, procs in settings:
+                if name == "floor":
+                    r = run_floor(port, conc, n, args.isl, args.osl, warmup=conc)
+                else:
+                    r = run_ours(port, conc, n, args.isl, args.osl, procs, args.expected_itl_ms or 0.0)
+                label = "floor" if name == "floor" else f"srt-loadgen --processes {procs}" if procs else \
+                    f"srt-loadgen default ({r['processes']})"
+                runs.setdefault(label, []).append(r)
+                print(f"run {rep + 1}: {label:32s} C={conc} {r['output_throughput']:>11,.0f} tok/s  "
+                      f"cpu {r['client_cpu']}  peak RSS {r.get('client_peak_rss_mb', '-')} MB", flush=True)
     from srt_agent.loadgen.worker import peak_rss_mb
 
     print(f"this process (the parent of srt-loadgen's workers; also ran the floor unless --no-floor): "
           f"peak RSS {peak_rss_mb()} MB")
-    best = max(r["output_throughput"] for label, r in rows if label != "floor")
-    print("\n| client | C | output tok/s | of best --processes | client CPU | peak RSS per process MB |")
+    med = {label: statistics.median(r["output_throughput"] for r in rs) for label, rs in runs.items()}
+    best = max(v for label, v in med.items() if label != "floor")
+    print(f"\n| client | C | output tok/s, median of {args.repeat} (each run) | of best srt-loadgen setting "
+          f"| client CPU (last run) | peak RSS per process MB (last run) |")
     print("|---|---|---|---|---|---|")
-    for label, r in rows:
-        print(f"| {label} | {conc} | {r['output_throughput']:,.0f} | {r['output_throughput'] / best:.0%} | "
-              f"{', '.join(f'{c:.2f}' for c in r['client_cpu'])} | {r.get('client_peak_rss_mb', '-')} |")
+    for label, rs in runs.items():
+        each = ", ".join(f"{r['output_throughput'] / 1000:,.0f}k" for r in rs)
+        last = rs[-1]
+        print(f"| {label} | {conc} | {med[label]:,.0f} ({each}) | {med[label] / best:.0%} | "
+              f"{', '.join(f'{c:.2f}' for c in last['client_cpu'])} | {last.get('client_peak_rss_mb', '-')} |")
 
 
 def fmt(x, spec=".1f") -> str:
@@ -197,6 +217,8 @@ def main() -> None:
     ap.add_argument("--ours-processes", type=int, help="timing points: srt-loadgen processes (default: auto)")
     ap.add_argument("--no-floor", action="store_true", help="--capacity: srt-loadgen only (memory figures)")
     ap.add_argument("--requests-per-slot", type=int, default=10, help="--capacity: measured requests per slot")
+    ap.add_argument("--repeat", type=int, default=1, help="--capacity: rounds over the settings (medians compared)")
+    ap.add_argument("--expected-itl-ms", type=float, help="--capacity: srt-loadgen's expected ITL (default: none)")
     ap.add_argument("--ttft-ms", type=float, default=50.0)
     ap.add_argument("--isl", type=int, default=128)
     ap.add_argument("--osl", type=int, default=256)

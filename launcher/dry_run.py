@@ -38,7 +38,14 @@ def render_files(prep) -> dict[str, str]:
         ep = prep.plan.endpoint
         files["nginx.conf"] = render_nginx_conf(
             ep.address, ep.port, [(f.address, f.port) for f in prep.plan.frontends],
-            f"{prep.run_dir_placeholder}/nginx", extra_listen_ports=ep.extra_ports)
+            f"{prep.run_dir_placeholder}/nginx", extra_listen_ports=ep.extra_ports,
+            affinity_header=prep.resolved.job.backend.nginx_session_affinity_header)
+    job = prep.resolved.job
+    if job.benchmark.type == "custom":  # what the agent will run once the endpoint is ready
+        from srt_agent.custom_command import render_script
+
+        in_container = any(p.kind == "worker" and p.container for p in prep.plan.processes)
+        files["custom-benchmark.sh"] = render_script(prep.plan, job.benchmark, base="/logs" if in_container else prep.run_dir_placeholder)
     for p in prep.plan.processes:
         text, _secret = render_launch_script(prep.plan, p, log_dir=prep.run_dir_placeholder, configs_dir=str(configs_dir(prep.cluster)),
                                              setup_script=prep.setup_script,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from .cluster_config import Strict, check_sbatch_text, check_time_limit
-from .evals.config import EVAL_KEYS, EVAL_TYPES, AccuracySection
+from .job_load import BenchmarkSection, ProfilingSection, ProfilingSteps, parse_concurrencies  # noqa: F401 (re-exported)
 
 Role = Literal["prefill", "decode", "agg"]
 
@@ -59,11 +59,19 @@ class SlurmSection(Strict):
 
     max_requeues: int = Field(1, ge=0, description="after the time-limit warning (SIGUSR1) stopped a run with work left, the agent requeues its job (`scontrol requeue`) at most this many times (counted by `SLURM_RESTART_COUNT`); 0: never")
     sbatch_directives: dict[str, str | None] = Field(default_factory=dict, description="extra `#SBATCH --KEY=VALUE` lines (value null: bare `--KEY`); options srtctl sets itself are refused")
+    srun_options: dict[str, str | None] = Field(default_factory=dict, description="extra `--KEY=VALUE` options of every worker's srun step (value null or '': bare `--KEY`), from an allow-list (`srt_agent/srun_options.py`: memory, CPU/GPU binding, pyxis container options)")
 
     @field_validator("time_limit")
     @classmethod
     def _time(cls, v: str | None) -> str | None:
         return check_time_limit(v)
+
+    @field_validator("srun_options", mode="before")
+    @classmethod
+    def _srun_options(cls, v: Any) -> Any:
+        from .srun_options import check_srun_options
+
+        return check_srun_options(v)
 
     @field_validator("sbatch_directives", mode="before")
     @classmethod
@@ -162,6 +170,8 @@ class BackendSection(Strict):
     mocker: MockerSection = Field(default_factory=MockerSection, description="Dynamo mocker options (engine dynamo-mocker)")
     sglang_version: str | None = Field(None, description="SGLang release in the container, for checking sglang_config keys before submitting (default: read from the container name, e.g. ...sglang-v0.5.5.sqsh)")
     nats_max_payload: str = Field("64MB", description="NATS max_payload; the 1MB default breaks long disaggregated requests")
+    kv_events_config: bool | dict[str, Any] | None = Field(None, description="SGLang's `--kv-events-config` (KV-cache events for Dynamo's KV router) with a per-job port per worker node: true (prefill and decode workers), or per role `prefill`/`decode`/`aggregated`: true or settings such as `topic`")
+    nginx_session_affinity_header: str | None = Field(None, description="nginx in front of several Dynamo frontends: requests with this header (e.g. X-Dynamo-Session-ID) go to the frontend its value hashes to (consistent hashing); requests without it are spread")
     sim: SimSection = Field(default_factory=SimSection, description="simulated engine timing")
 
     @field_validator("dynamo_git_ref")
@@ -208,137 +218,34 @@ class BackendSection(Strict):
             raise ValueError("sglang_version must be a version like 0.5.5")
         return None if v is None else str(v)
 
+    @field_validator("kv_events_config", mode="before")
+    @classmethod
+    def _kv_events(cls, v: Any, info: ValidationInfo) -> Any:
+        from .kv_events import check
+
+        return check(v, info.data.get("engine"))
+
+    @model_validator(mode="after")
+    def _kv_events_once(self) -> BackendSection:
+        sections = [n for n in ("prefill", "decode", "aggregated") if "kv-events-config" in getattr(self.sglang_config, n)]
+        if self.kv_events_config and sections:
+            raise ValueError(f"kv-events-config is in sglang_config.{sections[0]} and kv_events_config is set: keep one "
+                             f"(kv_events_config gives each worker node its own port)")
+        return self
+
+    @field_validator("nginx_session_affinity_header")
+    @classmethod
+    def _affinity(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9-]{0,63}", v):
+            raise ValueError("a header name is letters, digits and '-', like X-Dynamo-Session-ID")
+        return v
+
     @field_validator("nats_max_payload")
     @classmethod
     def _payload(cls, v: str) -> str:
         if not re.fullmatch(r"\d+( ?[KMG]B?)?", str(v).strip(), re.IGNORECASE):
             raise ValueError("nats_max_payload must be a size like 64MB or 8388608")
         return str(v).strip()
-
-
-def parse_concurrencies(value: Any) -> list[int]:
-    if isinstance(value, int):
-        return [value]
-    if isinstance(value, str):
-        parts = [p for p in re.split(r"[x,\s]+", value.strip()) if p]
-        try:
-            out = [int(p) for p in parts]
-        except ValueError:
-            raise ValueError("concurrencies must be a list of integers or a string like '64x128x256'") from None
-    elif isinstance(value, list):
-        out = []
-        for v in value:
-            if isinstance(v, bool) or not isinstance(v, int):
-                raise ValueError(f"concurrency {v!r} is not an integer")
-            out.append(v)
-    else:
-        raise ValueError("concurrencies must be a list of integers or a string like '64x128x256'")
-    if not out or any(c < 1 for c in out):
-        raise ValueError("concurrencies must be positive integers")
-    return out
-
-
-class BenchmarkSection(Strict):
-    type: Literal["sa-bench", "manual", "gsm8k", "mmlu", "gpqa"] = Field("manual", description="`sa-bench` sweeps concurrencies; `gsm8k`, `mmlu`, `gpqa` run an accuracy eval (docs/evals.md); `manual` serves until the job ends")
-    isl: int | None = Field(None, ge=1, description="input sequence length (tokens)")
-    osl: int | None = Field(None, ge=1, description="output sequence length (tokens)")
-    concurrencies: list[int] | None = Field(None, description="a list, or a string like '64x128x256'")
-    req_rate: float | Literal["inf"] = Field("inf", description="'inf' for max throughput, or requests/s (Poisson)")
-    warmup_multiplier: float = Field(2.0, ge=0, description="warmup requests = multiplier x concurrency")
-    prompt_multiplier: float = Field(10.0, gt=0, description="measured requests = multiplier x concurrency")
-    random_range_ratio: float = Field(1.0, gt=0, le=1, description="ISL/OSL drawn from [ratio*len, len]")
-    seed: int = Field(0, description="seed for prompts")
-    max_failed_fraction: float = Field(0.01, ge=0, le=1, description="a point with more failed requests fails the job")
-    processes: int | None = Field(None, ge=1, le=64, description="load-generator processes; default: automatic")
-    metrics_interval_s: float = Field(1.0, ge=0, description="scrape every worker's, frontend's and router's "
-                                      "Prometheus page this often during each point; 0 turns it off")
-    dataset_path: str | None = Field(None, min_length=1, description="eval types: the local dataset (docs/evals.md)")
-    num_examples: int | None = Field(None, ge=1, description="eval types: questions evaluated; default: all")
-    num_shots: int | None = Field(None, ge=0, le=20, description="eval types: few-shot examples; default 5 (gsm8k, mmlu), 0 (gpqa)")
-    concurrency: int | None = Field(None, ge=1, le=4096, description="eval types: requests in flight; default 64")
-    max_tokens: int | None = Field(None, ge=1, description="eval types: completion limit; default 512 (gsm8k), 8 (mmlu), 2048 (gpqa)")
-    min_score: float | None = Field(None, ge=0, le=1, description="eval types: below it the job fails")
-    repeat: int | None = Field(None, ge=1, le=64, description="eval types: runs of the whole eval; the score is their mean (each run and the stdev are recorded)")
-    accuracy: AccuracySection | None = Field(None, description="sa-bench: an eval gate run before the first point")
-    client_nodes: int = Field(1, ge=1, le=256, description="sa-bench: nodes the load generator runs on, one start "
-                              "instant, one merged result (docs/benchmarking.md, \"Across nodes\")")
-    client_placement: Literal["shared", "dedicated"] = Field("shared", description="sa-bench: `shared` runs the "
-                                                             "client on the job's first nodes; `dedicated` adds client_nodes nodes to the allocation")
-    max_connections_per_pair: int = Field(25_000, ge=1, le=60_000, description="sa-bench: most connections one client "
-                                          "node opens to one server address (ip:port); the ephemeral port range allows ~28k")
-
-    @field_validator("concurrencies", mode="before")
-    @classmethod
-    def _conc(cls, v: Any) -> Any:
-        return None if v is None else parse_concurrencies(v)
-
-    @field_validator("req_rate", mode="before")
-    @classmethod
-    def _rate(cls, v: Any) -> Any:
-        if isinstance(v, str) and v.strip().lower() in ("inf", "infinity"):
-            return "inf"
-        return v
-
-    @model_validator(mode="after")
-    def _needs(self) -> BenchmarkSection:
-        if self.type == "sa-bench":
-            missing = [k for k in ("isl", "osl", "concurrencies") if getattr(self, k) is None]
-            if missing:
-                raise ValueError(f"benchmark type 'sa-bench' needs {', '.join(missing)}")
-        for path in (self.dataset_path, self.accuracy.dataset_path if self.accuracy else None):
-            if path is not None and not path.startswith("/"):
-                raise ValueError(f"dataset_path {path!r} must be an absolute path (compute nodes read it too)")
-        if self.type in EVAL_TYPES and self.dataset_path is None:
-            raise ValueError(f"benchmark type '{self.type}' needs dataset_path")
-        stray = [k for k in EVAL_KEYS if self.type not in EVAL_TYPES and getattr(self, k) is not None]
-        if stray:
-            raise ValueError(f"{', '.join(stray)} only apply to benchmark types gsm8k, mmlu, gpqa; in front of a "
-                             f"sa-bench sweep put them under accuracy: {{task: ..., dataset_path: ...}}")
-        if self.accuracy is not None and self.type != "sa-bench":
-            raise ValueError("accuracy gates a sa-bench sweep; for an eval alone set type: gsm8k, mmlu or gpqa")
-        if isinstance(self.req_rate, (int, float)) and self.req_rate <= 0:
-            raise ValueError("req_rate must be 'inf' or a positive number")
-        return self
-
-
-class ProfilingSteps(Strict):
-    """Profiled steps of one role, overriding profiling.start_step/stop_step."""
-
-    start_step: int | None = Field(None, ge=0, description="first profiled step of this role")
-    stop_step: int | None = Field(None, ge=1, description="step after the last profiled one of this role")
-
-
-class ProfilingSection(Strict):
-    type: Literal["none", "torch", "nsys"] = Field("none", description="none, torch or nsys")
-    isl: int = Field(1024, ge=1, description="input length of the profiling load")
-    osl: int = Field(128, ge=1, description="output length of the profiling load")
-    concurrency: int = Field(24, ge=1, description="concurrency of the profiling load")
-    start_step: int = Field(0, ge=0, description="first profiled step")
-    stop_step: int = Field(50, ge=1, description="step after the last profiled one")
-    nsys_binary: str = Field("nsys", description="nsys executable (type nsys)")
-    prefill: ProfilingSteps | None = Field(None, description="start_step/stop_step of the prefill workers")
-    decode: ProfilingSteps | None = Field(None, description="start_step/stop_step of the decode workers")
-    aggregated: ProfilingSteps | None = Field(None, description="start_step/stop_step of the aggregated workers")
-
-    @model_validator(mode="after")
-    def _steps(self) -> ProfilingSection:
-        for role in ("prefill", "decode", "agg"):
-            start, stop = self.steps(role)
-            if stop <= start:
-                where = "" if getattr(self, "aggregated" if role == "agg" else role) is None else f" ({role})"
-                raise ValueError(f"stop_step must be greater than start_step{where}")
-        return self
-
-    def steps(self, role: str) -> tuple[int, int]:
-        """(start_step, stop_step) of a role's workers."""
-        own = getattr(self, "aggregated" if role == "agg" else role, None)
-        start = own.start_step if own and own.start_step is not None else self.start_step
-        stop = own.stop_step if own and own.stop_step is not None else self.stop_step
-        return start, stop
-
-    @property
-    def max_stop_step(self) -> int:
-        return max(self.steps(r)[1] for r in ("prefill", "decode", "agg"))
 
 
 class HealthSection(Strict):

@@ -78,12 +78,14 @@ def render_nginx_conf(listen_host: str, listen_port: int, upstreams: Sequence[tu
                       *, worker_processes: int | str = "auto", worker_connections: int = 65536,
                       worker_rlimit_nofile: int | None = None, upstream_keepalive: int = 512,
                       timeout_s: int = 86400, listen_backlog: int = 4096, access_log: bool = False,
-                      extra_listen_ports: Sequence[int] = ()) -> str:
+                      extra_listen_ports: Sequence[int] = (), affinity_header: str | None = None) -> str:
     """nginx.conf text: listen on listen_host:listen_port, round-robin over `upstreams` (frontends).
 
     worker_rlimit_nofile defaults to 2 x worker_connections + 1024 (client + upstream per stream).
     access_log=True writes RUN_DIR/access.log (buffered) with the upstream of each request.
     extra_listen_ports: more ports on listen_host serving the same (backend.nginx_listen_ports).
+    affinity_header: requests carrying that header go to the frontend its value hashes to
+    (consistent hashing); requests without it are spread by their request id.
     """
     listen_host = validate_host(listen_host, key="nginx.listen_host")
     listen_port = validate_port(listen_port, key="nginx.listen_port")
@@ -111,6 +113,7 @@ def render_nginx_conf(listen_host: str, listen_port: int, upstreams: Sequence[tu
     worker_rlimit_nofile = _validate_int(worker_rlimit_nofile, "nginx.worker_rlimit_nofile", 64, 1 << 22)
     return render(
         "nginx.conf.j2",
+        affinity_var=_affinity_var(affinity_header),
         worker_processes=worker_processes,
         worker_connections=worker_connections,
         worker_rlimit_nofile=worker_rlimit_nofile,
@@ -136,3 +139,13 @@ def nginx_command(conf_path: str, run_dir: str, *, nginx: str = "nginx") -> list
 def nginx_test_command(conf_path: str, run_dir: str, *, nginx: str = "nginx") -> list[str]:
     """`nginx -t` on the same file: checks syntax (and opens the logs) without serving."""
     return [*nginx_command(conf_path, run_dir, nginx=nginx), "-t", "-q"]
+
+
+def _affinity_var(header: str | None) -> str | None:
+    """nginx's variable of a request header (`X-Session-ID` -> `$http_x_session_id`)."""
+    if header is None:
+        return None
+    if not isinstance(header, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9-]{0,63}", header):
+        raise ConfigError("a session-affinity header name is letters, digits and '-' (like X-Dynamo-Session-ID)",
+                          key="backend.nginx_session_affinity_header", value=header)
+    return "$http_" + header.lower().replace("-", "_")

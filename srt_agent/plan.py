@@ -25,6 +25,8 @@ from .ports import PortAllocator
 from .resolved import PLAN_OWNED_FLAGS, TP_KEYS, ResolvedJob
 from .router import router_command
 from .sglang_flags import sglang_flags
+from .kv_events import kv_events_args
+from .srun_options import srun_option_args
 
 SCHEMA_VERSION = 1
 CONTAINER_MODEL = "/model"
@@ -137,6 +139,7 @@ class Plan(BaseModel):
     model_path: str = Field(description="model path as the workers see it")
     container_image: str | None = None
     container_mounts: list[str] = Field(default_factory=list)
+    worker_srun_options: list[str] = Field(default_factory=list)  # slurm.srun_options of the worker steps
     port_base: int
     total_gpus: int
     decode_gpus: int
@@ -267,7 +270,8 @@ def _build(r: ResolvedJob, inp: PlanInputs, ports, port_base: int) -> Plan:
                     nnodes=len(w_nodes), rank=rank, dist=f"{leader.address}:{dist_port}" if dist_port else None,
                     user_flags=user_flags, nats_url=nats_url, etcd_url=etcd_url, system_port=system_port,
                     worker_index=w, srtctl_dir=CONTAINER_SRTCTL if r.container else None))
-                cmd = launch.command
+                cmd = [*launch.command, *kv_events_args(backend.kv_events_config, role,
+                                                        lambda a=node.address: ports.take(a), sizes["dp"])]
                 env = {**launch.env, **hf_env, **job.role_environment(role),
                        "CUDA_VISIBLE_DEVICES": ",".join(map(str, gpus))}
                 profile_dir = nsys_out = None
@@ -353,6 +357,7 @@ def _build(r: ResolvedJob, inp: PlanInputs, ports, port_base: int) -> Plan:
         nodes=[NodeSpec(name=n.name, address=n.address, roles=roles_by_node[n.name]) for n in all_nodes],
         workers=workers, processes=processes, endpoint=endpoint, nats_url=nats_url, etcd_url=etcd_url,
         state_dir=state_dir, served_model_name=served, model_path=model_path, container_image=r.container, container_mounts=mounts,
+        worker_srun_options=srun_option_args(job.slurm.srun_options),
         port_base=port_base, total_gpus=r.total_gpus,
         decode_gpus=sum(_role_gpus(r, x) for x in decode_roles if x in r.layouts))
 

@@ -10,7 +10,6 @@ from .launch_script import process_paths
 if TYPE_CHECKING:
     from .plan import Plan, ProcessSpec
 
-
 def srun_command(
     command: Sequence[str],
     *,
@@ -46,7 +45,8 @@ def process_launch_command(plan: Plan, proc: ProcessSpec, script: str, *, execut
         return ["bash", script]
     image = plan.container_image if proc.container else None
     return srun_command(["bash", script], nodes=[proc.node], job_name=step_name(proc), container_image=image,
-                        container_mounts=plan.container_mounts if image else ())
+                        container_mounts=plan.container_mounts if image else (),
+                        extra=plan.worker_srun_options if proc.kind == "worker" else ())
 
 
 def step_name(proc: ProcessSpec) -> str:

@@ -7,13 +7,14 @@ import io
 import json
 import math
 import shlex
-import sys
 from pathlib import Path
 
 import anyio
 
 from ..atomic import write_json_atomic, write_text_atomic
 from ..errors import BenchmarkError
+from ..loadgen.config import LoadConfig, from_job
+from ..loadgen.validity import recorded_verdict
 from ..plan import Plan
 from .ledger import Ledger
 from .status import StatusWriter
@@ -33,24 +34,9 @@ def tokenizer_dir(model_path: str) -> str | None:
     return str(p) if (p / "tokenizer.json").is_file() else None
 
 
-def loadgen_command(plan: Plan, job, concurrency: int, out: Path, *, isl: int, osl: int,
-                    model_path: str) -> list[str]:
-    b = job.benchmark
-    cmd = [sys.executable, "-m", "srt_agent.loadgen", "--url", plan.endpoint.url, "--model", plan.served_model_name,
-           "--isl", str(isl), "--osl", str(osl), "--concurrency", str(concurrency),
-           "--prompt-multiplier", str(b.prompt_multiplier), "--warmup-multiplier", str(b.warmup_multiplier),
-           "--request-rate", "inf" if b.req_rate == "inf" else str(b.req_rate),
-           "--random-range-ratio", str(b.random_range_ratio), "--seed", str(b.seed),
-           "--total-gpus", str(plan.total_gpus), "--max-failed-fraction", str(b.max_failed_fraction),
-           "--out", str(out)]
-    if job.mode == "disaggregated":
-        cmd += ["--decode-gpus", str(plan.decode_gpus)]
-    if b.processes:
-        cmd += ["--processes", str(b.processes)]
-    tok = tokenizer_dir(model_path)
-    if tok:
-        cmd += ["--tokenizer", tok]
-    return cmd
+def point_load(plan: Plan, job, concurrency: int, *, model_path: str) -> LoadConfig:
+    """The load of one sweep point: the one LoadConfig the job's benchmark section gives."""
+    return from_job(plan, benchmark=job.benchmark, concurrency=concurrency, tokenizer=tokenizer_dir(model_path))
 
 
 async def run_loadgen(cmd: list[str], log: Path) -> int:
@@ -76,8 +62,6 @@ async def run_loadgen(cmd: list[str], log: Path) -> int:
 
 async def run_benchmark(plan: Plan, job, run_dir: Path, ledger: Ledger, status: StatusWriter,
                         model_path: str) -> list[dict]:
-    from ..loadgen.validity import check_point
-
     b = job.benchmark
     points = list(b.concurrencies or [])
     results_dir = run_dir / "results"
@@ -98,7 +82,7 @@ async def run_benchmark(plan: Plan, job, run_dir: Path, ledger: Ledger, status: 
         status.benchmark(current=c)
         status.event("point_start", concurrency=c)
         out.unlink(missing_ok=True)  # never mistake an unfinished attempt's file for this one's
-        cmd = loadgen_command(plan, job, c, out, isl=b.isl, osl=b.osl, model_path=model_path)
+        cmd = point_load(plan, job, c, model_path=model_path).command(out)
         from ..client_plan import client_command  # several client nodes: the multi-node coordinator
 
         cmd = client_command(plan, job, cmd)
@@ -111,8 +95,7 @@ async def run_benchmark(plan: Plan, job, run_dir: Path, ledger: Ledger, status: 
         if not out.is_file():
             raise BenchmarkError(f"concurrency {c}: the load generator exited with code {rc} and wrote no result "
                                  f"(see logs/benchmark.log)")
-        result = json.loads(out.read_text())
-        check_point(result, b.max_failed_fraction)
+        result = recorded_verdict(json.loads(out.read_text()), f"results/{out.name}")  # judged by the loadgen
         if scraper is not None:
             _attach_server_metrics(scraper, result, out, results_dir, status)
         rel = str(out.relative_to(run_dir))

@@ -144,6 +144,13 @@ async def _phases(run: LoadedRun, sup: Supervisor, tg, ledger: Ledger) -> None:
         await run_benchmark(plan, job, ctx.run_dir, ledger, status, ctx.resolved.model_path)
         ledger.mark_phase("benchmark")
         status.phase("benchmark", "done")
+    elif job.benchmark.type == "custom":
+        status.update(state="benchmarking")
+        status.phase("benchmark")
+        from .custom_benchmark import run_custom_benchmark
+
+        await run_custom_benchmark(ctx, plan, ledger, status)
+        status.phase("benchmark", "done")
     elif job.benchmark.type == "manual":
         status.phase("manual")
         msg = (f"serving {plan.served_model_name} at {plan.endpoint.url} (OpenAI API: "

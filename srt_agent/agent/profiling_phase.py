@@ -40,13 +40,13 @@ profiling_loadgen_command).
 from __future__ import annotations
 
 import math
-import sys
 import time
 from pathlib import Path
 
 import anyio
 
 from ..errors import ProfilingError
+from ..loadgen.config import from_job
 from ..plan import Plan
 from .benchmark_phase import run_loadgen, tokenizer_dir
 from .profiling_targets import (  # noqa: F401 - the phase's public names, imported from here by tests
@@ -87,13 +87,8 @@ def profiling_num_prompts(profiling) -> int:
 
 
 def profiling_loadgen_command(plan: Plan, profiling, out: Path, *, tokenizer: str | None) -> list[str]:
-    cmd = [sys.executable, "-m", "srt_agent.loadgen", "--url", plan.endpoint.url, "--model", plan.served_model_name,
-           "--isl", str(profiling.isl), "--osl", str(profiling.osl), "--concurrency", str(profiling.concurrency),
-           "--num-prompts", str(profiling_num_prompts(profiling)), "--warmup-multiplier", "0",
-           "--max-failed-fraction", "1", "--total-gpus", str(plan.total_gpus), "--out", str(out)]
-    if tokenizer:
-        cmd += ["--tokenizer", tokenizer]
-    return cmd
+    return from_job(plan, profiling=profiling, num_prompts=profiling_num_prompts(profiling),
+                    tokenizer=tokenizer).command(out)
 
 
 # ---- the phase ---------------------------------------------------------------------------------

@@ -131,6 +131,7 @@ def render_scripts(run: LoadedRun, plan: Plan) -> RunContext:
         ep = ctx.plan.endpoint
         conf = render_nginx_conf(ep.address, ep.port, [(f.address, f.port) for f in ctx.plan.frontends],
                                  str(ctx.run_dir / "nginx"), worker_connections=files.worker_connections,
-                                 worker_rlimit_nofile=files.worker_rlimit_nofile, extra_listen_ports=ep.extra_ports)
+                                 worker_rlimit_nofile=files.worker_rlimit_nofile, extra_listen_ports=ep.extra_ports,
+                                 affinity_header=ctx.job.backend.nginx_session_affinity_header)
         write_text_atomic(ctx.run_dir / "nginx" / "nginx.conf", conf)
     return ctx

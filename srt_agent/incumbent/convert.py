@@ -11,6 +11,7 @@ from ..errors import ConfigError, ConfigErrors
 from ..job_config import parse_concurrencies
 from ..yaml_source import Loc, YamlDocument
 from .mapping import INCUMBENT_KEYS, INCUMBENT_PREFIXES, INCUMBENT_SECTIONS, MAPPING, Entry, lookup
+from .extras import HANDLERS as EXTRA_HANDLERS, refuse_profiled_custom
 from .layout import fit_gpus_to_tp
 from .overrides import convert_override_file, is_override_file, needs_base
 
@@ -105,7 +106,7 @@ class _Converter:
     def benchmark_refused(self) -> bool:
         bench = self.doc.data.get("benchmark")
         kind = bench.get("type") if isinstance(bench, dict) else None
-        return kind is not None and kind not in ("sa-bench", "manual", *EVAL_DATASETS)
+        return kind is not None and kind not in ("sa-bench", "manual", "custom", *EVAL_DATASETS)
 
     # ---- the walk -------------------------------------------------------------------------
     def run(self) -> Conversion:
@@ -195,7 +196,9 @@ class _Converter:
             res["agg_nodes"] = 1
         # profiling runs its own load in srtctl: take it from the sa-bench section
         prof, bench = out.get("profiling", {}), out.get("benchmark", {})
-        if prof.get("type", "none") != "none" and bench.get("type", "manual") != "manual":
+        if prof.get("type", "none") != "none" and bench.get("type") == "custom":
+            refuse_profiled_custom(self)
+        elif prof.get("type", "none") != "none" and bench.get("type", "manual") != "manual":
             for k in ("isl", "osl"):
                 if k in bench:
                     prof[k] = bench[k]
@@ -341,7 +344,7 @@ def _empty_ok(c: _Converter, e: Entry, path, value) -> None:
 
 
 def _benchmark_type(c: _Converter, e: Entry, path, value) -> None:
-    if value in ("sa-bench", "manual", *EVAL_DATASETS):
+    if value in ("sa-bench", "manual", "custom", *EVAL_DATASETS):
         c.put(("benchmark", "type"), value, path)
     elif value in ACCURACY_TYPES:
         c.refuse(path, f"accuracy benchmark {value!r} is not among srtctl's evals (gsm8k, mmlu, gpqa)",
@@ -373,13 +376,13 @@ _HANDLERS: dict[str, Any] = {
     "environment.*": _environment,
     "container_mounts.*": _container_mount,
     "extra_mount": _extra_mount,
-    "srun_options": _empty_ok,
     "infra.etcd_nats_dedicated_node": _empty_ok,
     "benchmark.type": _benchmark_type,
     "base": needs_base,
     "override_*": needs_base,
     "zip_override_*": needs_base,
     "sbatch_directives.*": _sbatch,
+    **EXTRA_HANDLERS,
 }
 
 

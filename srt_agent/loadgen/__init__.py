@@ -5,19 +5,31 @@
                                               isl=1024, osl=1024, concurrency=64)))
 
 CLI: python -m srt_agent.loadgen --help. Metric definitions: docs/benchmarking.md.
+
+The names below are imported on first use (PEP 562), not with the package: job_config.py imports
+srt_agent.loadgen.config for the defaults, and the CLI's start-up must not pay for asyncio and
+the HTTP client.
 """
 
-from .metrics import summarize
-from .records import ItlHistogram, RequestRecord
-from .runner import LoadConfig, run_point, write_result
-from .validity import check_point
+from __future__ import annotations
 
-__all__ = [
-           "ItlHistogram",
-           "LoadConfig",
-           "RequestRecord",
-           "check_point",
-           "run_point",
-           "summarize",
-           "write_result",
-]
+import importlib
+
+_EXPORTS = {
+    "ItlHistogram": ".records",
+    "LoadConfig": ".config",
+    "RequestRecord": ".records",
+    "check_point": ".validity",
+    "from_job": ".config",
+    "run_point": ".runner",
+    "summarize": ".metrics",
+    "write_result": ".runner",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name], __name__), name)

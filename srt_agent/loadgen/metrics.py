@@ -22,6 +22,8 @@ PERCENTILES = (("median", 50.0), ("p90", 90.0), ("p99", 99.0))
 CLIENT_LAG_WARN_MS = 10.0
 LOOP_LAG_WARN_MS = 10.0
 CPU_WARN_FRACTION = 0.9
+ITL_LAG_FRACTION = 0.5  # with an expected ITL: loop lag p99 above this fraction of it is warned about
+ITL_FAST_FRACTION = 0.5  # ... and a median ITL below this fraction of it
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -69,13 +71,15 @@ def summarize(
     decode_gpus: int | None = None,
     client_cpu: Sequence[float] = (),
     loop_lag_p99_ms: float | None = None,
+    expected_itl_ms: float | None = None,
 ) -> dict:
     """Result dict of one benchmark point.
 
     records: the measured requests (warmup excluded). start: the measured phase's start
     (monotonic seconds). itl: gaps of successful requests already folded by the workers; gaps
     of successful records that still carry chunk_times are added to a copy. total_gpus / decode_gpus: denominators of the
-    per-GPU keys (decode_gpus only for disaggregated serving).
+    per-GPU keys (decode_gpus only for disaggregated serving). expected_itl_ms: the gap the job
+    expects between tokens; the timing checks compare against it (see _warnings).
     """
     hist = ItlHistogram()
     if itl is not None:
@@ -131,20 +135,29 @@ def summarize(
     result["client_cpu"] = [round(c, 3) for c in client_cpu]
     result["p99_loop_lag_ms"] = loop_lag_p99_ms
     result["errors"] = dict(Counter(r.error or "unknown" for r in records if not r.ok).most_common(10))
-    result["client_warnings"] = _warnings(result, done, request_rate, max_concurrency)
+    result["client_warnings"] = _warnings(result, done, request_rate, max_concurrency, expected_itl_ms)
     return result
 
 
-def _warnings(result: dict, done: list[RequestRecord], rate: float, conc: int) -> list[str]:
+def _warnings(result: dict, done: list[RequestRecord], rate: float, conc: int,
+              expected_itl_ms: float | None = None) -> list[str]:
     warns = []
     if result["p99_client_lag_ms"] > CLIENT_LAG_WARN_MS:
         warns.append(
             f"client lag p99 {result['p99_client_lag_ms']:.1f} ms > {CLIENT_LAG_WARN_MS:g} ms: the client "
             "sent requests late (latencies include the delay; the client may be the bottleneck)")
     lag = result["p99_loop_lag_ms"]
-    if lag is not None and lag > LOOP_LAG_WARN_MS:
-        warns.append(f"event loop lag p99 {lag:.1f} ms > {LOOP_LAG_WARN_MS:g} ms: token timestamps "
+    # token timestamps are as late as the loop: past half the expected gap, ITLs are not trustworthy
+    lag_limit = min(LOOP_LAG_WARN_MS, expected_itl_ms * ITL_LAG_FRACTION) if expected_itl_ms else LOOP_LAG_WARN_MS
+    if lag is not None and lag > lag_limit:
+        why = f"half the expected ITL {expected_itl_ms:g} ms" if lag_limit < LOOP_LAG_WARN_MS else f"{lag_limit:g} ms"
+        warns.append(f"event loop lag p99 {lag:.1f} ms > {why}: token timestamps "
                      "may be late by up to that much")
+    itl = result["median_itl_ms"]
+    if expected_itl_ms and done and itl < expected_itl_ms * ITL_FAST_FRACTION:
+        warns.append(f"ITL median {itl:.2f} ms is under {ITL_FAST_FRACTION:g} x the expected {expected_itl_ms:g} ms: "
+                     "tokens came faster than the job expects (a process count sized from it may be too small, "
+                     "or events arrived batched)")
     for k, c in enumerate(result["client_cpu"]):
         if c > CPU_WARN_FRACTION:
             warns.append(f"client worker {k} used {c:.0%} of a CPU core: the client may be saturated")

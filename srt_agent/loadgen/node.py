@@ -29,8 +29,9 @@ import traceback
 from srt_agent.errors import BenchmarkError
 
 from .clock import measure_offset, recv_msg, send_msg
+from .config import LoadConfig, from_args
 from .prompts import build_workload
-from .runner import WARMUP_INDEX_BASE, LoadConfig, _recv_all, _split, _start_worker
+from .runner import WARMUP_INDEX_BASE, _recv_all, _split, _start_worker
 from .runner import _share as share
 from .worker import WorkerSpec
 
@@ -42,15 +43,8 @@ TIME_FIELDS = ("scheduled", "ready", "sent", "first_token", "end")
 
 
 def config_from_args(args) -> LoadConfig:
-    """The LoadConfig of `python -m srt_agent.loadgen` arguments (its parser)."""
-    return LoadConfig(
-        url=args.url, endpoint=args.endpoint, model=args.model, isl=args.isl, osl=args.osl,
-        concurrency=args.concurrency, num_prompts=args.num_prompts, prompt_multiplier=args.prompt_multiplier,
-        warmup_multiplier=args.warmup_multiplier, request_rate=args.request_rate,
-        random_range_ratio=args.random_range_ratio, seed=args.seed, tokenizer=args.tokenizer,
-        processes=args.processes, expected_itl_ms=args.expected_itl_ms, http=args.http, use_uvloop=not args.no_uvloop,
-        request_timeout=args.request_timeout or None, total_gpus=args.total_gpus,
-        decode_gpus=args.decode_gpus, extra_body=args.extra_body)
+    """The LoadConfig of `python -m srt_agent.loadgen` arguments (its parser, config.parser)."""
+    return from_args(args)
 
 
 def parse_servers(text: str) -> list[tuple[str, int]]:
@@ -184,7 +178,7 @@ RECORD_FIELDS = _record_fields()
 
 
 def parser():
-    from .__main__ import parser as loadgen_parser
+    from .config import parser as loadgen_parser
 
     p = loadgen_parser()
     p.prog = "python -m srt_agent.loadgen.node"

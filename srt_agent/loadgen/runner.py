@@ -10,103 +10,20 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.connection import wait as wait_pipes
 from pathlib import Path
 
 from srt_agent.errors import BenchmarkError
 
+from .config import LoadConfig, split_url
 from .metrics import summarize
 from .prompts import build_workload
 from .records import ItlHistogram
-from .sse import split_url
 from .worker import WorkerSpec
 
 WARMUP_INDEX_BASE = 1 << 40  # warmup requests get their own global indices, hence own prefixes
 START_DELAY_S = 0.2
-# auto process count: the expected event rate over what one process handles with its loop still
-# on time (docs/benchmarking.md, "Client processes"), at most one process per core
-EVENTS_PER_PROCESS = 30_000.0  # token events/s, one event per read (a real-time stream)
-REQUESTS_PER_PROCESS = 1_500.0  # requests/s (connect-free keep-alive request + record)
-DEFAULT_ITL_MS = 10.0  # assumed when the expected ITL is not given: a fast decode
-
-
-@dataclass
-class LoadConfig:
-    """One benchmark point. num_prompts None means prompt_multiplier x concurrency."""
-
-    url: str
-    model: str
-    isl: int
-    osl: int
-    concurrency: int
-    num_prompts: int | None = None
-    prompt_multiplier: float = 10.0
-    warmup_multiplier: float = 2.0
-    request_rate: float = math.inf
-    random_range_ratio: float = 1.0
-    seed: int = 0
-    tokenizer: str | None = None
-    processes: int | None = None  # None: auto
-    expected_itl_ms: float | None = None  # expected gap between tokens; sizes the auto process count
-    http: str = "lean"  # "lean" | "aiohttp"
-    use_uvloop: bool = True
-    endpoint: str = "/v1/completions"
-    request_timeout: float | None = 6 * 3600.0
-    total_gpus: int | None = None
-    decode_gpus: int | None = None
-    extra_body: dict = field(default_factory=dict)
-    phase_timeout: float | None = None  # whole point; None: no limit
-
-    def resolved_num_prompts(self) -> int:
-        if self.num_prompts is not None:
-            return self.num_prompts
-        return max(1, math.ceil(self.prompt_multiplier * self.concurrency))
-
-    def num_warmup(self) -> int:
-        return max(0, math.ceil(self.warmup_multiplier * self.concurrency))
-
-    def resolved_processes(self) -> int:
-        if self.processes is not None:
-            return max(1, min(self.processes, self.concurrency))
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        return auto_processes(self.concurrency, self.osl, self.expected_itl_ms, cores, self.request_rate)
-
-    def validate(self) -> None:
-        if self.concurrency < 1:
-            raise BenchmarkError(f"concurrency must be >= 1 (got {self.concurrency})")
-        if self.request_rate <= 0:
-            raise BenchmarkError(f"request rate must be > 0 or inf (got {self.request_rate})")
-        if self.http not in ("lean", "aiohttp"):
-            raise BenchmarkError(f"http client must be 'lean' or 'aiohttp' (got {self.http!r})")
-        if self.http == "lean":
-            try:
-                import httptools  # noqa: F401
-            except ImportError as e:
-                raise BenchmarkError("the lean HTTP client needs 'httptools' (pip install httptools), "
-                                     "or use http='aiohttp'") from e
-        split_url(self.url, self.endpoint)
-
-
-def expected_event_rate(concurrency: int, osl: int, itl_ms: float | None,
-                        request_rate: float = math.inf) -> tuple[float, float]:
-    """(token events/s, requests/s) the client must sustain: every slot streams one event per ITL
-    and starts a new request every OSL x ITL; a finite request rate caps both."""
-    itl = (itl_ms if itl_ms and itl_ms > 0 else DEFAULT_ITL_MS) / 1000.0
-    requests = concurrency / (max(osl, 1) * itl)
-    if not math.isinf(request_rate):
-        requests = min(requests, request_rate)
-    return requests * max(osl, 1), requests
-
-
-def auto_processes(concurrency: int, osl: int, itl_ms: float | None, cores: int,
-                   request_rate: float = math.inf) -> int:
-    """Worker processes for the expected load: enough that none exceeds its event or request
-    budget, never more than the cores or the concurrency."""
-    events, requests = expected_event_rate(concurrency, osl, itl_ms, request_rate)
-    need = max(events / EVENTS_PER_PROCESS, requests / REQUESTS_PER_PROCESS)
-    return max(1, min(cores, concurrency, math.ceil(need)))
 
 
 def _split(items: list, weights: list[int]) -> list[list]:
@@ -222,7 +139,8 @@ def run_point(config: LoadConfig) -> dict:
     out = summarize(records, start=start, max_concurrency=config.concurrency, request_rate=rate, itl=itl,
                     total_gpus=config.total_gpus, decode_gpus=config.decode_gpus,
                     client_cpu=[res.cpu_fraction for res in results],
-                    loop_lag_p99_ms=max(res.loop_lag_p99_ms for res in results))
+                    loop_lag_p99_ms=max(res.loop_lag_p99_ms for res in results),
+                    expected_itl_ms=config.expected_itl_ms)
     wall = time.time() - time.monotonic()  # monotonic -> unix seconds
     out.update({
         "measured_start_unix": round(start + wall, 3),  # the measured window (warmup excluded)
@@ -253,7 +171,3 @@ def write_result(result: dict, path: str | os.PathLike) -> Path:
     target = Path(path)
     write_text_atomic(target, json.dumps(result, indent=2, allow_nan=False) + "\n")
     return target
-
-
-def config_dict(config: LoadConfig) -> dict:
-    return asdict(config)

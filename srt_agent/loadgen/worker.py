@@ -30,6 +30,7 @@ from .sse import AiohttpSlot, LeanSlot, make_session
 monotonic = time.monotonic
 CONNECT_PARALLELISM = 128
 LAG_TICK_S = 0.01
+START_SPIN_S = 0.002  # the measured phase starts on the clock, not on a (millisecond) loop timer
 FOLD_EVERY_S = 0.05  # ITL gaps of ended requests are folded into the histogram this often, off the send path
 
 
@@ -114,11 +115,13 @@ class Worker:
         if self.session is not None:
             await self.session.close()
 
-    async def _one(self, slot, rec: RequestRecord) -> None:
-        g = rec.index
+    def _prepare(self, g: int, scheduled: float, ready: float) -> tuple[RequestRecord, bytes]:
+        rec = RequestRecord(g, scheduled=scheduled, ready=ready)
         rec.requested_output_tokens = self.spec.workload.output_lens[g]
         rec.input_tokens = self.spec.workload.input_lens[g]
-        body = self.prebuilt.pop(g, None) or self.body(g)
+        return rec, self.prebuilt.pop(g, None) or self.body(g)
+
+    async def _one(self, slot, rec: RequestRecord, body: bytes) -> None:
         await slot.request(body, rec)
         if rec.chunk_times is not None:
             if rec.ok:  # folded later by fold_loop: the slot's next request goes out first
@@ -136,19 +139,30 @@ class Worker:
             self.fold()
 
     async def closed_loop(self, indices: list[int], start: float) -> list[RequestRecord]:
-        """Every slot sends its next request as soon as its previous one ended."""
+        """Every slot sends its next request as soon as its previous one ended. The first wave
+        (every slot at `start`) is written in one synchronous loop before any response is awaited:
+        one slot's send never waits for another's task to be scheduled."""
         todo = iter(indices)
         records: list[RequestRecord] = []
+        first = []
+        for slot in self.slots:
+            g = next(todo, None)
+            if g is None:
+                break
+            rec, body = self._prepare(g, start, start)
+            slot.begin(body, rec)  # False (not connected, aiohttp): request() sends it
+            first.append((slot, rec, body))
 
-        async def run_slot(slot):
-            free = start
-            for g in todo:
-                rec = RequestRecord(g, scheduled=free, ready=free)
-                await self._one(slot, rec)
+        async def run_slot(slot, rec, body):
+            while True:
+                await self._one(slot, rec, body)
                 records.append(rec)
-                free = rec.end
+                g = next(todo, None)
+                if g is None:
+                    return
+                rec, body = self._prepare(g, rec.end, rec.end)
 
-        await asyncio.gather(*(run_slot(slot) for slot in self.slots))
+        await asyncio.gather(*(run_slot(*f) for f in first))
         return records
 
     async def poisson(self, indices: list[int], start: float, rate: float) -> list[RequestRecord]:
@@ -169,8 +183,8 @@ class Worker:
                 wait = due - monotonic()
                 if wait > 0:
                     await asyncio.sleep(wait)
-                rec = RequestRecord(g, scheduled=due, ready=max(due, free))
-                await self._one(slot, rec)
+                rec, body = self._prepare(g, due, max(due, free))
+                await self._one(slot, rec, body)
                 records.append(rec)
                 free = rec.end
 
@@ -183,9 +197,11 @@ class Worker:
         self.unfolded = []  # the warmup's gaps are not measured
         # the first wave (every slot at once at the start) costs the client no body building
         self.prebuilt = {g: self.body(g) for g in s.measured[: len(self.slots)]}
-        delay = start - monotonic()
+        delay = start - monotonic() - START_SPIN_S
         if delay > 0:
             await asyncio.sleep(delay)
+        while monotonic() < start:  # the loop's timers fire up to a millisecond late: spin the rest
+            pass
         lags: list[float] = []
         stop = asyncio.Event()
 

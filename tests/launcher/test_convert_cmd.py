@@ -105,7 +105,7 @@ def test_dry_run_converts_a_recipe(site, capsys):
 
 
 def test_refused_recipe_writes_nothing(site, capsys):
-    (site / "recipe.yaml").write_text(RECIPE + "srun_options:\n  mpi: pmix\n")
+    (site / "recipe.yaml").write_text(RECIPE + "srun_options:\n  nodelist: n1\n")
     assert main(["dry-run", "-f", "recipe.yaml"]) != 0
     err = capsys.readouterr().err
     assert "recipe.yaml" in err and "srun_options" in err and "Traceback" not in err

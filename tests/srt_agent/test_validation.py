@@ -60,7 +60,7 @@ def test_unknown_nested_key_lists_allowed_keys():
 def test_unknown_key_without_close_match_says_remove():
     err = errors_of(JobConfig, JOB + "slurm:\n  qqqqqq: 1\n")
     assert err.key == "slurm.qqqqqq" and err.line == 10
-    assert "remove it; allowed keys here: account, max_requeues, partition, sbatch_directives, time_limit" in str(err)
+    assert "remove it; allowed keys here: account, max_requeues, partition, sbatch_directives, srun_options, time_limit" in str(err)
 
 
 def test_several_errors_reported_together():

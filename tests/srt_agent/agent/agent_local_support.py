@@ -51,8 +51,19 @@ class LocalRun:
         return {**os.environ, "SRTSLURM_CONFIG": str(self.workdir / "srtslurm.yaml")}
 
     def apply(self, job: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "launcher.cli", "apply", "--local", "-f", str(job), *args],
-                              cwd=self.workdir, env=self.env(), capture_output=True, text=True, timeout=timeout)
+        res = subprocess.run([sys.executable, "-m", "launcher.cli", "apply", "--local", "-f", str(job), *args],
+                             cwd=self.workdir, env=self.env(), capture_output=True, text=True, timeout=timeout)
+        if res.returncode != 0:  # a failing test shows why each process stopped, not only that it did
+            res.stderr += self.process_log_tails()
+        return res
+
+    def process_log_tails(self, lines: int = 15) -> str:
+        try:
+            logs = sorted((self.run_dir() / "logs").glob("*.log"))
+        except AssertionError:
+            return ""
+        return "".join(f"\n--- {p.name} (last {lines} lines)\n" + "\n".join(p.read_text(errors="replace").splitlines()[-lines:])
+                       for p in logs)
 
     def srtctl(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "launcher.cli", *args], cwd=self.workdir, env=self.env(),

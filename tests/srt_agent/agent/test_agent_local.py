@@ -32,7 +32,7 @@ def _pids(status: dict) -> list[int]:
 
 def test_disaggregated_sweep_succeeds_and_leaves_nothing_behind(local_run):
     job = local_run.job_file(benchmark={"type": "sa-bench", "isl": 64, "osl": 16, "concurrencies": [2, 8],
-                                        "prompt_multiplier": 2, "warmup_multiplier": 1})
+                                        "prompt_multiplier": 2, "warmup_multiplier": 1, "expected_itl_ms": 5})
     res = local_run.apply(job)
     assert res.returncode == 0, res.stderr[-3000:]
     assert res.stdout.splitlines()[0].startswith("Started local job ")
@@ -45,6 +45,8 @@ def test_disaggregated_sweep_succeeds_and_leaves_nothing_behind(local_run):
     for c in (2, 8):
         point = json.loads((run / "results" / f"result_isl64_osl16_c{c}.json").read_text())
         assert point["completed"] == 2 * c and point["failed"] == 0 and point["total_output_tokens"] == 16 * 2 * c
+        assert point["valid"] is True and point["expected_itl_ms"] == 5  # the job's ITL reached the loadgen
+    assert "--expected-itl-ms 5 " in (run / "logs" / "benchmark.log").read_text()
     assert {c["name"] for c in status["components"]} == {"prefill-0", "decode-0", "router"}
     assert all(c["state"] == "stopped" for c in status["components"])
     assert not [p for p in _pids(status) if pid_alive(p)]

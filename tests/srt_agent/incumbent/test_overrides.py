@@ -98,9 +98,10 @@ def test_what_a_sweep_cannot_express_is_refused_with_the_variant(variants, words
 
 def test_a_refused_key_in_a_variant_points_at_its_line():
     with pytest.raises(ConfigError) as exc:
-        convert({"override_a": {"resources": {"decode_workers": 2}}, "override_b": {"srun_options": {"x": 1}}})
+        convert({"override_a": {"resources": {"decode_workers": 2}},
+                 "override_b": {"backend": {"mooncake_kv_store": {"x": 1}}}})
     (err,) = errors_of(exc)
-    assert err.key == "srun_options" and err.line and err.line > 10
+    assert err.key == "backend.mooncake_kv_store" and err.line and err.line > 10
 
 
 def test_a_variant_without_base_is_refused():

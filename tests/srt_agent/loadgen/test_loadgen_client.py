@@ -103,13 +103,16 @@ def test_cli_writes_result_and_exit_code_reflects_validity(sse_server, tmp_path)
                         timeout=60)
     assert ok.returncode == 0, ok.stderr
     r = json.loads(out.read_text())
+    assert r["valid"] is True and r["invalid_reason"] is None
     assert r["completed"] == 4 and r["output_tok_s_per_gpu"] == pytest.approx(r["output_throughput"] / 8)
     assert r["output_tok_s_per_decode_gpu"] == pytest.approx(r["output_throughput"] / 4)
     assert not list(out.parent.glob(".*tmp"))  # atomic write left no temporary file
     bad = subprocess.run(base + ["--model", "fail500", "--out", str(out)], capture_output=True, text=True,
                          timeout=60)
     assert bad.returncode == 1 and "INVALID" in bad.stderr
-    assert json.loads(out.read_text())["failed"] == 4  # the invalid point is still recorded
+    bad_result = json.loads(out.read_text())
+    assert bad_result["failed"] == 4  # the invalid point is still recorded, with the gate's verdict
+    assert bad_result["valid"] is False and bad_result["invalid_reason"] in bad.stderr
 
 
 def test_unreachable_server_fails_every_request():

@@ -1,4 +1,4 @@
-"""metrics.summarize and check_point on hand-made records with hand-computed values."""
+"""metrics.summarize, check_point and the recorded verdict on hand-made records with hand-computed values."""
 
 import math
 
@@ -7,6 +7,7 @@ import pytest
 from srt_agent.errors import BenchmarkError
 from srt_agent.loadgen import ItlHistogram, RequestRecord, check_point, summarize
 from srt_agent.loadgen.metrics import percentile
+from srt_agent.loadgen.validity import recorded_verdict, verdict
 
 START = 100.0
 
@@ -156,3 +157,28 @@ def test_check_point_rejects(change, message):
 def test_check_point_threshold_is_configurable():
     r = {"completed": 98, "failed": 2, "total_output_tokens": 500}
     assert check_point(r, max_failed_fraction=0.05) is r
+
+
+def test_expected_itl_tightens_the_loop_lag_check_and_flags_faster_tokens():
+    plain = summarize(records(), start=START, max_concurrency=2, loop_lag_p99_ms=6.0)
+    assert plain["client_warnings"] == []  # 6 ms is under the 10 ms default
+    r = summarize(records(), start=START, max_concurrency=2, loop_lag_p99_ms=6.0, expected_itl_ms=10.0)
+    assert any("event loop lag p99 6.0 ms > half the expected ITL 10 ms" in w for w in r["client_warnings"])
+    # the hand-made gaps have median 75 ms: fine against 100 ms expected, too fast against 200 ms
+    assert summarize(records(), start=START, max_concurrency=2, expected_itl_ms=100.0)["client_warnings"] == []
+    slow = summarize(records(), start=START, max_concurrency=2, expected_itl_ms=200.0)["client_warnings"]
+    assert len(slow) == 1 and "ITL median 75.00 ms is under 0.5 x the expected 200 ms" in slow[0]
+
+
+def test_verdict_is_recorded_once_and_read_back():
+    ok = summarize([x for x in records() if x.ok], start=START, max_concurrency=2)
+    assert verdict(ok) is None and ok["valid"] is True and ok["invalid_reason"] is None
+    assert recorded_verdict(ok, "results/x.json") is ok
+    bad = {"completed": 98, "failed": 2, "total_output_tokens": 500, "max_concurrency": 8}
+    problem = verdict(bad, max_failed_fraction=0.01)
+    assert isinstance(problem, BenchmarkError) and bad["valid"] is False
+    assert bad["max_failed_fraction"] == 0.01 and "2 of 100 requests failed" in bad["invalid_reason"]
+    with pytest.raises(BenchmarkError, match="2 of 100 requests failed"):
+        recorded_verdict(bad, "results/x.json")
+    with pytest.raises(BenchmarkError, match="results/old.json has no validity verdict"):
+        recorded_verdict({"completed": 1, "total_output_tokens": 1}, "results/old.json")

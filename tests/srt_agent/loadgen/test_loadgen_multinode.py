@@ -113,7 +113,9 @@ def test_two_nodes_with_a_skewed_clock_merge_into_one_single_node_shaped_result(
     assert 0 < r["duration"] < 10 and r["p99_schedule_delay_ms"] < 200
     single = run_point(LoadConfig(url=a.url, model=model, isl=32, osl=6, concurrency=2, num_prompts=4,
                                   warmup_multiplier=0, processes=1))
-    assert set(r) == set(single) | {"client_nodes"}
+    # the CLI's keys: run_point's, the per-node statistics and the validity gate's verdict
+    assert set(r) == set(single) | {"client_nodes", "valid", "invalid_reason", "max_failed_fraction"}
+    assert r["valid"] is True
 
 
 def test_a_failing_node_fails_the_point_with_its_own_message(sse_server, tmp_path, capsys):

@@ -2,8 +2,9 @@
 
 import json
 
+from srt_agent.loadgen.config import split_url
 from srt_agent.loadgen.records import RequestRecord
-from srt_agent.loadgen.sse import EventStream, split_url
+from srt_agent.loadgen.sse import EventStream
 
 
 def ev(obj, sep="\n"):

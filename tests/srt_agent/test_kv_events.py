@@ -1,0 +1,84 @@
+"""backend.kv_events_config: SGLang's --kv-events-config on the workers of the enabled roles, each
+worker node with its own port (one reserved per data-parallel rank); bad settings refused."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from srt_agent.job_config import JobConfig
+from srt_agent.kv_events import kv_events_args, role_config
+
+ROOT = Path(__file__).resolve().parents[2]
+CASE = ROOT / "tests" / "golden" / "dry-run-srun" / "container-dynamo"
+
+
+def test_roles_and_defaults_as_srt_slurm_reads_them():
+    assert role_config(True, "prefill") == role_config(True, "decode") == {"publisher": "zmq", "topic": "kv-events"}
+    assert role_config(True, "agg") is None
+    assert role_config({"aggregated": {"topic": "t"}}, "agg") == {"publisher": "zmq", "topic": "t"}
+    assert role_config({"decode": True}, "prefill") is None
+    ports = iter(range(20000, 20010))
+    args = kv_events_args({"decode": True}, "decode", lambda: next(ports), dp=4)
+    assert args[0] == "--kv-events-config" and json.loads(args[1])["endpoint"] == "tcp://*:20000"
+    assert next(ports) == 20004  # four ranks, four ports
+
+
+@pytest.mark.parametrize("value,needle", [
+    ({"agg": True}, "not a role"), ({"decode": {"endpoint": "tcp://*:1"}}, "set by srtctl"),
+    ({"decode": "yes"}, "must be true"), ({"decode": {"topic": [1]}}, "string, number"), (3, "is true, or a mapping"),
+])
+def test_bad_settings_are_refused(value, needle):
+    with pytest.raises(ValidationError, match=needle):
+        JobConfig.model_validate({"name": "t", "model": {"path": "/m"}, "resources": {"agg_nodes": 1, "agg_workers": 1},
+                                  "backend": {"kv_events_config": value}})
+
+
+def test_not_twice_and_not_for_the_mocker():
+    base = {"name": "t", "model": {"path": "/m"}, "resources": {"agg_nodes": 1, "agg_workers": 1}}
+    with pytest.raises(ValidationError, match="keep one"):
+        JobConfig.model_validate({**base, "backend": {"kv_events_config": True, "sglang_config": {
+            "aggregated": {"kv-events-config": "{}"}}}})
+    with pytest.raises(ValidationError, match="mocker"):
+        JobConfig.model_validate({**base, "backend": {"engine": "dynamo-mocker", "kv_events_config": True}})
+
+
+def test_dry_run_gives_every_worker_node_its_own_port(tmp_path):
+    job = yaml.safe_load((CASE / "job.yaml").read_text())
+    job["backend"]["kv_events_config"] = {"prefill": True, "decode": {"topic": "dec"}}
+    job["backend"]["sglang_config"]["decode"]["data-parallel-size"] = 2
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(job))
+    env = {**os.environ, "SRTSLURM_CONFIG": str(CASE / "srtslurm.yaml"), "PYTHONPATH": str(ROOT)}
+    env.pop("SRTCTL_ROOT", None)
+    res = subprocess.run([sys.executable, "-m", "launcher.cli", "dry-run", "-f", str(path), "--output-dir",
+                          str(tmp_path / "out"), "--quiet"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=60, check=False)
+    assert res.returncode == 0, res.stderr
+    (out,) = (tmp_path / "out").iterdir()
+    plan = json.loads((out / "plan.json").read_text())
+    seen = {}
+    for p in plan["processes"]:
+        cmd = p["command"]
+        if p["kind"] != "worker":
+            assert "--kv-events-config" not in cmd
+            continue
+        cfg = json.loads(cmd[cmd.index("--kv-events-config") + 1])
+        assert cfg["publisher"] == "zmq" and cfg["topic"] == ("dec" if p["role"] == "decode" else "kv-events")
+        port = int(cfg["endpoint"].rsplit(":", 1)[1])
+        other = [q for q in plan["processes"] if q["address"] == p["address"]]
+        used = {q.get("port") for q in other}
+        assert port not in used, (p["name"], port)  # not a health/HTTP port of the same address
+        seen[p["name"]] = (p["address"], port)
+    assert len(seen) == 3  # prefill-0, decode-0-r0, decode-0-r1
+    by_address: dict[str, list[int]] = {}
+    for addr, port in seen.values():
+        by_address.setdefault(addr, []).append(port)
+    assert all(len(set(v)) == len(v) for v in by_address.values())

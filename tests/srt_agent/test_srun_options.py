@@ -1,0 +1,63 @@
+"""slurm.srun_options reach every worker's srun step (and only those); nginx session affinity in the
+dry-run's nginx.conf. Dry-runs the golden container job with both keys added."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from srt_agent.job_config import JobConfig
+from srt_agent.srun_options import srun_option_args
+
+ROOT = Path(__file__).resolve().parents[2]
+CASE = ROOT / "tests" / "golden" / "dry-run-srun" / "container-dynamo"
+
+
+def test_option_arguments():
+    assert srun_option_args({"mem": "0", "container-remap-root": None, "cpu-bind": "a b;c"}) == [
+        "--mem=0", "--container-remap-root", "--cpu-bind=a b;c"]  # argv items: never through a shell
+
+
+@pytest.mark.parametrize("options,needle", [
+    ({"nodelist": "n1"}, "not an srun option"), ({"overlap": None}, "not an srun option"),
+    ({"mem-per-cp": "1G"}, "did you mean 'mem-per-cpu'"), ({"mem": "1G\n#SBATCH"}, "control characters"),
+    ({"mem": [1]}, "must be a string"),
+])
+def test_bad_options_are_refused(options, needle):
+    with pytest.raises(ValidationError, match=needle):
+        JobConfig.model_validate({"name": "t", "model": {"path": "/m"}, "resources": {"agg_nodes": 1, "agg_workers": 1},
+                                  "slurm": {"srun_options": options}})
+
+
+def test_dry_run_puts_them_on_worker_steps_and_affinity_in_nginx(tmp_path):
+    job = yaml.safe_load((CASE / "job.yaml").read_text())
+    job["slurm"] = {"srun_options": {"mem": 0, "container-remap-root": ""}}
+    job["backend"]["nginx_session_affinity_header"] = "X-Correlation-ID"
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(job))
+    env = {**os.environ, "SRTSLURM_CONFIG": str(CASE / "srtslurm.yaml"), "PYTHONPATH": str(ROOT)}
+    env.pop("SRTCTL_ROOT", None)
+    res = subprocess.run([sys.executable, "-m", "launcher.cli", "dry-run", "-f", str(path), "--output-dir",
+                          str(tmp_path / "out"), "--quiet"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=60, check=False)
+    assert res.returncode == 0, res.stderr
+    (out,) = (tmp_path / "out").iterdir()
+    plan = json.loads((out / "plan.json").read_text())
+    kinds = set()
+    for p in plan["processes"]:
+        argv = p["launch"]
+        kinds.add(p["kind"])
+        if p["kind"] == "worker":
+            assert argv.index("--mem=0") < argv.index("bash") and "--container-remap-root" in argv, argv
+        else:
+            assert "--mem=0" not in argv and "--container-remap-root" not in argv, argv
+    assert {"worker", "nginx", "frontend"} <= kinds
+    conf = (out / "nginx.conf").read_text()
+    assert "map $http_x_correlation_id $srt_affinity_key {" in conf and "hash $srt_affinity_key consistent;" in conf
