@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from srt_agent.custom_command import render_script
 from srt_agent.launch_script import render_launch_script
 from srt_agent.nginx import render_nginx_conf
 from srt_agent.rundir import configs_dir, srtctl_root
@@ -42,8 +43,6 @@ def render_files(prep) -> dict[str, str]:
             affinity_header=prep.resolved.job.backend.nginx_session_affinity_header)
     job = prep.resolved.job
     if job.benchmark.type == "custom":  # what the agent will run once the endpoint is ready
-        from srt_agent.custom_command import render_script
-
         in_container = any(p.kind == "worker" and p.container for p in prep.plan.processes)
         files["custom-benchmark.sh"] = render_script(prep.plan, job.benchmark, base="/logs" if in_container else prep.run_dir_placeholder)
     for p in prep.plan.processes:

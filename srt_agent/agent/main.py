@@ -30,6 +30,7 @@ from ..secrets import split_job_secrets
 from ..sync import sync_on_finish
 from . import procguard
 from .benchmark_phase import run_benchmark
+from .custom_benchmark import run_custom_benchmark
 from .health import record_dynamo_installs, smoke_request, wait_processes_healthy, wait_registered
 from .launchers import Launcher
 from .ledger import Ledger, fingerprint
@@ -147,8 +148,6 @@ async def _phases(run: LoadedRun, sup: Supervisor, tg, ledger: Ledger) -> None:
     elif job.benchmark.type == "custom":
         status.update(state="benchmarking")
         status.phase("benchmark")
-        from .custom_benchmark import run_custom_benchmark
-
         await run_custom_benchmark(ctx, plan, ledger, status)
         status.phase("benchmark", "done")
     elif job.benchmark.type == "manual":
