@@ -24,7 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from srt_agent import __version__
+    from srt_agent import __version__  # lazy, CLI start-up: `srtctl --help` imports only what it prints
 
     parser = argparse.ArgumentParser(prog="srtctl", description="Disaggregated SGLang on SLURM, benchmarked.")
     parser.add_argument("--version", action="version", version=f"srtctl {__version__}")
@@ -61,7 +61,7 @@ def _no_pydantic_plugin_scan():
 
 
 def main(argv: list[str] | None = None) -> int:
-    from srt_agent.errors import SrtError
+    from srt_agent.errors import SrtError  # lazy, CLI start-up: nothing of srt_agent before the parser
 
     if argv is not None:
         sys.argv = [sys.argv[0], *argv]

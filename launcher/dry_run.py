@@ -6,11 +6,17 @@ import argparse
 import json
 from pathlib import Path
 
+from srt_agent.custom_command import render_script
+from srt_agent.launch_script import render_launch_script
+from srt_agent.nginx import render_nginx_conf
 from srt_agent.rundir import configs_dir, srtctl_root
+from srt_agent.secrets import is_secret_name, redact_env, redact_text
+from srt_agent.templating import render
 
 from .console import display
 from .prepare import slug, write_files
 from .summary import commands_text, print_summary
+from .sweep_cmd import add_override_arguments, load_request, member_rows, print_table, sweep_json
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,24 +26,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--local", action="store_true", help="plan for the local executor")
     parser.add_argument("--output-dir", default="dry-runs", help="where to write (default: dry-runs/)")
     parser.add_argument("--quiet", action="store_true", help="no summary, only the output directory")
-    from .sweep_cmd import add_override_arguments
-
     add_override_arguments(parser)
 
 
 def render_files(prep) -> dict[str, str]:
-    from srt_agent.launch_script import render_launch_script
-
     files = dict(prep.files)
     files["plan.json"] = json.dumps(_redacted_plan(prep.plan), indent=2) + "\n"
     files["commands.txt"] = commands_text(prep.plan, preamble=_placeholder_note(prep))
     if prep.plan.nats_url:
-        from srt_agent.templating import render
-
         files["infra/nats.conf"] = render("nats.conf.j2", max_payload=prep.resolved.job.backend.nats_max_payload)
     if any(p.kind == "nginx" for p in prep.plan.processes):
-        from srt_agent.nginx import render_nginx_conf
-
         ep = prep.plan.endpoint
         files["nginx.conf"] = render_nginx_conf(
             ep.address, ep.port, [(f.address, f.port) for f in prep.plan.frontends],
@@ -45,8 +43,6 @@ def render_files(prep) -> dict[str, str]:
             affinity_header=prep.resolved.job.backend.nginx_session_affinity_header)
     job = prep.resolved.job
     if job.benchmark.type == "custom":  # what the agent will run once the endpoint is ready
-        from srt_agent.custom_command import render_script
-
         in_container = any(p.kind == "worker" and p.container for p in prep.plan.processes)
         files["custom-benchmark.sh"] = render_script(prep.plan, job.benchmark, base="/logs" if in_container else prep.run_dir_placeholder)
     for p in prep.plan.processes:
@@ -69,8 +65,6 @@ def _placeholder_note(prep) -> str:
 
 def _without_secrets(prep, files: dict[str, str]) -> dict[str, str]:
     """job.yaml and resolved.json carry the job's environment verbatim; secrets never reach dry-runs/."""
-    from srt_agent.secrets import is_secret_name, redact_text
-
     b = prep.resolved.job.backend
     values = [v for env in (b.prefill_environment, b.decode_environment, b.aggregated_environment, b.frontend_environment)
               for k, v in env.items() if is_secret_name(k) and v]
@@ -78,8 +72,6 @@ def _without_secrets(prep, files: dict[str, str]) -> dict[str, str]:
 
 
 def _redacted_plan(plan) -> dict:
-    from srt_agent.secrets import redact_env
-
     data = plan.model_dump(mode="json")
     for p in data["processes"]:
         p["env"] = redact_env(p["env"])
@@ -87,8 +79,6 @@ def _redacted_plan(plan) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .sweep_cmd import load_request
-
     req = load_request(args)
     if req.sweep is not None:
         return dry_run_sweep(req, args.output_dir, args.quiet)
@@ -113,8 +103,6 @@ def run(args: argparse.Namespace) -> int:
 def dry_run_sweep(req, output_dir: str, quiet: bool) -> int:
     """A sweep's dry run: one directory per member and sweep.json (mode allocation: the allocation's
     job.sbatch too), everything rendered before anything is written."""
-    from .sweep_cmd import member_rows, print_table, sweep_json  # lazy like run()'s (CLI start-up)
-
     assert req.sweep and req.preps
     out = Path(output_dir) / req.sweep_id
     n = 1
@@ -128,7 +116,7 @@ def dry_run_sweep(req, output_dir: str, quiet: bool) -> int:
         r["dry_run_dir"] = r["name"]
     files["sweep.json"] = sweep_json(req, rows)
     if req.sweep.mode == "allocation":
-        from .sweep_alloc import allocation_files  # lazy for CLI start-up: the submit machinery
+        from .sweep_alloc import allocation_files  # lazy, CLI start-up: dry-run loads no submit machinery
 
         files.update(allocation_files(req, run_dir="SWEEP_DIR"))
     tmp = out.with_name(out.name + ".partial")

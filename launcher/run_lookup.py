@@ -41,8 +41,8 @@ def add_logs_dir_argument(parser) -> None:
 def logs_root(logs_dir: str | None = None) -> Path:
     if logs_dir:
         return Path(logs_dir).resolve()
-    # lazy for CLI start-up: the cluster file's pydantic models only when no --logs-dir is given
-    from srt_agent.cluster_config import load_cluster_config
+    # the cluster file's pydantic models only when no --logs-dir is given
+    from srt_agent.cluster_config import load_cluster_config  # lazy, CLI start-up
 
     return cluster_logs_dir(load_cluster_config())
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from srt_agent.client_plan import describe
 from srt_agent.evals.config import eval_spec
 from srt_agent.plan import Plan
 from srt_agent.resolved import ResolvedJob
@@ -73,8 +74,6 @@ def print_summary(resolved: ResolvedJob, plan: Plan, *, title: str) -> None:
     elif b.type == "sa-bench":
         console.print(f"benchmark: sa-bench isl={b.isl} osl={b.osl} concurrencies={b.concurrencies} "
                       f"req_rate={b.req_rate}")
-        from srt_agent.client_plan import describe
-
         if line := describe(job, plan):
             console.print(line)
     elif b.type == "manual":

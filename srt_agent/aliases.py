@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from .errors import ConfigError
+from .validation import did_you_mean
 
 # a container registry reference (`lmsysorg/sglang:v0.5.8`, `nvcr.io/nvidia/x:25.01`, `nvcr.io#nvidia/x`):
 # pyxis imports it itself, so it is passed on as it is
@@ -29,8 +30,6 @@ def resolve_alias(value: str, aliases: dict[str, str], *, kind: str, key: str,
         return value
     if registry and is_registry_reference(value):
         return value
-    from .validation import did_you_mean
-
     known = ", ".join(sorted(aliases)) or "(none defined)"
     guess = did_you_mean(value, aliases)
     where = cluster_file or "srtslurm.yaml"

@@ -10,6 +10,7 @@ import shlex
 from typing import Any
 
 from .secrets import is_secret_name
+from .templating import render
 
 CUSTOM_KEYS = ("command", "env", "timeout_s")
 DEFAULT_TIMEOUT_S = 24 * 3600.0
@@ -70,8 +71,6 @@ def shown_command(command: str | list[str]) -> str:
 def render_script(plan: Any, b: Any, *, base: str) -> str:
     """The script that runs the command (templates/custom_benchmark.sh.j2, every value quoted);
     `base` is the run directory as the command sees it (/logs in the container)."""
-    from .templating import render
-
     return render("custom_benchmark.sh.j2", job_id=plan.job_id, node=plan.head_node, log=f"{base}/{LOG}",
                   env_url=ENV_URL, env_model=ENV_MODEL, env_results=ENV_RESULTS, url=plan.endpoint.url,
                   model=plan.served_model_name, results_dir=f"{base}/results", env=sorted(b.env.items()),

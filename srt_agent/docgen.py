@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from .cluster_config import ClusterConfig
+from .incumbent.mapping import MIGRATING_DOC, regenerate_doc
 from .job_config import JobConfig
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
@@ -175,8 +176,6 @@ def main(argv: list[str] | None = None) -> int:
         args.file.write_text(new)
         print(f"updated {args.file}")
     if args.file == DOC:  # docs/migrating.md: the srt-slurm (v1) key mapping
-        from .incumbent.mapping import MIGRATING_DOC, regenerate_doc
-
         text = MIGRATING_DOC.read_text()
         new = regenerate_doc(text)
         if args.check and new != text:

@@ -17,6 +17,9 @@ from pathlib import Path
 
 from .engines import engine_for
 from .errors import ConfigError
+from .validation import did_you_mean
+
+SGLANG_SECTION = {"prefill": "prefill", "decode": "decode", "agg": "aggregated"}  # role -> sglang_config section
 
 DATA_DIR = Path(__file__).resolve().parent / "engine_options"
 _CONTAINER_VERSION = re.compile(r"sglang[^0-9/]{0,3}(\d+\.\d+\.\d+(?:\.?post\d+|rc\d+)?)", re.IGNORECASE)
@@ -51,9 +54,6 @@ def job_sglang_version(job, container: str | None) -> tuple[str | None, str]:
 
 def check(job, container: str | None, path: str, line_of) -> tuple[list[ConfigError], list[str]]:
     """(errors, warnings) for every sglang_config key. `line_of(section, key)` gives the key's line."""
-    from .resolved import SGLANG_SECTION
-    from .validation import did_you_mean
-
     vocabulary = engine_for(job.backend).flag_vocabulary  # e.g. ("sglang", "dynamo-sglang")
     if not vocabulary or not any(job.role_flags(r) for r in job.roles):
         return [], []

@@ -14,6 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from .client_plan import CLIENT_ROLE, client_node_names
 from .dynamo import dynamo_install_spec, frontend_command
 from .engines import WorkerArgs, engine_for
 from .engines.base import dynamo_env_for
@@ -341,8 +342,6 @@ def _build(r: ResolvedJob, inp: PlanInputs, ports, port_base: int) -> Plan:
 
     if job.benchmark.type == "sa-bench" or job.profiling.type != "none":
         roles_by_node[head.name].append("benchmark")
-    from .client_plan import CLIENT_ROLE, client_node_names
-
     for name in client_node_names(job, [n.name for n in all_nodes], r.worker_nodes):
         roles_by_node[name].append(CLIENT_ROLE)
 

@@ -22,6 +22,9 @@ import html
 from pathlib import Path
 
 from .atomic import write_text_atomic
+from .metrics_file import read_samples
+from .report_data import LATENCY_METRICS, PER_GPU_LABELS, PER_USER_LABEL, pareto_points
+from .rundir import ready_summary as summary_line
 
 STEP_ORDER = ("queue", "node_probe", "preflight", "infra", "workers", "endpoint", "registration", "smoke_request")
 SERVER_SERIES = (("running", "running requests"), ("queued", "queued requests"),
@@ -55,8 +58,6 @@ def _colour(i: int) -> str:
 def pareto_figure(runs, per_gpu: str):
     import plotly.graph_objects as go
 
-    from .report import PER_GPU_LABELS, PER_USER_LABEL, pareto_points
-
     fig = go.Figure()
     for i, run in enumerate(runs):
         pts, frontier = pareto_points(run, per_gpu)
@@ -76,8 +77,6 @@ def pareto_figure(runs, per_gpu: str):
 
 def latency_figure(runs):
     from plotly.subplots import make_subplots
-
-    from .report import LATENCY_METRICS
 
     fig = make_subplots(rows=2, cols=2, subplot_titles=[f"{label} (ms)" for _, label in LATENCY_METRICS])
     for i, run in enumerate(runs):
@@ -195,8 +194,6 @@ def window_figure(runs):
     (the front door's in-flight and queued requests) when some file has frontend or router columns."""
     from plotly.subplots import make_subplots
 
-    from .agent.server_metrics import read_samples
-
     loaded = []
     for i, run in enumerate(runs):
         with_file = [p for p in run.points if (p.get("server_metrics") or {}).get("file")]
@@ -236,8 +233,6 @@ def window_figure(runs):
 def write_html(runs, path: Path, per_gpu: str = "total", *, title: str = "Benchmark report") -> Path:
     """The page with every figure; plotly's JavaScript inlined once."""
     from plotly.offline import get_plotlyjs
-
-    from .rundir import ready_summary as summary_line
 
     figures = [("pareto", pareto_figure(runs, per_gpu)), ("latency", latency_figure(runs)),
                ("ready", ready_figure(runs)), ("server", server_figure(runs))]

@@ -9,10 +9,15 @@ from pathlib import Path
 from typing import Any
 
 from .aliases import resolve_alias
+from .client_plan import check_clients, extra_nodes  # extra_nodes: dedicated load-generator nodes
 from .cluster_config import ClusterConfig
+from .engine_flags import SGLANG_SECTION
+from .engine_flags import check as check_engine_flags
 from .engines import job_errors as engine_job_errors
 from .errors import ConfigError, ConfigErrors
+from .evals.check import check_datasets
 from .job_config import JobConfig, Role
+from .secrets import is_secret_flag, merge_job_secrets
 from .topology import RoleLayout, role_layout, shared_layout
 from .validation import validate_document
 from .yaml_source import YamlDocument, load_yaml, parse_yaml
@@ -21,7 +26,6 @@ TP_KEYS = ("tp-size", "tensor-parallel-size", "tp")
 DP_KEYS = ("dp-size", "data-parallel-size", "dp")
 EP_KEYS = ("ep-size", "expert-parallel-size", "ep")
 HF_PREFIX = "hf:"  # model.path: hf:org/model -> downloaded into srtslurm.yaml hf_cache_dir
-SGLANG_SECTION = {"prefill": "prefill", "decode": "decode", "agg": "aggregated"}
 # flags the plan sets itself; users must not set them in sglang_config
 PLAN_OWNED_FLAGS = ("model-path", "served-model-name", "host", "port", "disaggregation-mode",
                     "disaggregation-bootstrap-port", "dist-init-addr", "nnodes", "node-rank")
@@ -42,8 +46,6 @@ class ResolvedJob:
 
     @property
     def total_nodes(self) -> int:
-        from .client_plan import extra_nodes  # dedicated load-generator nodes
-
         return self.worker_nodes + extra_nodes(self.job)
 
     @property
@@ -98,8 +100,6 @@ class ResolvedJob:
         """Read resolved.json, putting back secret environment values (kept out of the file).
 
         need_secrets=False: for the submit side, which only renders the sbatch script."""
-        from .secrets import merge_job_secrets
-
         data = json.loads(Path(path).read_text())
         missing = merge_job_secrets(data["job"], secrets or {})
         if missing and need_secrets:
@@ -150,8 +150,6 @@ def _check_roles(job: JobConfig, doc: YamlDocument, gpus_per_node: int) -> tuple
         flags = job.role_flags(role)
         lay = layouts[role]
         loc = ("backend", "sglang_config", section)
-        from .secrets import is_secret_flag
-
         for flag in flags:
             if is_secret_flag(flag):
                 errors.append(ConfigError(
@@ -219,11 +217,7 @@ def resolve_job(doc: YamlDocument, cluster: ClusterConfig) -> ResolvedJob:
             file=doc.path, line=doc.line_of(("benchmark", "type")) or doc.line_of(("profiling",)),
             key="benchmark.type", value=job.benchmark.type, hint='set benchmark.type: "manual" when profiling'))
     errors += engine_job_errors(job, doc)
-    from .evals.check import check_datasets
-
     errors += check_datasets(job, doc)
-    from .client_plan import check_clients
-
     errors += check_clients(job, doc, sum(lay.nodes for lay in layouts.values() if lay.shares_nodes_of is None))
     model_path = job.model.path
     container = job.model.container
@@ -257,8 +251,6 @@ def resolve_job(doc: YamlDocument, cluster: ClusterConfig) -> ResolvedJob:
                                   hint="set model.container to an alias from srtslurm.yaml `containers`, "
                                        "or set container_runtime: none in srtslurm.yaml"))
     if not errors:
-        from .engine_flags import check as check_engine_flags
-
         flag_errors, _warnings = check_engine_flags(
             job, container, doc.path, lambda section, key: _flag_line(doc, ("backend", "sglang_config", section), key))
         errors += flag_errors

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from .launch_script import process_paths
+
 if TYPE_CHECKING:
     from .plan import Plan, ProcessSpec
 
@@ -54,8 +56,6 @@ def step_name(proc: ProcessSpec) -> str:
 def with_launch_commands(plan: Plan, *, executor: str, run_dir: str) -> Plan:
     """A copy of `plan` whose processes carry `launch`, the argv their launcher will run
     (scripts at RUN_DIR/launch/<name>.sh, or /logs/launch/<name>.sh inside the container)."""
-    from .launch_script import process_paths
-
     procs = [p.model_copy(update={"launch": process_launch_command(
         plan, p, process_paths(plan, p, run_dir)["script"], executor=executor)}) for p in plan.processes]
     return plan.model_copy(update={"processes": procs, "executor": executor})

@@ -5,6 +5,8 @@ srt_agent/srun.py (the one srun builder) puts them on the worker steps; plan.py 
 
 from __future__ import annotations
 
+from .validation import did_you_mean
+
 # options a job may add to its worker steps (slurm.srun_options): resources and binding of the
 # step's tasks and pyxis container behaviour; node placement, task counts, names, overlap and the
 # image itself are srtctl's
@@ -23,8 +25,6 @@ def check_srun_options(options: object) -> object:
     for k, val in options.items():
         name = str(k).lstrip("-")
         if name not in SRUN_EXTRA_OPTIONS:
-            from .validation import did_you_mean
-
             guess = did_you_mean(name, SRUN_EXTRA_OPTIONS)
             hint = f"did you mean '{guess}'?" if guess else f"allowed: {', '.join(sorted(SRUN_EXTRA_OPTIONS))}"
             raise ValueError(f"'{k}' is not an srun option srtctl lets a job add to its worker steps ({hint})")

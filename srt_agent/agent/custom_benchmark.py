@@ -20,6 +20,7 @@ from ..atomic import write_json_atomic, write_text_atomic
 from ..custom_command import DEFAULT_TIMEOUT_S, LOG, SCRIPT, render_script, shown_command
 from ..errors import BenchmarkError
 from ..plan import CONTAINER_LOGS, Plan
+from .benchmark_phase import _attach_server_metrics, _start_scraper
 from .ledger import Ledger
 from .status import StatusWriter
 
@@ -53,8 +54,6 @@ async def run_custom_benchmark(ctx, plan: Plan, ledger: Ledger, status: StatusWr
     timeout = b.timeout_s or DEFAULT_TIMEOUT_S
     status.event("custom_benchmark_start", node=plan.head_node, command=shown_command(b.command), log=LOG)
     status.benchmark(custom={"state": "running", "log": LOG})
-    from .benchmark_phase import _attach_server_metrics, _start_scraper
-
     scraper = _start_scraper(plan, b)  # the servers' Prometheus pages while the command runs
     started = time.time()
     async with anyio.create_task_group() as scrape_tg:

@@ -22,12 +22,24 @@ if sys.version_info < (3, 11):  # pragma: no cover - anyio brings the backport o
     from exceptiongroup import BaseExceptionGroup
 
 from ..errors import ComponentFailed, SrtError
+from ..evals.config import eval_spec
+from ..evals.phase import run_eval_phase
 from ..node_state import remove_state_dir
+from ..report import write_run_report
+from ..secrets import split_job_secrets
+from ..sync import sync_on_finish
+from . import procguard
+from .benchmark_phase import run_benchmark
+from .custom_benchmark import run_custom_benchmark
 from .health import record_dynamo_installs, smoke_request, wait_processes_healthy, wait_registered
 from .launchers import Launcher
 from .ledger import Ledger, fingerprint
+from .preflight import check_engine_flags
+from .profiling_phase import run_profiling
+from .requeue import requeue_after_warning
 from .run_context import LoadedRun, build_plan, load_context, render_scripts
 from .supervisor import Supervisor
+from .sweep_runner import run_sweep
 from .time_to_ready import ReadyClock
 
 SIGNALS = {signal.SIGTERM: "SIGTERM", signal.SIGINT: "SIGINT", signal.SIGUSR1: "SIGUSR1 (time limit near)"}
@@ -49,8 +61,6 @@ async def _phases(run: LoadedRun, sup: Supervisor, tg, ledger: Ledger) -> None:
     status.phase("start", "done", nodes=[n.name for n in nodes])
 
     status.phase("preflight")
-    from .preflight import check_engine_flags
-
     clock.begin("preflight")
     await check_engine_flags(ctx)
     clock.end("preflight")
@@ -111,12 +121,8 @@ async def _phases(run: LoadedRun, sup: Supervisor, tg, ledger: Ledger) -> None:
     status.update(state="ready", message=f"ready at {plan.endpoint.url}")
     status.phase("health", "done", registered=registered, smoke_tokens=smoke["completion_tokens"])
 
-    from ..evals.config import eval_spec
-
     spec = eval_spec(job.benchmark)
     if spec is not None:  # an eval benchmark, or the accuracy gate in front of a sweep
-        from ..evals.phase import run_eval_phase
-
         status.update(state="evaluating")
         status.phase("eval")
         await run_eval_phase(spec, url=plan.endpoint.url, model=plan.served_model_name, run_dir=ctx.run_dir,
@@ -129,8 +135,6 @@ async def _phases(run: LoadedRun, sup: Supervisor, tg, ledger: Ledger) -> None:
         if ledger.phase_done("profiling"):
             status.event("phase_skipped", phase="profiling", reason="already done")
         else:
-            from .profiling_phase import run_profiling
-
             files = await run_profiling(ctx, plan)
             status.update(profiles=files)
             ledger.mark_phase("profiling", files=files)
@@ -138,16 +142,12 @@ async def _phases(run: LoadedRun, sup: Supervisor, tg, ledger: Ledger) -> None:
     elif job.benchmark.type == "sa-bench":
         status.update(state="benchmarking")
         status.phase("benchmark")
-        from .benchmark_phase import run_benchmark
-
         await run_benchmark(plan, job, ctx.run_dir, ledger, status, ctx.resolved.model_path)
         ledger.mark_phase("benchmark")
         status.phase("benchmark", "done")
     elif job.benchmark.type == "custom":
         status.update(state="benchmarking")
         status.phase("benchmark")
-        from .custom_benchmark import run_custom_benchmark
-
         await run_custom_benchmark(ctx, plan, ledger, status)
         status.phase("benchmark", "done")
     elif job.benchmark.type == "manual":
@@ -164,8 +164,6 @@ async def _finish(ctx: LoadedRun, ledger: Ledger) -> None:
     job = ctx.job
     if job.benchmark.type == "sa-bench" and job.profiling.type == "none":
         try:
-            from ..report import write_run_report
-
             write_run_report(ctx.run_dir)
         except ImportError:
             pass
@@ -173,8 +171,6 @@ async def _finish(ctx: LoadedRun, ledger: Ledger) -> None:
             ctx.status.event("report_failed", error=str(exc))
     cloud = ctx.resolved.cluster.cloud
     if cloud is not None and cloud.sync_on_finish:
-        from ..sync import sync_on_finish
-
         report = await anyio.to_thread.run_sync(
             lambda: sync_on_finish(ctx.run_dir, ctx.resolved.cluster, log=lambda m: print(f"[srt-agent] {m}")))
         if report is not None:
@@ -193,8 +189,6 @@ async def run_agent(run_dir: Path, launcher: Launcher | None = None, shared: fro
     status = ctx.status
     force = os.environ.get("SRT_FORCE_RESUME") == "1"
     try:
-        from ..secrets import split_job_secrets
-
         job_json, _ = split_job_secrets(ctx.resolved.job.model_dump(mode="json"))
         ledger = Ledger(run_dir / "ledger.json", fingerprint(job_json), force=force)
     except SrtError as exc:
@@ -211,8 +205,6 @@ async def run_agent(run_dir: Path, launcher: Launcher | None = None, shared: fro
         work.cancel()
 
     sup = Supervisor(ctx.launcher, status, None, run_dir, ctx.job.health.shutdown_grace_s, on_failure)
-    from . import procguard
-
     if guard:
         left = procguard.stop_leftovers(run_dir, grace=ctx.job.health.shutdown_grace_s)
         if left:
@@ -268,8 +260,6 @@ async def run_agent(run_dir: Path, launcher: Launcher | None = None, shared: fro
                 await _finish(ctx, ledger)
                 if stop == SIGNALS[signal.SIGUSR1] and ctx.launcher.kind == "slurm" and requeue \
                         and not outcome.get("completed"):
-                    from .requeue import requeue_after_warning
-
                     await requeue_after_warning(status, ctx.job.slurm.max_requeues)
         tg.cancel_scope.cancel()
     if error is not None:
@@ -291,10 +281,8 @@ def main(argv: list[str]) -> int:
         return 2
     run_dir = Path(argv[0]).resolve()
     if (run_dir / "sweep.json").is_file() and not (run_dir / "resolved.json").is_file():
-        from .sweep_runner import run_sweep  # a sweep in one allocation (mode allocation)
-
-        try:
-            return anyio.run(run_sweep, run_dir)
+        try:  # a sweep in one allocation (mode allocation)
+            return anyio.run(run_sweep, run_dir, run_agent)
         except SrtError as exc:
             print(f"[srt-agent] sweep error: {exc}", file=sys.stderr, flush=True)
             return exc.exit_code

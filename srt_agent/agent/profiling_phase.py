@@ -48,6 +48,7 @@ import anyio
 from ..errors import ProfilingError
 from ..loadgen.config import from_job
 from ..plan import Plan
+from .benchmark_phase import run_loadgen, tokenizer_dir
 from .profiling_targets import (  # noqa: F401 - the phase's public names, imported from here by tests
     NSYS_ACTIVITIES,
     TORCH_ACTIVITIES,
@@ -114,8 +115,6 @@ def check_load_result(path: Path, returncode: int | None) -> dict:
 
 async def run_profiling(ctx, plan: Plan) -> list[str]:
     """Profile every worker leader under load; returns the trace files, relative to the run directory."""
-    from .benchmark_phase import run_loadgen, tokenizer_dir
-
     job = ctx.job
     profiling = job.profiling
     run_dir = Path(ctx.run_dir)

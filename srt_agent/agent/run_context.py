@@ -17,12 +17,15 @@ from typing import Any
 
 from ..atomic import write_json_atomic, write_text_atomic
 from ..launch_script import process_paths, render_launch_script
+from ..nginx import render_nginx_conf
 from ..node_state import node_state_dir
+from ..nofile import raise_soft_limit, size_nginx
 from ..plan import Plan, PlanInputs, make_plan
 from ..resolved import ResolvedJob
 from ..rundir import configs_dir, srtctl_root
-from ..secrets import redact_env
+from ..secrets import SECRETS_ENV_VAR, redact_env
 from ..srun import with_launch_commands
+from ..templating import render
 from .launchers import Launcher, LocalLauncher, SrunLauncher
 from .status import StatusWriter
 
@@ -70,8 +73,6 @@ def choose_launcher(resolved: ResolvedJob, job_id: str) -> Launcher:
 def take_secrets() -> dict[str, dict[str, str]]:
     """Secret environment values from srtctl (never written to the run directory); removed from
     os.environ so that processes only get the ones their role needs."""
-    from ..secrets import SECRETS_ENV_VAR
-
     raw = os.environ.pop(SECRETS_ENV_VAR, "")
     return json.loads(raw) if raw else {}
 
@@ -121,14 +122,9 @@ def render_scripts(run: LoadedRun, plan: Plan) -> RunContext:
         ctx.scripts[proc.name] = Path(process_paths(ctx.plan, proc, str(ctx.run_dir))["script"])
         ctx.secret_env[proc.name] = secret
     if ctx.plan.nats_url:
-        from ..templating import render
-
         write_text_atomic(ctx.run_dir / "infra" / "nats.conf",
                           render("nats.conf.j2", max_payload=ctx.job.backend.nats_max_payload))
     if ctx.plan.endpoint.kind == "nginx":
-        from ..nginx import render_nginx_conf
-        from ..nofile import raise_soft_limit, size_nginx
-
         # raised in the agent itself: every process it starts (srun steps too) inherits the limit
         bench = ctx.job.benchmark
         ctx.nginx_files = files = size_nginx(*raise_soft_limit(), max(bench.concurrencies or [0]) or None)

@@ -19,9 +19,6 @@ are kept (every other one is dropped, the newest always stays).
 
 from __future__ import annotations
 
-import csv
-import gzip
-import io
 import time
 from array import array
 from collections.abc import Mapping
@@ -31,7 +28,7 @@ from pathlib import Path
 import anyio
 import httpx
 
-from ..atomic import write_bytes_atomic
+from ..metrics_file import write_metrics_file
 from ..plan import Plan
 
 # column: (sample name, required labels or None ("!v": anything but v), how several series of one target combine)
@@ -88,7 +85,6 @@ _BUCKETS = {f"{fam}_bucket": col for col, fam in HISTOGRAMS.items()}
 _WANTED = frozenset(_BY_SAMPLE) | frozenset(_BUCKETS)
 HIST_KEEP = 128  # bucket snapshots per target per point
 MAX_TICKS = 4096  # per point: a 1-hour point at 1 s stays at 1 s; longer points thin out
-FIXED = ["t", "target", "role", "ok", "error"]
 
 
 @dataclass(frozen=True)
@@ -278,37 +274,9 @@ class Scraper:
 
 
 def write_samples(path: Path, samples: list[Sample], start: float) -> int:
-    """One gzip'd CSV: t (s since the window start), target, role, ok, error, then the columns
-    that any target reported. Returns the file's size in bytes."""
+    """One gzip'd CSV (metrics_file.py): t (s since the window start), target, role, ok, error,
+    then the columns that any target reported. Returns the file's size in bytes."""
     cols = [c for c in COLUMNS if any(s.values and c in s.values for s in samples)]
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(FIXED + cols)
-    for s in samples:
-        vals = s.values or {}
-        w.writerow([f"{s.t - start:.3f}", s.target.name, s.target.role, 1 if s.values is not None else 0,
-                    s.error or "", *[_fmt(vals.get(c)) for c in cols]])
-    data = gzip.compress(buf.getvalue().encode(), compresslevel=6, mtime=0)
-    write_bytes_atomic(path, data)
-    return len(data)
-
-
-def _fmt(v: float | None) -> str:
-    if v is None:
-        return ""
-    return str(int(v)) if float(v).is_integer() else f"{v:.6g}"
-
-
-def read_samples(path: Path) -> list[dict]:
-    """Rows of a metrics file as dicts (numbers as floats, blanks as None) for reports and tests."""
-    with gzip.open(path, "rt", newline="") as f:
-        rows = list(csv.DictReader(f))
-    out = []
-    for r in rows:
-        row: dict = {"t": float(r["t"]), "target": r["target"], "role": r["role"], "ok": r["ok"] == "1",
-                     "error": r["error"] or None}
-        for k, v in r.items():
-            if k not in FIXED:
-                row[k] = float(v) if v != "" else None
-        out.append(row)
-    return out
+    rows = ([f"{s.t - start:.3f}", s.target.name, s.target.role, 1 if s.values is not None else 0, s.error or "",
+             *[(s.values or {}).get(c) for c in cols]] for s in samples)
+    return write_metrics_file(path, cols, rows)

@@ -20,6 +20,7 @@ from typing import Any
 
 from ..atomic import append_jsonl, write_json_atomic
 from ..rundir import now
+from .time_to_ready import component_times
 
 __all__ = ["SCHEMA_VERSION", "STATES", "StatusWriter", "now"]
 
@@ -73,8 +74,6 @@ class StatusWriter:
             changed = {k: v for k, v in fields.items() if comp.get(k) != v}
             comp.update(fields)
             if "ready_at" in fields or "first_log_at" in fields:
-                from .time_to_ready import component_times
-
                 comp["time_to_ready"] = component_times(comp)
             self._flush()
         if "state" in changed:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import anyio
@@ -22,8 +23,16 @@ import anyio
 from ..atomic import write_json_atomic
 from ..errors import ComponentFailed, SrtError
 from ..node_state import remove_state_dir
+from ..plan import NodeInfo, PlanInputs, make_plan
 from ..secrets import SECRETS_ENV_VAR
+from .health import http_client, wait_processes_healthy
+from .run_context import build_plan, load_context, render_scripts
 from .status import StatusWriter, now
+from .supervisor import Supervisor
+
+# run_agent of agent/main.py: a member runs with the ordinary agent (passed in, so the two do not
+# import each other)
+RunMember = Callable[..., Awaitable[int]]
 
 
 def member_finished(member_dir: Path) -> bool:
@@ -55,18 +64,12 @@ class SharedInfra:
 
     async def ensure(self, tg, member_dir: Path) -> frozenset[str]:
         """Start NATS/etcd from this member's plan if none runs; names of the ones it may share."""
-        from .health import wait_processes_healthy
-        from .run_context import build_plan, load_context, render_scripts
-        from .supervisor import Supervisor
-
         secrets = os.environ.get(SECRETS_ENV_VAR)
         ctx = load_context(member_dir)
         if secrets is not None:
             os.environ[SECRETS_ENV_VAR] = secrets
         if self.sup is not None:
             return self.names if self._key(ctx, self.sup.plan.nodes) == self.key else frozenset()
-        from ..plan import NodeInfo
-
         placeholder = [NodeInfo(name=f"n{i}", address=f"n{i}") for i in range(ctx.resolved.total_nodes)]
         if self._key(ctx, placeholder)[0] is None:  # no NATS/etcd in this member (sglang router)
             return frozenset()
@@ -94,8 +97,6 @@ class SharedInfra:
     @staticmethod
     def _key(ctx, nodes) -> tuple:
         """What a member needs of NATS/etcd: their URLs on these nodes and NATS's settings."""
-        from ..plan import NodeInfo, PlanInputs, make_plan
-
         given = [NodeInfo(name=n.name, address=n.address) for n in nodes]
         given += [NodeInfo(name=f"n{i}", address=f"n{i}") for i in range(len(given), ctx.resolved.total_nodes)]
         plan = make_plan(ctx.resolved, PlanInputs(
@@ -110,8 +111,6 @@ class SharedInfra:
         etcd_url = self.key[1] if self.sup is not None and len(self.key) > 1 else None
         if not etcd_url:
             return
-        from .health import http_client
-
         try:
             async with http_client() as client:  # etcd v3 JSON API: [\0, \0) is every key
                 r = await client.post(f"{etcd_url}/v3/kv/deleterange", json={"key": "AA==", "range_end": "AA=="})
@@ -127,9 +126,8 @@ class SharedInfra:
             self.sup.status.update(state="succeeded" if self.failure is None else "failed")
 
 
-async def run_sweep(sweep_dir: Path) -> int:
-    from .main import run_agent
-
+async def run_sweep(sweep_dir: Path, run_agent: RunMember) -> int:
+    """run_agent(member_dir, shared=..., requeue=False) runs one member (agent/main.py's)."""
     info = json.loads((sweep_dir / "sweep.json").read_text())
     secrets = os.environ.get(SECRETS_ENV_VAR)  # every member's agent takes them from the environment
     progress_path = sweep_dir / "sweep_progress.json"

@@ -8,6 +8,7 @@ from typing import Any
 import yaml
 
 from ..errors import ConfigError, ConfigErrors
+from ..job_config import parse_concurrencies
 from ..yaml_source import Loc, YamlDocument
 from .mapping import INCUMBENT_KEYS, INCUMBENT_PREFIXES, INCUMBENT_SECTIONS, MAPPING, Entry, lookup
 from .extras import HANDLERS as EXTRA_HANDLERS, refuse_profiled_custom
@@ -203,8 +204,6 @@ class _Converter:
                     prof[k] = bench[k]
             conc = bench.get("concurrencies")
             if conc:
-                from ..job_config import parse_concurrencies
-
                 try:
                     prof["concurrency"] = parse_concurrencies(conc)[0]
                 except ValueError:

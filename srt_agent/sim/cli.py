@@ -18,9 +18,14 @@ import signal
 import sys
 from pathlib import Path
 
+from srt_agent.errors import DatasetError
 from srt_agent.sim import config as defaults
+from srt_agent.sim.answers import Answers
 from srt_agent.sim.config import SimConfig
+from srt_agent.sim.model_dir import shared_model_dir
+from srt_agent.sim.server import SimServer
 from srt_agent.sim.sglang_server_args import SGLANG_SERVER_FLAGS
+from srt_agent.sim.vocab import load_vocab
 
 log = logging.getLogger("srt_agent.sim")
 
@@ -216,9 +221,6 @@ async def _follow(config: SimConfig) -> int:
 
 
 async def _serve(config: SimConfig) -> int:
-    from srt_agent.sim.server import SimServer
-    from srt_agent.sim.vocab import load_vocab
-
     stop = asyncio.Event()
     _install_signal_handlers(stop)
     tokenizer_dir = local_dir(config.tokenizer_path) or local_dir(config.model_path)
@@ -232,9 +234,6 @@ async def _serve(config: SimConfig) -> int:
     server = SimServer(config, vocab, tokenizer_path=reported_tokenizer,
                        reported_model_path=local_dir(config.model_path) or reported_tokenizer)
     if config.answers_dataset:
-        from srt_agent.errors import DatasetError
-        from srt_agent.sim.answers import Answers
-
         try:
             server.answers = Answers(config.answers_dataset, config.answers_accuracy)
         except DatasetError as exc:
@@ -263,8 +262,6 @@ async def _serve(config: SimConfig) -> int:
 def _shared_tokenizer_dir(model_path: str) -> str:
     """A local tokenizer dir to report when --model-path is not a local directory."""
     try:
-        from srt_agent.sim.model_dir import shared_model_dir
-
         return str(shared_model_dir())
     except ImportError:
         log.warning("`tokenizers` is not installed: /server_info reports tokenizer_path=%s", model_path)

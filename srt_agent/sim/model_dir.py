@@ -17,6 +17,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from srt_agent.atomic import write_text_atomic
 from srt_agent.sim.vocab import BOS, CHAT_TEMPLATE, EOS, SPECIAL_TOKENS, UNK, builtin_vocab_tokens
 
 DEFAULT_VOCAB_SIZE = 32000
@@ -100,6 +101,4 @@ def _write_json(path: Path, data: dict) -> None:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    from srt_agent.atomic import write_text_atomic
-
     write_text_atomic(path, text)

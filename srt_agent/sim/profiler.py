@@ -26,6 +26,7 @@ import pickle
 import time
 from pathlib import Path
 
+from srt_agent.atomic import write_bytes_atomic
 from srt_agent.sim.config import SimConfig
 
 log = logging.getLogger("srt_agent.sim")
@@ -160,6 +161,4 @@ class Profiler:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    from srt_agent.atomic import write_bytes_atomic
-
     write_bytes_atomic(path, data)

@@ -10,6 +10,7 @@ from pathlib import Path
 from aiohttp import web
 
 from srt_agent.sim.http_common import RequestError, error_response, int_field
+from srt_agent.sim.metrics import render_metrics
 from srt_agent.sim.profiler import ProfileError
 from srt_agent.sim.streams import COLLECTOR
 
@@ -136,6 +137,4 @@ class StatusEndpoints:
         return web.json_response({"version": VERSION})
 
     async def metrics(self, request: web.Request) -> web.Response:
-        from srt_agent.sim.metrics import render_metrics
-
         return web.Response(text=render_metrics(self.config, self.scheduler), content_type="text/plain")

@@ -12,7 +12,8 @@ import anyio
 import pytest
 
 from srt_agent.agent.metrics_summary import summarize
-from srt_agent.agent.server_metrics import Sample, Scraper, Target, read_samples, write_samples
+from srt_agent.agent.server_metrics import Sample, Scraper, Target, write_samples
+from srt_agent.metrics_file import read_samples
 
 
 def _free_port() -> int:

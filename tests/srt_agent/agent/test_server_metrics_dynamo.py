@@ -21,7 +21,8 @@ import pytest
 import yaml
 from agent_local_support import stop_agent
 
-from srt_agent.agent.server_metrics import Scraper, Target, parse_page, read_samples
+from srt_agent.agent.server_metrics import Scraper, Target, parse_page
+from srt_agent.metrics_file import read_samples
 
 pytestmark = [pytest.mark.dynamo, pytest.mark.slow]
 
