@@ -9,6 +9,8 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from .cluster_config import Strict, check_sbatch_text, check_time_limit
 from .job_load import BenchmarkSection, ProfilingSection, ProfilingSteps, parse_concurrencies  # noqa: F401 (re-exported)
+from .srun_options import check_srun_options
+from .kv_events import check as check_kv_events
 
 Role = Literal["prefill", "decode", "agg"]
 
@@ -69,7 +71,6 @@ class SlurmSection(Strict):
     @field_validator("srun_options", mode="before")
     @classmethod
     def _srun_options(cls, v: Any) -> Any:
-        from .srun_options import check_srun_options
 
         return check_srun_options(v)
 
@@ -221,9 +222,8 @@ class BackendSection(Strict):
     @field_validator("kv_events_config", mode="before")
     @classmethod
     def _kv_events(cls, v: Any, info: ValidationInfo) -> Any:
-        from .kv_events import check
 
-        return check(v, info.data.get("engine"))
+        return check_kv_events(v, info.data.get("engine"))
 
     @model_validator(mode="after")
     def _kv_events_once(self) -> BackendSection:

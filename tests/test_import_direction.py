@@ -44,16 +44,8 @@ LAZY_FOR_CLI_START_UP = {
     "launcher.dry_run",  # a sweep in one allocation: the submit machinery only for that
     "launcher.run_lookup",  # the cluster file's pydantic models only when no --logs-dir is given
 }
-# Being rewritten by another helper this round (issue 15 item 3, one load configuration): their
-# lazy imports are theirs to hoist; this list only shrinks.
-LAZY_PENDING = {
-    "srt_agent.agent.benchmark_phase",
-    "srt_agent.job_config",
-    "srt_agent.loadgen.config",
-    "srt_agent.loadgen.multinode",
-    "srt_agent.loadgen.node",
-    "srt_agent.loadgen.runner",
-}
+# Modules whose lazy imports are still to be hoisted: empty, and it stays empty.
+LAZY_PENDING: set[str] = set()
 CLI_START_UP_NOTE = "CLI start-up"
 
 

@@ -18,6 +18,10 @@ from ..loadgen.validity import recorded_verdict
 from ..plan import Plan
 from .ledger import Ledger
 from .status import StatusWriter
+from .procguard import guarded
+from ..client_plan import client_command  # several client nodes: the multi-node coordinator
+from .metrics_summary import summarize
+from .server_metrics import Scraper, metric_targets, write_samples
 
 ROLLUP_KEYS = ["max_concurrency", "completed", "failed", "duration", "request_throughput", "output_throughput",
                "total_token_throughput", "mean_ttft_ms", "median_ttft_ms", "p99_ttft_ms", "mean_tpot_ms",
@@ -42,7 +46,6 @@ def point_load(plan: Plan, job, concurrency: int, *, model_path: str) -> LoadCon
 async def run_loadgen(cmd: list[str], log: Path) -> int:
     with open(log, "ab") as f:
         f.write((shlex.join(cmd) + "\n").encode())
-        from .procguard import guarded
 
         proc = await anyio.open_process(guarded(cmd), stdout=f, stderr=f)
         try:
@@ -83,7 +86,6 @@ async def run_benchmark(plan: Plan, job, run_dir: Path, ledger: Ledger, status: 
         status.event("point_start", concurrency=c)
         out.unlink(missing_ok=True)  # never mistake an unfinished attempt's file for this one's
         cmd = point_load(plan, job, c, model_path=model_path).command(out)
-        from ..client_plan import client_command  # several client nodes: the multi-node coordinator
 
         cmd = client_command(plan, job, cmd)
         scraper = _start_scraper(plan, b)
@@ -109,7 +111,6 @@ async def run_benchmark(plan: Plan, job, run_dir: Path, ledger: Ledger, status: 
 
 
 def _start_scraper(plan: Plan, b):
-    from .server_metrics import Scraper, metric_targets
 
     targets = metric_targets(plan)
     if not b.metrics_interval_s or not targets:
@@ -119,8 +120,6 @@ def _start_scraper(plan: Plan, b):
 
 def _attach_server_metrics(scraper, result: dict, out: Path, results_dir: Path, status: StatusWriter) -> None:
     """The point's metrics file and its `server_metrics` summary; any trouble is an event, never fatal."""
-    from .metrics_summary import summarize
-    from .server_metrics import write_samples
 
     try:
         start, end = result["measured_start_unix"], result["measured_end_unix"]

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from srt_agent.errors import BenchmarkError
+from .sizing import auto_processes, usable_cores
 
 if TYPE_CHECKING:  # typing only: the loadgen never imports the planner at run time
     import argparse
@@ -66,7 +67,6 @@ class LoadConfig:
         return max(0, math.ceil(self.warmup_multiplier * self.concurrency))
 
     def resolved_processes(self) -> int:
-        from .sizing import auto_processes, usable_cores
 
         if self.processes is not None:
             return max(1, min(self.processes, self.concurrency))

@@ -32,6 +32,11 @@ from .metrics import summarize
 from .node import RECORD_FIELDS, TOKEN_ENV, config_from_args
 from .records import ItlHistogram, RequestRecord
 from .runner import write_result
+from .config import parser as loadgen_parser
+from srt_agent.rundir_pids import guarded
+from srt_agent.srun import srun_command
+from .__main__ import format_summary
+from .validity import verdict
 
 START_DELAY_S = 0.5  # from the start decision to the start instant, plus twice the slowest round trip
 CONNECT_TIMEOUT_S = 600.0
@@ -39,7 +44,6 @@ COORDINATOR_ONLY = ("--client-nodes", "--executor", "--bind", "--out")
 
 
 def parser():
-    from .config import parser as loadgen_parser
 
     p = loadgen_parser()
     p.prog = "python -m srt_agent.loadgen.multinode"
@@ -67,14 +71,12 @@ def node_argv(argv: list[str]) -> list[str]:
 
 
 def launch_nodes(names: list[str], executor: str, command: list[str], token: str) -> list[subprocess.Popen]:
-    from srt_agent.rundir_pids import guarded
 
     env = {**os.environ, TOKEN_ENV: token}
     if executor == "local":
         return [subprocess.Popen(guarded(command), stdin=subprocess.DEVNULL,
                                  env={**env, "SRT_LOADGEN_NODE_INDEX": str(i), "SRT_LOADGEN_NODE_NAME": name})
                 for i, name in enumerate(names)]
-    from srt_agent.srun import srun_command
 
     argv = srun_command(command, nodes=names, job_name="srt-loadgen")
     print(f"load-generator nodes: {shlex.join(argv)}", flush=True)
@@ -264,8 +266,6 @@ def merge(config: LoadConfig, start: float, nodes: list[dict]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .__main__ import format_summary
-    from .validity import verdict
 
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser().parse_args(argv)

@@ -34,6 +34,8 @@ from .prompts import build_workload
 from .runner import WARMUP_INDEX_BASE, _recv_all, _split, _start_worker
 from .runner import _share as share
 from .worker import WorkerSpec
+from .records import RequestRecord
+from .config import parser as loadgen_parser
 
 TOKEN_ENV = "SRT_LOADGEN_TOKEN"
 SKEW_ENV = "SRT_LOADGEN_CLOCK_SKEW_S"
@@ -169,7 +171,6 @@ def record_row(rec, shift: float) -> list:
 
 
 def _record_fields() -> tuple[str, ...]:
-    from .records import RequestRecord
 
     return tuple(f.name for f in dataclasses.fields(RequestRecord) if f.name != "chunk_times")
 
@@ -178,7 +179,6 @@ RECORD_FIELDS = _record_fields()
 
 
 def parser():
-    from .config import parser as loadgen_parser
 
     p = loadgen_parser()
     p.prog = "python -m srt_agent.loadgen.node"

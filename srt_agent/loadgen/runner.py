@@ -21,6 +21,8 @@ from .metrics import summarize
 from .prompts import build_workload
 from .records import ItlHistogram
 from .worker import WorkerSpec
+from ..rundir_pids import guarded  # the workers die with the runner (SIGKILL included)
+from srt_agent.atomic import write_text_atomic
 
 WARMUP_INDEX_BASE = 1 << 40  # warmup requests get their own global indices, hence own prefixes
 START_DELAY_S = 0.2
@@ -47,7 +49,6 @@ def _start_worker(i: int) -> tuple[Connection, subprocess.Popen]:
     subprocess (not multiprocessing) so callers need no `if __name__ == "__main__"` guard."""
     ours, theirs = socket.socketpair()
     fd = theirs.fileno()
-    from ..rundir_pids import guarded  # the workers die with the runner (SIGKILL included)
 
     proc = subprocess.Popen(guarded([sys.executable, "-m", "srt_agent.loadgen.worker_entry", str(fd)]), pass_fds=[fd],
                             stdin=subprocess.DEVNULL)
@@ -166,7 +167,6 @@ def run_point(config: LoadConfig) -> dict:
 
 def write_result(result: dict, path: str | os.PathLike) -> Path:
     """Write the result JSON atomically and durably (srt_agent.atomic: temp file, fsync, rename)."""
-    from srt_agent.atomic import write_text_atomic
 
     target = Path(path)
     write_text_atomic(target, json.dumps(result, indent=2, allow_nan=False) + "\n")
