@@ -8,10 +8,13 @@ reason shown by ``pytest -rs``; with CI=true they fail instead, so CI never pass
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 try:
     from cluster_fixtures import (
@@ -86,3 +89,28 @@ def free_ports() -> Callable[[int], list[int]]:
 def free_port(free_ports: Callable[[int], list[int]]) -> int:
     """One port free on 127.0.0.1."""
     return free_ports(1)[0]
+
+
+GOLDEN_SRUN_CASES = Path(__file__).resolve().parent / "golden" / "dry-run-srun"
+
+
+@pytest.fixture
+def dry_run_variant(tmp_path: Path) -> Callable[..., Path]:
+    """`srtctl dry-run` of a golden dry-run-srun case (job.yaml + srtslurm.yaml) changed by edit(job):
+    returns the dry-run's output directory (the run must succeed)."""
+    def run(edit: Callable[[dict], None], case: str = "container-dynamo") -> Path:
+        case_dir = GOLDEN_SRUN_CASES / case
+        job = yaml.safe_load((case_dir / "job.yaml").read_text())
+        edit(job)
+        path = tmp_path / "job.yaml"
+        path.write_text(yaml.safe_dump(job))
+        env = {**os.environ, "SRTSLURM_CONFIG": str(case_dir / "srtslurm.yaml"),
+               "PYTHONPATH": str(GOLDEN_SRUN_CASES.parents[2])}
+        env.pop("SRTCTL_ROOT", None)
+        res = subprocess.run([sys.executable, "-m", "launcher.cli", "dry-run", "-f", str(path), "--output-dir",
+                              str(tmp_path / "out"), "--quiet"], cwd=tmp_path, env=env, capture_output=True,
+                             text=True, timeout=60, check=False)
+        assert res.returncode == 0, res.stderr
+        (out,) = (tmp_path / "out").iterdir()
+        return out
+    return run

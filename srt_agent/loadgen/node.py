@@ -21,21 +21,18 @@ import dataclasses
 import math
 import os
 import socket
-import subprocess
 import sys
 import time
 import traceback
 
-from srt_agent.errors import BenchmarkError
-
+from ..errors import BenchmarkError
 from .clock import measure_offset, recv_msg, send_msg
 from .config import LoadConfig, from_args
-from .prompts import build_workload
-from .runner import WARMUP_INDEX_BASE, _recv_all, _split, _start_worker
-from .runner import _share as share
-from .worker import WorkerSpec
-from .records import RequestRecord
 from .config import parser as loadgen_parser
+from .prompts import build_workload
+from .runner import WARMUP_INDEX_BASE, _recv_all, _split, warm_up, worker_processes, worker_spec
+from .runner import _share as share
+from .records import RequestRecord
 
 TOKEN_ENV = "SRT_LOADGEN_TOKEN"
 SKEW_ENV = "SRT_LOADGEN_CLOCK_SKEW_S"
@@ -113,25 +110,11 @@ def run_node(args, sock: socket.socket, index: int, name: str, skew: float = 0.0
         random_range_ratio=config.random_range_ratio, tokenizer=config.tokenizer)
     weights = [n for n, _ in layout]
     m_parts, w_parts = _split(measured, weights), _split(warmup, weights)
-    rate = config.request_rate
-    pipes, procs = [], []
     clock = (lambda: time.monotonic() + skew) if skew else time.monotonic
-    try:
-        for i, (slots, (host, port)) in enumerate(layout):
-            spec = WorkerSpec(
-                worker_id=index * 1000 + i, host=host, port=port, path=path, model=config.model, slots=slots,
-                warmup=w_parts[i], measured=m_parts[i], workload=workload.subset(w_parts[i] + m_parts[i]),
-                request_rate=rate if math.isinf(rate) else rate * slots / config.concurrency,
-                seed=config.seed, timeout=config.request_timeout, http=config.http,
-                use_uvloop=config.use_uvloop, extra_body=dict(config.extra_body))
-            pipe, proc = _start_worker(i)
-            pipes.append(pipe)
-            procs.append(proc)
-            pipe.send(spec)
-        _recv_all(pipes, procs, "connected", timeout=600.0)
-        for p in pipes:
-            p.send(("warmup",))
-        warmed = _recv_all(pipes, procs, "warmed", timeout=None)
+    specs = [worker_spec(config, index * 1000 + i, host, port, path, slots, w_parts[i], m_parts[i], workload)
+             for i, (slots, (host, port)) in enumerate(layout)]
+    with worker_processes(specs) as (pipes, procs):
+        warmed = warm_up(pipes, procs, timeout=None)
         offset, rtt = measure_offset(sock, clock)
         send_msg(sock, {"t": "ready", "offset": offset, "rtt": rtt, "warmup_failed": sum(m[1] for m in warmed)})
         msg = recv_msg(sock)
@@ -141,15 +124,6 @@ def run_node(args, sock: socket.socket, index: int, name: str, skew: float = 0.0
         for p in pipes:
             p.send(("measure", start))
         done = _recv_all(pipes, procs, "done", timeout=None)
-    finally:
-        for proc in procs:
-            try:
-                proc.wait(timeout=5.0)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        for p in pipes:
-            p.close()
     shift = skew + offset  # this machine's monotonic -> node clock -> coordinator clock
     results = [m[1] for m in done]
     send_msg(sock, {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import math
@@ -14,15 +15,14 @@ from multiprocessing.connection import Connection
 from multiprocessing.connection import wait as wait_pipes
 from pathlib import Path
 
-from srt_agent.errors import BenchmarkError
-
+from ..atomic import write_text_atomic
+from ..errors import BenchmarkError
+from ..rundir_pids import guarded  # the workers die with the runner (SIGKILL included)
 from .config import LoadConfig, split_url
 from .metrics import summarize
 from .prompts import build_workload
 from .records import ItlHistogram
 from .worker import WorkerSpec
-from ..rundir_pids import guarded  # the workers die with the runner (SIGKILL included)
-from srt_agent.atomic import write_text_atomic
 
 WARMUP_INDEX_BASE = 1 << 40  # warmup requests get their own global indices, hence own prefixes
 START_DELAY_S = 0.2
@@ -82,6 +82,50 @@ def _recv_all(pipes: list[Connection], procs: list[subprocess.Popen], expect: st
     return [got[i] for i in range(len(pipes))]
 
 
+def worker_spec(config: LoadConfig, worker_id: int, host: str, port: int, path: str, slots: int,
+                warmup: list, measured: list, workload) -> WorkerSpec:
+    """One worker process's share of a point: its slots, its requests and its part of the rate."""
+    rate = config.request_rate
+    return WorkerSpec(
+        worker_id=worker_id, host=host, port=port, path=path, model=config.model, slots=slots,
+        warmup=warmup, measured=measured, workload=workload.subset(warmup + measured),
+        request_rate=rate if math.isinf(rate) else rate * slots / config.concurrency,
+        seed=config.seed, timeout=config.request_timeout, http=config.http,
+        use_uvloop=config.use_uvloop, extra_body=dict(config.extra_body))
+
+
+@contextlib.contextmanager
+def worker_processes(specs: list[WorkerSpec]):
+    """Start one worker process per spec and yield (pipes, procs); on leaving, every worker is
+    waited for (killed after 5 s) and every pipe closed, whatever happened inside."""
+    pipes: list[Connection] = []
+    procs: list[subprocess.Popen] = []
+    try:
+        for i, spec in enumerate(specs):
+            pipe, proc = _start_worker(i)
+            pipes.append(pipe)
+            procs.append(proc)
+            pipe.send(spec)
+        yield pipes, procs
+    finally:
+        for proc in procs:
+            try:
+                proc.wait(timeout=5.0)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for p in pipes:
+            p.close()
+
+
+def warm_up(pipes: list[Connection], procs: list[subprocess.Popen], timeout: float | None) -> list:
+    """Wait until every worker is connected, then run the warmup; the workers' 'warmed' messages."""
+    _recv_all(pipes, procs, "connected", timeout=600.0)
+    for p in pipes:
+        p.send(("warmup",))
+    return _recv_all(pipes, procs, "warmed", timeout=timeout)
+
+
 def run_point(config: LoadConfig) -> dict:
     """Run one point (warmup, then measured requests) and return its result dict.
 
@@ -101,37 +145,14 @@ def run_point(config: LoadConfig) -> dict:
     slots = _share(config.concurrency, k)
     measured_parts, warmup_parts = _split(measured, slots), _split(warmup, slots)
     rate = config.request_rate
-    pipes, procs = [], []
-    try:
-        for i in range(k):
-            spec = WorkerSpec(
-                worker_id=i, host=host, port=port, path=path, model=config.model, slots=slots[i],
-                warmup=warmup_parts[i], measured=measured_parts[i],
-                workload=workload.subset(warmup_parts[i] + measured_parts[i]),
-                request_rate=rate if math.isinf(rate) else rate * slots[i] / config.concurrency,
-                seed=config.seed, timeout=config.request_timeout, http=config.http,
-                use_uvloop=config.use_uvloop, extra_body=dict(config.extra_body))
-            pipe, proc = _start_worker(i)
-            pipes.append(pipe)
-            procs.append(proc)
-            pipe.send(spec)
-        _recv_all(pipes, procs, "connected", timeout=600.0)
-        for p in pipes:
-            p.send(("warmup",))
-        warmed = _recv_all(pipes, procs, "warmed", timeout=config.phase_timeout)
+    specs = [worker_spec(config, i, host, port, path, slots[i], warmup_parts[i], measured_parts[i], workload)
+             for i in range(k)]
+    with worker_processes(specs) as (pipes, procs):
+        warmed = warm_up(pipes, procs, timeout=config.phase_timeout)
         start = time.monotonic() + START_DELAY_S
         for p in pipes:
             p.send(("measure", start))
         done = _recv_all(pipes, procs, "done", timeout=config.phase_timeout)
-    finally:
-        for proc in procs:
-            try:
-                proc.wait(timeout=5.0)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        for p in pipes:
-            p.close()
     results = [msg[1] for msg in done]
     records = [r for res in results for r in res.records]
     itl = ItlHistogram()

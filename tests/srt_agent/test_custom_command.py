@@ -69,27 +69,12 @@ def test_the_script_quotes_every_value(tmp_path, command):
     assert "exited with code 0" in log
 
 
-def test_dry_run_writes_the_script_the_agent_will_run(tmp_path):
-    import os
-    import sys
-    from pathlib import Path
+def test_dry_run_writes_the_script_the_agent_will_run(dry_run_variant):
+    def edit(job):
+        job["benchmark"] = {"type": "custom", "command": "aiperf profile --url \"$SRT_ENDPOINT_URL\" --out /logs/a",
+                            "env": {"CONCURRENCY": 8}}
 
-    import yaml
-
-    root = Path(__file__).resolve().parents[2]
-    case = root / "tests" / "golden" / "dry-run-srun" / "container-dynamo"
-    job = yaml.safe_load((case / "job.yaml").read_text())
-    job["benchmark"] = {"type": "custom", "command": "aiperf profile --url \"$SRT_ENDPOINT_URL\" --out /logs/a",
-                        "env": {"CONCURRENCY": 8}}
-    path = tmp_path / "job.yaml"
-    path.write_text(yaml.safe_dump(job))
-    env = {**os.environ, "SRTSLURM_CONFIG": str(case / "srtslurm.yaml"), "PYTHONPATH": str(root)}
-    env.pop("SRTCTL_ROOT", None)
-    res = subprocess.run([sys.executable, "-m", "launcher.cli", "dry-run", "-f", str(path), "--output-dir",
-                          str(tmp_path / "out"), "--quiet"], cwd=tmp_path, env=env, capture_output=True, text=True,
-                         timeout=60, check=False)
-    assert res.returncode == 0, res.stderr
-    (out,) = (tmp_path / "out").iterdir()
+    out = dry_run_variant(edit)
     script = (out / "custom-benchmark.sh").read_text()
     assert "cd /logs/results" in script and "export CONCURRENCY=8" in script  # the run dir as the container sees it
     assert "bash -lc 'aiperf profile --url \"$SRT_ENDPOINT_URL\" --out /logs/a'" in script

@@ -4,20 +4,12 @@ worker node with its own port (one reserved per data-parallel rank); bad setting
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-import yaml
 from pydantic import ValidationError
 
 from srt_agent.job_config import JobConfig
 from srt_agent.kv_events import kv_events_args, role_config
-
-ROOT = Path(__file__).resolve().parents[2]
-CASE = ROOT / "tests" / "golden" / "dry-run-srun" / "container-dynamo"
 
 
 def test_roles_and_defaults_as_srt_slurm_reads_them():
@@ -50,19 +42,12 @@ def test_not_twice_and_not_for_the_mocker():
         JobConfig.model_validate({**base, "backend": {"engine": "dynamo-mocker", "kv_events_config": True}})
 
 
-def test_dry_run_gives_every_worker_node_its_own_port(tmp_path):
-    job = yaml.safe_load((CASE / "job.yaml").read_text())
-    job["backend"]["kv_events_config"] = {"prefill": True, "decode": {"topic": "dec"}}
-    job["backend"]["sglang_config"]["decode"]["data-parallel-size"] = 2
-    path = tmp_path / "job.yaml"
-    path.write_text(yaml.safe_dump(job))
-    env = {**os.environ, "SRTSLURM_CONFIG": str(CASE / "srtslurm.yaml"), "PYTHONPATH": str(ROOT)}
-    env.pop("SRTCTL_ROOT", None)
-    res = subprocess.run([sys.executable, "-m", "launcher.cli", "dry-run", "-f", str(path), "--output-dir",
-                          str(tmp_path / "out"), "--quiet"], cwd=tmp_path, env=env, capture_output=True, text=True,
-                         timeout=60, check=False)
-    assert res.returncode == 0, res.stderr
-    (out,) = (tmp_path / "out").iterdir()
+def test_dry_run_gives_every_worker_node_its_own_port(dry_run_variant):
+    def edit(job):
+        job["backend"]["kv_events_config"] = {"prefill": True, "decode": {"topic": "dec"}}
+        job["backend"]["sglang_config"]["decode"]["data-parallel-size"] = 2
+
+    out = dry_run_variant(edit)
     plan = json.loads((out / "plan.json").read_text())
     seen = {}
     for p in plan["processes"]:

@@ -4,20 +4,12 @@ dry-run's nginx.conf. Dry-runs the golden container job with both keys added."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-import yaml
 from pydantic import ValidationError
 
 from srt_agent.job_config import JobConfig
 from srt_agent.srun_options import srun_option_args
-
-ROOT = Path(__file__).resolve().parents[2]
-CASE = ROOT / "tests" / "golden" / "dry-run-srun" / "container-dynamo"
 
 
 def test_option_arguments():
@@ -36,19 +28,12 @@ def test_bad_options_are_refused(options, needle):
                                   "slurm": {"srun_options": options}})
 
 
-def test_dry_run_puts_them_on_worker_steps_and_affinity_in_nginx(tmp_path):
-    job = yaml.safe_load((CASE / "job.yaml").read_text())
-    job["slurm"] = {"srun_options": {"mem": 0, "container-remap-root": ""}}
-    job["backend"]["nginx_session_affinity_header"] = "X-Correlation-ID"
-    path = tmp_path / "job.yaml"
-    path.write_text(yaml.safe_dump(job))
-    env = {**os.environ, "SRTSLURM_CONFIG": str(CASE / "srtslurm.yaml"), "PYTHONPATH": str(ROOT)}
-    env.pop("SRTCTL_ROOT", None)
-    res = subprocess.run([sys.executable, "-m", "launcher.cli", "dry-run", "-f", str(path), "--output-dir",
-                          str(tmp_path / "out"), "--quiet"], cwd=tmp_path, env=env, capture_output=True, text=True,
-                         timeout=60, check=False)
-    assert res.returncode == 0, res.stderr
-    (out,) = (tmp_path / "out").iterdir()
+def test_dry_run_puts_them_on_worker_steps_and_affinity_in_nginx(dry_run_variant):
+    def edit(job):
+        job["slurm"] = {"srun_options": {"mem": 0, "container-remap-root": ""}}
+        job["backend"]["nginx_session_affinity_header"] = "X-Correlation-ID"
+
+    out = dry_run_variant(edit)
     plan = json.loads((out / "plan.json").read_text())
     kinds = set()
     for p in plan["processes"]:
