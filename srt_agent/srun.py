@@ -10,6 +10,7 @@ from .launch_script import process_paths
 if TYPE_CHECKING:
     from .plan import Plan, ProcessSpec
 
+
 def srun_command(
     command: Sequence[str],
     *,
