@@ -20,6 +20,7 @@ from ..atomic import write_json_atomic, write_text_atomic
 from ..custom_command import DEFAULT_TIMEOUT_S, LOG, SCRIPT, render_script, shown_command
 from ..errors import BenchmarkError
 from ..plan import CONTAINER_LOGS, Plan
+from ..secrets import redact_text
 from .benchmark_phase import _attach_server_metrics, _start_scraper
 from .ledger import Ledger
 from .status import StatusWriter
@@ -79,7 +80,8 @@ async def run_custom_benchmark(ctx, plan: Plan, ledger: Ledger, status: StatusWr
                              "log": LOG, "file": RESULT, "duration_s": result["duration_s"]})
     status.event("custom_benchmark_done", exit_code=res.returncode, file=RESULT)
     if res.returncode != 0:
+        secrets = [v for env in ctx.secret_env.values() for v in env.values()]  # the tail goes to status.json
         raise BenchmarkError(f"the custom benchmark exited with code {res.returncode} (see {LOG}); its last "
-                             f"lines:\n{_tail(run_dir / LOG)}")
+                             f"lines:\n{redact_text(_tail(run_dir / LOG), secrets)}")
     ledger.mark_phase(PHASE, file=RESULT, exit_code=0)
     return result

@@ -218,7 +218,12 @@ class SrunLauncher(Launcher):
                        name="srt-once") -> OnceResult:
         argv = srun_command(list(cmd), nodes=[node], job_name=name, container_image=container_image,
                             container_mounts=container_mounts if container_image else ())
-        return await _run_once(argv, node, timeout)
+        try:
+            return await _run_once(argv, node, timeout)
+        except BaseException:  # timed out or cancelled: the step itself goes too, not only its srun client
+            with anyio.CancelScope(shield=True):
+                await self._scancel_steps([name])
+            raise
 
     async def terminate(self, handles: list[Handle]) -> None:
         """SIGTERM to the steps' tasks (`scancel --signal=TERM STEP...`, one call for all): SIGTERM to

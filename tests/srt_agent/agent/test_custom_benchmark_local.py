@@ -75,3 +75,17 @@ def test_a_failing_command_fails_the_job_with_its_exit_code_and_log_tail(local_r
     msg = status["failure"]["message"]
     assert "exited with code 3" in msg and "about to fail at http://127.0.0.1:" in msg, msg
     assert "benchmark" not in json.loads((run / "ledger.json").read_text())["phases"]
+
+
+def test_a_secret_in_the_failing_command_output_never_reaches_status(local_run):
+    secret = "hf_CustomBenchSecretValue42"
+    job = local_run.job_file("custom-secret", mode="agg", benchmark={
+        "type": "custom", "command": f"echo 'using token {secret}'; exit 3"},
+        extra={"backend": {"aggregated_environment": {"HF_TOKEN": secret}}})
+    res = local_run.apply(job)
+    assert res.returncode != 0
+    run = local_run.run_dir()
+    msg = json.loads((run / "status.json").read_text())["failure"]["message"]
+    assert "using token" in msg and secret not in msg, msg
+    agent_output = res.stdout + res.stderr.split("\n--- ")[0]  # without the log tails the test adds
+    assert secret not in agent_output
