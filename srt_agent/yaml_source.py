@@ -56,12 +56,18 @@ def _walk(node: yaml.Node, loc: Loc, lines: dict[Loc, int], path: str) -> None:
 _FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def _node_and_data(text: str, loader_cls: type) -> tuple[yaml.Node | None, Any]:
-    """One parse: the node tree (for lines) and the data built from it, as yaml.safe_load builds it."""
+def _lines_and_data(text: str, loader_cls: type, path: str) -> tuple[dict[Loc, int], Any]:
+    """One parse: each key's line (from the node tree) and the data built from it, as
+    yaml.safe_load builds it. The lines are taken first: building the data flattens merge keys
+    (`<<: *anchor`) in the node tree itself."""
     loader = loader_cls(text)
     try:
         node = loader.get_single_node()
-        return node, (loader.construct_document(node) if node is not None else None)
+        lines: dict[Loc, int] = {}
+        if node is None:
+            return lines, None
+        _walk(node, (), lines, path)
+        return lines, loader.construct_document(node)
     finally:
         loader.dispose()
 
@@ -69,18 +75,15 @@ def _node_and_data(text: str, loader_cls: type) -> tuple[yaml.Node | None, Any]:
 def parse_yaml(text: str, path: str) -> YamlDocument:
     try:
         try:
-            node, data = _node_and_data(text, _FAST_LOADER)
+            lines, data = _lines_and_data(text, _FAST_LOADER, path)
         except yaml.YAMLError:  # errors are worded by the pure-Python parser, as before
-            node, data = _node_and_data(text, yaml.SafeLoader)
+            lines, data = _lines_and_data(text, yaml.SafeLoader, path)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"invalid YAML: {problem}", file=path, line=line,
                           hint="check indentation and quoting near this line") from None
-    lines: dict[Loc, int] = {}
-    if node is not None:
-        _walk(node, (), lines, path)
     return YamlDocument(path=path, data=data, lines=lines)
 
 

@@ -122,3 +122,10 @@ def test_a_yaml_error_is_worded_by_the_pure_python_parser():
         parse_yaml("a: b: c\n", "bad.yaml")
     assert "mapping values are not allowed here" in str(exc.value)
     assert exc.value.line == 1
+
+
+def test_a_merge_key_with_an_override_is_data_not_a_duplicate():
+    text = "base: &b\n  a: 1\n  c: 2\nx:\n  <<: *b\n  a: 5\n"
+    doc = parse_yaml(text, "t.yaml")
+    assert doc.data == {"base": {"a": 1, "c": 2}, "x": {"a": 5, "c": 2}}
+    assert doc.lines[("x", "a")] == 6 and doc.lines[("base", "a")] == 2
