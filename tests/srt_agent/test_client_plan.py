@@ -4,6 +4,7 @@ the allocation size, the dry-run connection-spread check and the coordinator's c
 import sys
 
 import pytest
+from pydantic import ValidationError
 
 from srt_agent.client_plan import (
     client_command,
@@ -15,6 +16,7 @@ from srt_agent.client_plan import (
 )
 from srt_agent.cluster_config import ClusterConfig
 from srt_agent.errors import ConfigErrors
+from srt_agent.job_load import BenchmarkSection
 from srt_agent.plan import NodeInfo, PlanInputs, make_plan
 from srt_agent.resolved import load_job_text
 
@@ -122,3 +124,11 @@ def test_shared_placement_needs_that_many_nodes_and_keys_are_strict():
     with pytest.raises(ConfigErrors) as e:
         resolve("  concurrencies: [4]\n  client_node: 2\n")
     assert "client_nodes" in str(e.value)  # did you mean
+
+
+@pytest.mark.parametrize("key,value", [("client_nodes", 2), ("client_placement", "dedicated"),
+                                       ("max_connections_per_pair", 100)])
+def test_client_keys_on_a_benchmark_without_the_load_generator_are_refused(key, value):
+    with pytest.raises(ValidationError, match=f"{key} only apply to benchmark type sa-bench"):
+        BenchmarkSection(type="custom", command="true", **{key: value})
+    assert getattr(BenchmarkSection(type="sa-bench", isl=8, osl=8, concurrencies=[1], **{key: value}), key) == value
