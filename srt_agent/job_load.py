@@ -107,7 +107,8 @@ class BenchmarkSection(Strict):
             raise ValueError("accuracy gates a sa-bench sweep; for an eval alone set type: gsm8k, mmlu or gpqa")
         if isinstance(self.req_rate, (int, float)) and self.req_rate <= 0:
             raise ValueError("req_rate must be 'inf' or a positive number")
-        clients = [k for k in ("client_nodes", "client_placement", "max_connections_per_pair") if k in self.model_fields_set]
+        clients = [k for k in ("client_nodes", "client_placement", "max_connections_per_pair")  # set to other than
+                   if getattr(self, k) != type(self).model_fields[k].default]  # the default (resolved.json has all)
         if clients and self.type != "sa-bench":
             raise ValueError(f"{', '.join(clients)} only apply to benchmark type sa-bench (where the load generator runs)")
         check_custom(self)
