@@ -242,7 +242,8 @@ def parse_sweep(doc: YamlDocument, data: dict) -> SweepSection:
             key = f"sweep.{kind}.{path}"
             if split_path(path)[0] == "name":
                 if kind == "grid" or path != "name":
-                    errors.append(ConfigError("a sweep cannot vary the job name in grid: members are named by zip.name", file=doc.path,
+                    where = "in grid" if kind == "grid" else f"through zip path {path!r}"
+                    errors.append(ConfigError(f"a sweep cannot vary the job name {where}: members are named by zip.name", file=doc.path,
                                               line=line, key=key, hint="give `zip: {name: [...]}` one name per "
                                               "member, or leave it out (members are then named from their values)"))
                 else:

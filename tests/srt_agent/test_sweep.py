@@ -59,7 +59,8 @@ def test_bad_paths_name_file_line_and_did_you_mean():
 @pytest.mark.parametrize("body, message", [
     ("  zip:\n    benchmark.isl: [1, 2]\n    benchmark.osl: [1]\n", "zip lists must have equal lengths"),
     ("  grid:\n    benchmark.isl: []\n", "empty list of values"),
-    ("  grid:\n    name: [a, b]\n", "cannot vary the job name"),
+    ("  grid:\n    name: [a, b]\n", "cannot vary the job name in grid"),
+    ("  zip:\n    name.x: [a, b]\n", "cannot vary the job name through zip path 'name.x'"),
     ("  zip:\n    name: [a, a]\n", "must be unique"),
     ("  zip:\n    name: [a, b/c]\n", "letters, digits"),
     ("  mode: allocaton\n  grid:\n    benchmark.isl: [1]\n", "sweep.mode"),
