@@ -22,7 +22,6 @@ _ORDER = ("name", "model", "extra_mount", "resources", "slurm", "setup_script", 
 ACCURACY_TYPES = ("gsm8k", "mmlu", "gpqa", "longbenchv2", "aime", "aime25", "lm-eval")
 # a converted eval's dataset, under srtslurm.yaml `eval_datasets_dir` (docs/migrating.md)
 EVAL_DATASETS = {"gsm8k": "gsm8k/test.jsonl", "mmlu": "mmlu", "gpqa": "gpqa/gpqa_diamond.csv"}
-ROUTER_FRONTENDS = ("sglang", "sglangrouter", "sglang-router", "sglang_router")
 
 
 def is_incumbent(data: Any) -> bool:
@@ -278,16 +277,6 @@ def _flag(kind: str):
     return handle
 
 
-def _frontend_type(c: _Converter, e: Entry, path, value) -> None:
-    if value == "dynamo":
-        c.put(("backend", "use_sglang_router"), False, path)
-    elif value in ROUTER_FRONTENDS:
-        c.put(("backend", "use_sglang_router"), True, path)
-    else:
-        c.refuse(path, f"frontend type {value!r} has no equivalent in srtctl",
-                 hint="use dynamo (nginx + Dynamo frontends) or sglang (the sglang router)")
-
-
 def _dynamo(key: str):
     def handle(c: _Converter, e: Entry, path, value) -> None:
         dyn = c.extra.setdefault("dynamo", {})
@@ -365,7 +354,6 @@ _HANDLERS: dict[str, Any] = {
     "backend.gpu_type": _backend_gpu_type,
     "backend.sglang_config.*.served-model-name": _flag("served"),
     "backend.sglang_config.*.disaggregation-mode": _flag("mode"),
-    "frontend.type": _frontend_type,
     "dynamo.version": _dynamo("version"),
     "dynamo.hash": _dynamo("hash"),
     "dynamo.top_of_tree": _dynamo("top_of_tree"),

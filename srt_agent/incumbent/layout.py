@@ -1,11 +1,16 @@
-"""A worker whose tensor-parallel size is below the GPUs its nodes give it.
+"""A worker whose tensor-parallel size differs from the GPUs its nodes give it.
 
-srt-slurm hands each worker all the GPUs of its share of the nodes (nodes x gpus_per_node /
-workers) and passes `--tp-size` as written; SGLang then runs on the first `tp` of them. srtctl
-checks that the two agree, so the converter states the same placement explicitly: that role's
-`resources.gpus_per_<role>` becomes the tensor-parallel size (the other GPUs stay idle, as they
-do under srt-slurm). A tensor-parallel size above the worker's GPUs has no such reading and is
-left to srtctl's check, which refuses it naming the flag's line.
+srt-slurm sizes a worker from the node counts alone: each worker gets `nodes x gpus_per_node /
+workers` GPUs (its topology derivation never reads the engine's parallel sizes), and it passes
+`--tensor-parallel-size` as written, adding `--nnodes`/`--node-rank` only when the worker spans
+several nodes. So:
+
+- a size BELOW the worker's GPUs runs, on the first `tp` of them (the others stay idle). srtctl
+  checks that the two agree, so the converter states the same placement explicitly: that role's
+  `resources.gpus_per_<role>` becomes the tensor-parallel size.
+- a size ABOVE the worker's GPUs does not run under srt-slurm either: the worker is started on its
+  own nodes without `--nnodes`, and SGLang then launches `tp` ranks on a node that has fewer GPUs.
+  The converter refuses it, saying so, and names the node counts that would give it the GPUs.
 """
 
 from __future__ import annotations
@@ -35,8 +40,30 @@ def fit_gpus_to_tp(c) -> None:
             per_worker = role_layout(nodes, workers, gpn).gpus_per_worker
         except ValueError:
             continue  # srtctl's own check reports the layout
-        if isinstance(tp, int) and not isinstance(tp, bool) and 0 < tp < per_worker and per_worker % tp == 0:
+        if not isinstance(tp, int) or isinstance(tp, bool) or tp < 1:
+            continue  # srtctl's own check reports the value
+        if tp < per_worker and per_worker % tp == 0:
             res[gpus_key] = tp
             c.note(("backend", "sglang_config", section, tp_key),
                    f"converted: {tp_key} {tp} on workers with {per_worker} GPUs each: resources.{gpus_key}: {tp} "
                    f"(SGLang uses the first {tp}, as under srt-slurm)")
+        elif tp > per_worker:
+            _refuse_tp_above(c, role, section, tp_key, tp, nodes, workers, gpn, per_worker)
+
+
+def _refuse_tp_above(c, role, section, tp_key, tp, nodes, workers, gpn, per_worker) -> None:
+    lines = [c.line(("resources", k)) for k in (f"{role}_nodes", f"{role}_workers")]
+    where = f", lines {lines[0]} and {lines[1]}" if all(lines) else ""
+    spans = per_worker // gpn if per_worker > gpn else 1
+    start = (f"without --nnodes, so SGLang would start {tp} ranks on one node where the worker has {per_worker} GPUs"
+             if spans == 1 else
+             f"with --nnodes {spans}, so SGLang would start {tp // spans} ranks on each {gpn}-GPU node")
+    fix = f"set {tp_key}: {per_worker}"
+    if tp % gpn == 0:
+        fix += (f", or give each worker {tp // gpn} nodes ({role}_nodes: {workers * tp // gpn} for "
+                f"{role}_workers: {workers}); srtctl then starts each worker on {tp // gpn} nodes with --nnodes")
+    c.refuse(("backend", "sglang_config", section, tp_key),
+             f"{tp_key} {tp} on {role} workers of {per_worker} GPUs each ({role}_nodes {nodes} x gpus_per_node {gpn} "
+             f"/ {role}_workers {workers}{where}): srt-slurm sizes a worker from these counts, not from its "
+             f"tensor-parallel size, and passes --{tp_key} {tp} as written {start}, which fails: the recipe does "
+             "not run under srt-slurm either", hint=fix)

@@ -150,8 +150,8 @@ def convert_override_file(doc: YamlDocument, convert_one):
             errors.extend(exc.errors)
         except ConfigError as exc:
             errors.append(exc)
-    if errors:
-        raise ConfigErrors(errors)
+    if errors:  # variants that share a refused key report it once
+        raise ConfigErrors(list({str(e): e for e in errors}.values()))
     flat_base = _flat(base.data)
     flats = [_flat(c.data) for _, _, c in convs]
     paths: list[tuple[str, ...]] = []

@@ -151,7 +151,7 @@ def test_recognised_by_sections_only():
 
 def test_resolved_errors_point_at_recipe_lines(tmp_path):
     data = copy.deepcopy(BASE)
-    data["backend"] = {"sglang_config": {"prefill": {"tp-size": 8}}}
+    data["backend"] = {"sglang_config": {"prefill": {"tp-size": 3}}}  # not a divisor of the worker's 4 GPUs
     text = yaml.safe_dump(data, sort_keys=False)
     conv = convert_document(parse_yaml(text, "recipe.yaml"))
     cluster = ClusterConfig(model_paths={"m": "/models/m"}, containers={"c": "/c.sqsh"})
@@ -159,7 +159,7 @@ def test_resolved_errors_point_at_recipe_lines(tmp_path):
         resolve_job(conv.document(), cluster)
     (err,) = exc.value.errors
     assert err.key == "backend.sglang_config.prefill.tp-size"
-    assert text.splitlines()[err.line - 1].strip() == "tp-size: 8"
+    assert text.splitlines()[err.line - 1].strip() == "tp-size: 3"
 
 
 def test_lookup_prefers_the_specific_flag_entry():
@@ -208,7 +208,7 @@ def test_eval_datasets_dir_must_be_absolute():
         ClusterConfig(eval_datasets_dir="evals")
 
 
-@pytest.mark.parametrize("tp,gpus", [(2, 2), (1, 1), (4, None), (8, None), (3, None)])
+@pytest.mark.parametrize("tp,gpus", [(2, 2), (1, 1), (4, None), (3, None)])  # above: test_layout.py
 def test_a_tensor_parallel_size_below_the_workers_gpus_becomes_gpus_per_worker(tp, gpus):
     data = copy.deepcopy(BASE)
     data["backend"] = {"sglang_config": {"prefill": {"tensor-parallel-size": tp}, "decode": {"tp-size": 4}}}
