@@ -202,7 +202,28 @@ def _check_roles(job: JobConfig, doc: YamlDocument, gpus_per_node: int) -> tuple
                 f"{job.mode} job", file=doc.path, line=doc.line_of(("backend", "sglang_config", role_section)),
                 key=f"backend.sglang_config.{role_section}",
                 hint="aggregated and disaggregated sections cannot be mixed; remove it"))
+    errors += _kv_events_roles(job, doc)
     return layouts, errors
+
+
+def _kv_events_roles(job: JobConfig, doc: YamlDocument) -> list[ConfigError]:
+    """kv_events_config must reach a worker: `true` means prefill and decode (srt-slurm's reading)."""
+    kv = job.backend.kv_events_config
+    if kv is True and job.mode == "aggregated":
+        return [ConfigError(
+            "kv_events_config: true turns KV events on for prefill and decode workers only, and this job is "
+            "aggregated: no worker would publish them", file=doc.path,
+            line=doc.line_of(("backend", "kv_events_config")), key="backend.kv_events_config",
+            hint="write kv_events_config: {aggregated: true}")]
+    if not isinstance(kv, dict):
+        return []
+    wanted = {"aggregated"} if job.mode == "aggregated" else {"prefill", "decode"}
+    return [ConfigError(
+        f"kv_events_config.{section} is set but this is a{'n' if job.mode == 'aggregated' else ''} {job.mode} job",
+        file=doc.path, line=doc.line_of(("backend", "kv_events_config", section)),
+        key=f"backend.kv_events_config.{section}",
+        hint=f"use {' / '.join(sorted(wanted))}, or remove it")
+        for section, cfg in kv.items() if cfg and section not in wanted]
 
 
 def resolve_job(doc: YamlDocument, cluster: ClusterConfig) -> ResolvedJob:

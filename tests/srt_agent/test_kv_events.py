@@ -8,8 +8,12 @@ import json
 import pytest
 from pydantic import ValidationError
 
+from srt_agent.cluster_config import ClusterConfig
+from srt_agent.errors import ConfigError, ConfigErrors
 from srt_agent.job_config import JobConfig
 from srt_agent.kv_events import kv_events_args, role_config
+from srt_agent.resolved import resolve_job
+from srt_agent.yaml_source import parse_yaml
 
 
 def test_roles_and_defaults_as_srt_slurm_reads_them():
@@ -67,3 +71,24 @@ def test_dry_run_gives_every_worker_node_its_own_port(dry_run_variant):
     for addr, port in seen.values():
         by_address.setdefault(addr, []).append(port)
     assert all(len(set(v)) == len(v) for v in by_address.values())
+
+
+@pytest.mark.parametrize("kv, agg, needle, line", [
+    ("true", True, "prefill and decode workers only, and this job is aggregated", 7),
+    ("{prefill: true}", True, "kv_events_config.prefill is set but this is an aggregated job", 7),
+    ("{aggregated: {topic: t}}", False, "kv_events_config.aggregated is set but this is a disaggregated job", 7),
+])
+def test_a_setting_that_reaches_no_worker_is_refused_with_its_line(kv, agg, needle, line):
+    resources = ("  agg_nodes: 1\n  agg_workers: 1\n" if agg else
+                 "  prefill_nodes: 1\n  prefill_workers: 1\n  decode_nodes: 1\n  decode_workers: 1\n")
+    text = f"name: t\nmodel:\n  path: /m\n  container: /c.sqsh\nbackend:\n  sglang_config: {{}}\n  kv_events_config: {kv}\nresources:\n{resources}"
+    with pytest.raises((ConfigError, ConfigErrors)) as e:
+        resolve_job(parse_yaml(text, "job.yaml"), ClusterConfig())
+    assert needle in str(e.value) and f"job.yaml:{line}" in str(e.value), str(e.value)
+
+
+def test_true_on_a_disaggregated_job_and_the_right_role_on_an_aggregated_one_pass():
+    for kv, resources in (("true", "  prefill_nodes: 1\n  prefill_workers: 1\n  decode_nodes: 1\n  decode_workers: 1\n"),
+                          ("{aggregated: true}", "  agg_nodes: 1\n  agg_workers: 1\n")):
+        text = f"name: t\nmodel:\n  path: /m\n  container: /c.sqsh\nbackend:\n  kv_events_config: {kv}\nresources:\n{resources}"
+        assert resolve_job(parse_yaml(text, "job.yaml"), ClusterConfig()).job.backend.kv_events_config
