@@ -23,6 +23,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 
 from srt_agent.errors import BenchmarkError, SrtError
 
@@ -40,6 +41,7 @@ from .validity import verdict
 
 START_DELAY_S = 0.5  # from the start decision to the start instant, plus twice the slowest round trip
 CONNECT_TIMEOUT_S = 600.0
+PHASE_GRACE_S = 30.0  # the coordinator's limit per phase: the nodes' --phase-timeout plus this
 COORDINATOR_ONLY = ("--client-nodes", "--executor", "--bind", "--out")
 
 
@@ -70,17 +72,17 @@ def node_argv(argv: list[str]) -> list[str]:
     return out
 
 
-def launch_nodes(names: list[str], executor: str, command: list[str], token: str) -> list[subprocess.Popen]:
-
+def launch_nodes(names: list[str], executor: str, command: list[str], token: str) -> Iterator[subprocess.Popen]:
+    """The node processes, one by one (the caller keeps each as it starts, so a failed start leaks none)."""
     env = {**os.environ, TOKEN_ENV: token}
     if executor == "local":
-        return [subprocess.Popen(guarded(command), stdin=subprocess.DEVNULL,
-                                 env={**env, "SRT_LOADGEN_NODE_INDEX": str(i), "SRT_LOADGEN_NODE_NAME": name})
-                for i, name in enumerate(names)]
-
+        for i, name in enumerate(names):
+            yield subprocess.Popen(guarded(command), stdin=subprocess.DEVNULL,
+                                   env={**env, "SRT_LOADGEN_NODE_INDEX": str(i), "SRT_LOADGEN_NODE_NAME": name})
+        return
     argv = srun_command(command, nodes=names, job_name="srt-loadgen")
     print(f"load-generator nodes: {shlex.join(argv)}", flush=True)
-    return [subprocess.Popen(guarded(argv), stdin=subprocess.DEVNULL, env=env)]
+    yield subprocess.Popen(guarded(argv), stdin=subprocess.DEVNULL, env=env)
 
 
 class Coordinator:
@@ -183,9 +185,10 @@ def run_multinode(config: LoadConfig, names: list[str], executor: str, bind: str
     server = socket.create_server((bind, 0), backlog=max(16, len(names)))
     host, port = server.getsockname()[:2]
     command = [*node_command, "--coordinator", f"{host}:{port}", "--node-count", str(len(names))]
-    procs = launch_nodes(names, executor, command, token)
+    procs: list[subprocess.Popen] = []
+    coord = Coordinator(server, len(names), token, procs)
     try:
-        coord = Coordinator(server, len(names), token, procs)
+        procs.extend(launch_nodes(names, executor, command, token))
         coord.accept_all()
         ready = coord.gather("ready", phase_timeout)
         start = coord.start(ready)
@@ -197,6 +200,8 @@ def run_multinode(config: LoadConfig, names: list[str], executor: str, bind: str
                 pass
     finally:
         server.close()
+        for conn in coord.conns.values():
+            conn.close()
         for proc in procs:
             if proc.poll() is None:
                 proc.terminate()
@@ -273,7 +278,10 @@ def main(argv: list[str] | None = None) -> int:
     names = [n for n in args.client_nodes.split(",") if n]
     node_cmd = [sys.executable, "-m", "srt_agent.loadgen.node", *node_argv(argv)]
     try:
-        result = run_multinode(config, names, args.executor, args.bind, node_cmd)
+        # the nodes stop themselves at --phase-timeout and say why; the coordinator's own limit, a
+        # grace later, catches a node that hangs without a word
+        limit = None if config.phase_timeout is None else config.phase_timeout + PHASE_GRACE_S
+        result = run_multinode(config, names, args.executor, args.bind, node_cmd, phase_timeout=limit)
     except SrtError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code

@@ -114,7 +114,7 @@ def run_node(args, sock: socket.socket, index: int, name: str, skew: float = 0.0
     specs = [worker_spec(config, index * 1000 + i, host, port, path, slots, w_parts[i], m_parts[i], workload)
              for i, (slots, (host, port)) in enumerate(layout)]
     with worker_processes(specs) as (pipes, procs):
-        warmed = warm_up(pipes, procs, timeout=None)
+        warmed = warm_up(pipes, procs, timeout=config.phase_timeout)
         offset, rtt = measure_offset(sock, clock)
         send_msg(sock, {"t": "ready", "offset": offset, "rtt": rtt, "warmup_failed": sum(m[1] for m in warmed)})
         msg = recv_msg(sock)
@@ -123,7 +123,7 @@ def run_node(args, sock: socket.socket, index: int, name: str, skew: float = 0.0
         start = float(msg["at"]) - offset - skew  # coordinator clock -> node clock -> this machine's monotonic
         for p in pipes:
             p.send(("measure", start))
-        done = _recv_all(pipes, procs, "done", timeout=None)
+        done = _recv_all(pipes, procs, "done", timeout=config.phase_timeout)
     shift = skew + offset  # this machine's monotonic -> node clock -> coordinator clock
     results = [m[1] for m in done]
     send_msg(sock, {

@@ -2,7 +2,9 @@
 server addresses, and a whole point from two local "nodes" against two real SSE servers."""
 
 import json
+import os
 import socket
+import sys
 import time
 
 import pytest
@@ -10,7 +12,7 @@ import pytest
 from srt_agent.errors import BenchmarkError
 from srt_agent.loadgen import LoadConfig, run_point
 from srt_agent.loadgen.clock import estimate_offset, measure_offset
-from srt_agent.loadgen.multinode import Coordinator, main, node_argv
+from srt_agent.loadgen.multinode import Coordinator, main, node_argv, run_multinode
 from srt_agent.loadgen.node import node_slices, worker_layout
 
 
@@ -126,3 +128,52 @@ def test_a_failing_node_fails_the_point_with_its_own_message(sse_server, tmp_pat
     assert rc != 0 and not out.exists()
     err = capsys.readouterr().err
     assert "load-generator node" in err and "failed" in err and "no-such-tokenizer" in err, err
+
+
+HUNG_NODE = """
+import os, socket, sys, time
+from srt_agent.loadgen.clock import send_msg
+from srt_agent.loadgen.node import TOKEN_ENV
+host, _, port = sys.argv[sys.argv.index("--coordinator") + 1].rpartition(":")
+sock = socket.create_connection((host, int(port)))
+send_msg(sock, {"t": "hello", "token": os.environ[TOKEN_ENV], "index": int(os.environ["SRT_LOADGEN_NODE_INDEX"]),
+                "node": os.environ["SRT_LOADGEN_NODE_NAME"]})
+time.sleep(600)  # connected, then never a word: a node stuck in the kernel or behind a dead link
+"""
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_a_node_that_hangs_silently_fails_the_point_at_the_phase_limit_and_is_stopped(tmp_path):
+    script = tmp_path / "hung_node.py"
+    script.write_text(HUNG_NODE)
+    config = LoadConfig(url="http://127.0.0.1:9/v1", model="m", isl=8, osl=2, concurrency=2, num_prompts=2)
+    fds = _open_fds()
+    t0 = time.monotonic()
+    with pytest.raises(BenchmarkError, match="did not report 'ready' within 1 s"):
+        run_multinode(config, ["n1", "n2"], "local", "127.0.0.1", [sys.executable, str(script)], phase_timeout=1.0)
+    assert time.monotonic() - t0 < 30
+    assert _open_fds() == fds  # the server socket and both node connections are closed
+
+
+def test_a_node_that_cannot_start_leaks_no_socket(tmp_path):
+    config = LoadConfig(url="http://127.0.0.1:9/v1", model="m", isl=8, osl=2, concurrency=2, num_prompts=2)
+    fds = _open_fds()
+    with pytest.raises(BenchmarkError, match="node step exited with code 127"):
+        run_multinode(config, ["n1", "n2"], "local", "127.0.0.1", [str(tmp_path / "no-such-program")])
+    assert _open_fds() == fds
+
+
+def test_the_cli_gives_the_coordinator_the_nodes_phase_timeout_plus_a_grace(sse_server, tmp_path, capsys):
+    """--phase-timeout reaches the nodes (which stop and say why) and bounds the coordinator too."""
+    out = tmp_path / "r.json"
+    t0 = time.monotonic()
+    rc = main(["--client-nodes", "n1", "--executor", "local", "--servers", f"127.0.0.1:{sse_server.port}",
+               "--url", sse_server.url, "--model", "ok;ttft=3000", "--isl", "8", "--osl", "2", "--concurrency", "1",
+               "--num-prompts", "1", "--warmup-multiplier", "0", "--processes", "1", "--phase-timeout", "1",
+               "--out", str(out)])
+    assert rc != 0 and not out.exists()
+    assert time.monotonic() - t0 < 15
+    assert "load-generator node 0 (n1) failed" in capsys.readouterr().err
