@@ -97,7 +97,8 @@ def worker_spec(config: LoadConfig, worker_id: int, host: str, port: int, path: 
 @contextlib.contextmanager
 def worker_processes(specs: list[WorkerSpec]):
     """Start one worker process per spec and yield (pipes, procs); on leaving, every worker is
-    waited for (killed after 5 s) and every pipe closed, whatever happened inside."""
+    waited for and every pipe closed, whatever happened inside. Leaving on an error stops the
+    workers at once (SIGTERM); either way they get one shared 5 s grace, then SIGKILL."""
     pipes: list[Connection] = []
     procs: list[subprocess.Popen] = []
     try:
@@ -107,10 +108,16 @@ def worker_processes(specs: list[WorkerSpec]):
             procs.append(proc)
             pipe.send(spec)
         yield pipes, procs
+    except BaseException:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.terminate()
+        raise
     finally:
+        deadline = time.monotonic() + 5.0
         for proc in procs:
             try:
-                proc.wait(timeout=5.0)
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
