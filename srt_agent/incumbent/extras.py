@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 from ..custom_command import ENV_URL
+from .direct_host import HANDLERS as DIRECT_HOST_HANDLERS
 
 # srt-slurm serves its public endpoint at port 8000 on the head node and documents "hit
 # http://localhost:<port> directly" for custom commands; srtctl's endpoint has a per-job port
@@ -89,4 +90,5 @@ HANDLERS: dict[str, Any] = {
     "backend.kv_events_config": kv_events,
     "telemetry": approximated_section,
     "observability": approximated_section,
+    **DIRECT_HOST_HANDLERS,  # model.container: direct-host, model.path: $NAME
 }

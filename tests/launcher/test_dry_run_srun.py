@@ -1,5 +1,6 @@
 """Dry-run shows the srun line of every process (from srt_agent.srun, the builder the agent uses):
-golden files for a container job and a host job; plan.json carries the same argv.
+golden files for a container job, a host job and a job without a container on a pyxis cluster
+(model.container: none); plan.json carries the same argv.
 
 Golden files: tests/golden/dry-run-srun/<case>/expected/srun.txt; regenerate with SRT_UPDATE_GOLDEN=1."""
 
@@ -18,7 +19,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "golden" / "dry-run-srun"
-CASES = ("container-dynamo", "host-router")
+CASES = ("container-dynamo", "host-router", "nocontainer-dynamo")
 
 
 def normalise(text: str) -> str:
