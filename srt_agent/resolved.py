@@ -258,7 +258,8 @@ def resolve_job(doc: YamlDocument, cluster: ClusterConfig) -> ResolvedJob:
         errors.append(ConfigError("no container given", file=doc.path, line=doc.line_of(("model",)),
                                   key="model.container",
                                   hint="set model.container to an alias from srtslurm.yaml `containers`, "
-                                       "or model.container: none to run on the host"))
+                                       "model.container: none to run this job on the host, or container_runtime: none "
+                                       "in srtslurm.yaml for every job"))
     if not errors:
         flag_errors, _warnings = check_engine_flags(
             job, container, doc.path, lambda section, key: _flag_line(doc, ("backend", "sglang_config", section), key))

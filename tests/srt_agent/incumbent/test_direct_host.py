@@ -107,7 +107,8 @@ def test_a_direct_host_recipe_dry_runs_without_pyxis(tmp_path, monkeypatch):
     plan = json.loads((out / "plan.json").read_text())
     assert plan["container_image"] is None
     for p in plan["processes"]:
-        assert p["launch"][0] == "srun" and not [a for a in p["launch"] if "container" in a], p["name"]
+        pyxis = [a for a in p["launch"] if a.startswith(("--container", "--no-container"))]
+        assert p["launch"][0] == "srun" and not pyxis, p["name"]
     workers = [p for p in plan["processes"] if p["kind"] == "worker"]
     assert len(workers) == 5 and {p["python"] for p in workers} == {"/opt/venv/bin/python"}
     assert all("/data/models/tiny" in p["command"] for p in workers)
