@@ -44,7 +44,24 @@ def host_python(job, cluster, *, file: str | None, line_of) -> tuple[str | None,
             file=file, line=line_of(("model", "container")), key="model.python",
             hint="set model.python: /path/to/venv/bin/python (the Python whose SGLang and Dynamo serve the "
                  f"job), or `python` in {cluster.source or 'srtslurm.yaml'}"))
+    if chosen:
+        errors += _container_only_keys(job, file=file, line_of=line_of)
     return python, errors
+
+
+def _container_only_keys(job, *, file: str | None, line_of) -> list[ConfigError]:
+    """extra_mount and pyxis srun options mean nothing without a container: refused, not ignored."""
+    errors = []
+    if job.extra_mount:
+        errors.append(ConfigError("extra_mount mounts directories into the container, and model.container is none",
+                                  file=file, line=line_of(("extra_mount",)), key="extra_mount",
+                                  hint="remove extra_mount (host processes see the host's directories as they are)"))
+    for name in job.slurm.srun_options:
+        if "container" in name:
+            errors.append(ConfigError(f"--{name} is a pyxis container option, and model.container is none",
+                                      file=file, line=line_of(("slurm", "srun_options", name)),
+                                      key=f"slurm.srun_options.{name}", hint=f"remove {name}"))
+    return errors
 
 
 def python_without_host_mode(job, *, file: str | None, line_of) -> list[ConfigError]:

@@ -89,6 +89,8 @@ def test_python_falls_back_to_the_cluster_file(tmp_path):
     (lambda j: j["model"].pop("python"), lambda c: c.pop("python"), "none is named"),
     (lambda j: j["model"].pop("python"), lambda c: c.update(python="python3"), "not an absolute path"),
     (lambda j: j["model"].update(container="latest"), None, "runs in a container"),
+    (lambda j: j.update(extra_mount=["/data:/data"]), None, "extra_mount mounts directories into the container"),
+    (lambda j: j.update(slurm={"srun_options": {"container-writable": None}}), None, "a pyxis container option"),
 ])
 def test_dry_run_refuses_an_unusable_python(tmp_path, edit, cluster_edit, message):
     with pytest.raises(ConfigErrors) as err:
