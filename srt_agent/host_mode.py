@@ -44,6 +44,10 @@ def host_python(job, cluster, *, file: str | None, line_of) -> tuple[str | None,
             file=file, line=line_of(("model", "container")), key="model.python",
             hint="set model.python: /path/to/venv/bin/python (the Python whose SGLang and Dynamo serve the "
                  f"job), or `python` in {cluster.source or 'srtslurm.yaml'}"))
+    if chosen and NO_CONTAINER in cluster.containers:
+        errors.append(ConfigError(
+            f"srtslurm.yaml defines a container alias '{NO_CONTAINER}', and model.container: none means no container",
+            file=cluster.source, key=f"containers.{NO_CONTAINER}", hint="rename that alias"))
     if chosen:
         errors += _container_only_keys(job, file=file, line_of=line_of)
     return python, errors

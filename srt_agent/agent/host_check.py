@@ -2,7 +2,7 @@
 the head node and have the packages its processes import, checked before anything starts.
 
 A dry-run validates the path (absolute) but cannot look at the compute nodes; this runs the
-Python once through the launcher (an srun step on SLURM), records its version in status.json and
+Python once through the launcher (an srun step on SLURM), records its version in events.jsonl and
 fails the run with the interpreter, the node and what is missing. Dynamo counts only when srtctl
 does not install it (backend.dynamo_install: false); the packages are looked up, not imported.
 """

@@ -91,6 +91,7 @@ def test_python_falls_back_to_the_cluster_file(tmp_path):
     (lambda j: j["model"].update(container="latest"), None, "runs in a container"),
     (lambda j: j.update(extra_mount=["/data:/data"]), None, "extra_mount mounts directories into the container"),
     (lambda j: j.update(slurm={"srun_options": {"container-writable": None}}), None, "a pyxis container option"),
+    (None, lambda c: c["containers"].update(none="/c/none.sqsh"), "defines a container alias 'none'"),
 ])
 def test_dry_run_refuses_an_unusable_python(tmp_path, edit, cluster_edit, message):
     with pytest.raises(ConfigErrors) as err:
