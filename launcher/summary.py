@@ -37,7 +37,9 @@ def print_summary(resolved: ResolvedJob, plan: Plan, *, title: str) -> None:
     console = Console()
     job = resolved.job
     console.print(f"[bold]{title}[/bold]: {job.name}  ({job.mode}, engine {job.backend.engine})")
-    console.print(f"model {resolved.model_path}  container {resolved.container or '(host processes)'}")
+    host = next((p.python for p in plan.processes if p.kind == "worker" and not p.container), None)
+    console.print(f"model {resolved.model_path}  container "
+                  + (resolved.container or f"none (host processes, Python {host or 'of each command'})"))
     console.print(f"slurm: account={resolved.account or '-'} partition={resolved.partition or '-'} "
                   f"time={resolved.time_limit or '-'}  nodes={resolved.total_nodes} x {resolved.gpus_per_node} GPUs")
     nodes = Table(title="Nodes", show_lines=False)

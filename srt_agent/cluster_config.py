@@ -76,7 +76,7 @@ class ClusterConfig(Strict):
     cloud: CloudConfig | None = Field(None, description="S3-compatible result storage (optional)")
     executor: Literal["slurm", "local"] = Field("slurm", description="`local` runs jobs on this machine without SLURM")
     container_runtime: Literal["pyxis", "none"] = Field("pyxis", description="`none` runs processes on the host")
-    python: str | None = Field(None, description="python for host processes (container_runtime none); default: srtctl's own")
+    python: str | None = Field(None, description="python of the agent and of host processes (container_runtime none, or a job's model.container: none without model.python); default: srtctl's own")
     dynamo_venv: str | None = Field(None, description="existing venv with Dynamo; used as is, nothing is installed")
     node_addresses: Literal["probe", "loopback"] = Field("probe", description="`probe`: each node's first address; `loopback`: 127.0.0.1 (single-host test clusters)")
     hf_cache_dir: str | None = Field(None, description="shared Hugging Face cache directory (absolute) for `model.path: hf:org/model`; mounted in every container as HF_HOME")

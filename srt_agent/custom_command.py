@@ -16,8 +16,12 @@ CUSTOM_KEYS = ("command", "env", "timeout_s")
 DEFAULT_TIMEOUT_S = 24 * 3600.0
 # what the command is told about the deployment (docs/benchmarking.md "Your own benchmark command")
 ENV_URL, ENV_MODEL, ENV_RESULTS = "SRT_ENDPOINT_URL", "SRT_MODEL", "SRT_RESULTS_DIR"
-PROVIDED_ENV = (ENV_URL, ENV_MODEL, ENV_RESULTS)
+# the names srt-slurm's direct-host renderer gives its custom commands (converted recipes read them):
+# the endpoint URL again, and a directory for the benchmark's own artifacts (aiperf's --output-artifact-dir)
+ENV_FRONTEND_URL, ENV_ARTIFACTS = "SRT_FRONTEND_URL", "AIPERF_ARTIFACT_DIR"
+PROVIDED_ENV = (ENV_URL, ENV_MODEL, ENV_RESULTS, ENV_FRONTEND_URL, ENV_ARTIFACTS)
 SCRIPT, LOG = "launch/custom-benchmark.sh", "logs/custom-benchmark.log"  # under the run directory
+ARTIFACTS = "results/aiperf"  # under the run directory: kept with the results, uploaded by sync
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -32,8 +36,8 @@ def normalize_env(v: Any) -> Any:
         if not _NAME.fullmatch(name):
             raise ValueError(f"'{name}' is not a valid environment variable name")
         if name in PROVIDED_ENV:
-            raise ValueError(f"'{name}' is set by srtctl itself (the endpoint URL, model name and results "
-                             f"directory); remove it from benchmark.env")
+            raise ValueError(f"'{name}' is set by srtctl itself (the endpoint URL, model name, results and "
+                             f"artifacts directories); remove it from benchmark.env")
         if is_secret_name(name):
             raise ValueError(f"'{name}' looks like a secret and would be written into the run directory; "
                              f"export it where you run srtctl apply instead (the command inherits the job's "
@@ -73,5 +77,6 @@ def render_script(plan: Any, b: Any, *, base: str) -> str:
     `base` is the run directory as the command sees it (/logs in the container)."""
     return render("custom_benchmark.sh.j2", job_id=plan.job_id, node=plan.head_node, log=f"{base}/{LOG}",
                   env_url=ENV_URL, env_model=ENV_MODEL, env_results=ENV_RESULTS, url=plan.endpoint.url,
+                  env_frontend_url=ENV_FRONTEND_URL, env_artifacts=ENV_ARTIFACTS, artifacts_dir=f"{base}/{ARTIFACTS}",
                   model=plan.served_model_name, results_dir=f"{base}/results", env=sorted(b.env.items()),
                   shell=isinstance(b.command, str), command=b.command, shown=shown_command(b.command))

@@ -9,6 +9,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from .cluster_config import Strict, check_sbatch_text, check_time_limit
 from .job_load import BenchmarkSection, ProfilingSection, ProfilingSteps, parse_concurrencies  # noqa: F401 (re-exported)
+from .host_mode import check_python_path
 from .srun_options import check_srun_options
 from .kv_events import check as check_kv_events
 
@@ -17,9 +18,15 @@ Role = Literal["prefill", "decode", "agg"]
 
 class ModelSection(Strict):
     path: str = Field(..., description="model alias from srtslurm.yaml `model_paths`, or an absolute path")
-    container: str | None = Field(None, description="container alias from srtslurm.yaml `containers`, or an absolute .sqsh path")
+    container: str | None = Field(None, description="container alias from srtslurm.yaml `containers`, an absolute .sqsh path, a registry reference pyxis imports, or `none`: no container, every process runs on the node with the host's own Python (`python`)")
+    python: str | None = Field(None, description="with `container: none`: absolute path of the Python whose SGLang and Dynamo serve the job (e.g. a venv's bin/python); default: srtslurm.yaml `python`")
     precision: str | None = Field(None, description="informational label, e.g. fp8, fp4 (shown in summaries)")
     served_model_name: str | None = Field(None, description="name clients use; default: the model directory name")
+
+    @field_validator("python")
+    @classmethod
+    def _python(cls, v: str | None) -> str | None:
+        return check_python_path(v)
 
 
 class ResourcesSection(Strict):

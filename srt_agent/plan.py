@@ -202,7 +202,7 @@ def _build(r: ResolvedJob, inp: PlanInputs, ports, port_base: int) -> Plan:
     all_nodes = inp.nodes[: r.total_nodes]
     head = nodes[0]
     in_container = r.container is not None
-    worker_python = "python3" if in_container else inp.host_python
+    worker_python = "python3" if in_container else (r.python or inp.host_python)  # host: model.python first
     hf_model = r.model_path[3:] if r.model_path.startswith("hf:") else None
     model_path = hf_model or (CONTAINER_MODEL if in_container else r.model_path)
     hf_env = {"HF_HOME": CONTAINER_HF_CACHE if in_container else str(r.cluster.hf_cache_dir)} if hf_model else {}

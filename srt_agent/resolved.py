@@ -16,6 +16,7 @@ from .engine_flags import check as check_engine_flags
 from .engines import job_errors as engine_job_errors
 from .errors import ConfigError, ConfigErrors
 from .evals.check import check_datasets
+from .host_mode import NO_CONTAINER, host_python, python_without_host_mode
 from .job_config import JobConfig, Role
 from .secrets import is_secret_flag, merge_job_secrets
 from .topology import RoleLayout, role_layout, shared_layout
@@ -43,6 +44,7 @@ class ResolvedJob:
     time_limit: str | None
     gpus_per_node: int
     layouts: dict[str, RoleLayout] = field(default_factory=dict)
+    python: str | None = None  # host processes' Python (model.python / srtslurm.yaml python); None: the caller's
 
     @property
     def total_nodes(self) -> int:
@@ -79,7 +81,7 @@ class ResolvedJob:
                 "model_path": self.model_path, "container": self.container, "account": self.account,
                 "partition": self.partition, "time_limit": self.time_limit,
                 "gpus_per_node": self.gpus_per_node, "mode": self.job.mode,
-                "total_nodes": self.total_nodes, "cluster_file": self.cluster.source,
+                "total_nodes": self.total_nodes, "cluster_file": self.cluster.source, "python": self.python,
             },
         }
 
@@ -92,7 +94,7 @@ class ResolvedJob:
         return cls(job=job, cluster=cluster, job_file=data["job_file"], model_path=r["model_path"],
                    container=r["container"], account=r["account"], partition=r["partition"],
                    time_limit=r["time_limit"], gpus_per_node=r["gpus_per_node"],
-                   layouts=_layouts(job, r["gpus_per_node"]))
+                   layouts=_layouts(job, r["gpus_per_node"]), python=r.get("python"))
 
     @classmethod
     def read(cls, path: str | Path, secrets: dict[str, dict[str, str]] | None = None,
@@ -259,6 +261,13 @@ def resolve_job(doc: YamlDocument, cluster: ClusterConfig) -> ResolvedJob:
                                        cluster_file=cluster.source)
         except ConfigError as exc:
             errors.append(exc)
+    python = None
+    if container == NO_CONTAINER or cluster.container_runtime == "none":  # host processes
+        python, host_errors = host_python(job, cluster, file=doc.path, line_of=doc.line_of)
+        errors += host_errors
+        container = None if container == NO_CONTAINER else container
+    elif job.model.python is not None:
+        errors += python_without_host_mode(job, file=doc.path, line_of=doc.line_of)
     if container is not None:
         try:
             container = resolve_alias(container, cluster.containers, kind="containers", key="model.container",
@@ -266,11 +275,12 @@ def resolve_job(doc: YamlDocument, cluster: ClusterConfig) -> ResolvedJob:
                                       cluster_file=cluster.source, registry=True)
         except ConfigError as exc:
             errors.append(exc)
-    elif cluster.container_runtime == "pyxis" and cluster.executor == "slurm":
+    elif cluster.container_runtime == "pyxis" and cluster.executor == "slurm" and job.model.container is None:
         errors.append(ConfigError("no container given", file=doc.path, line=doc.line_of(("model",)),
                                   key="model.container",
                                   hint="set model.container to an alias from srtslurm.yaml `containers`, "
-                                       "or set container_runtime: none in srtslurm.yaml"))
+                                       "model.container: none to run this job on the host, or container_runtime: none "
+                                       "in srtslurm.yaml for every job"))
     if not errors:
         flag_errors, _warnings = check_engine_flags(
             job, container, doc.path, lambda section, key: _flag_line(doc, ("backend", "sglang_config", section), key))
@@ -283,7 +293,7 @@ def resolve_job(doc: YamlDocument, cluster: ClusterConfig) -> ResolvedJob:
         account=job.slurm.account or cluster.default_account,
         partition=job.slurm.partition or cluster.default_partition,
         time_limit=job.slurm.time_limit or cluster.default_time_limit,
-        gpus_per_node=gpn, layouts=layouts,
+        gpus_per_node=gpn, layouts=layouts, python=python,
     )
 
 

@@ -2,7 +2,8 @@
 
 It runs on the head node (inside the job's container when the workers use one) through the
 launcher's `run_once`, i.e. the one srun builder; its environment names the endpoint URL, the served
-model and the run's results directory (custom_command.PROVIDED_ENV). The script comes from
+model, the run's results directory and an artifacts directory in it, results/aiperf
+(custom_command.PROVIDED_ENV; the result record lists its files). The script comes from
 templates/custom_benchmark.sh.j2 (every value quoted); the output goes to logs/custom-benchmark.log,
 the outcome to results/custom_benchmark.json, status.json (`benchmark.custom`) and the ledger, so a
 finished command is not run again on resume. A non-zero exit fails the phase with the log's tail.
@@ -17,7 +18,7 @@ from pathlib import Path
 import anyio
 
 from ..atomic import write_json_atomic, write_text_atomic
-from ..custom_command import DEFAULT_TIMEOUT_S, LOG, SCRIPT, render_script, shown_command
+from ..custom_command import ARTIFACTS, DEFAULT_TIMEOUT_S, LOG, SCRIPT, render_script, shown_command
 from ..errors import BenchmarkError
 from ..plan import CONTAINER_LOGS, Plan
 from ..secrets import redact_text
@@ -38,6 +39,14 @@ def _tail(path: Path, n: int = TAIL_LINES) -> str:
     return "\n".join(lines[-n:]) or "(no output)"
 
 
+def _artifacts(run_dir: Path) -> dict:
+    """What the command left in its artifacts directory (relative paths, sizes)."""
+    root = run_dir / ARTIFACTS
+    files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else []
+    return {"dir": ARTIFACTS, "count": len(files), "files": [  # the first 200 listed
+        {"path": str(p.relative_to(run_dir)), "bytes": p.stat().st_size} for p in files[:200]]}
+
+
 async def run_custom_benchmark(ctx, plan: Plan, ledger: Ledger, status: StatusWriter) -> dict:
     """Run the command once (unless the ledger has it done); the result record."""
     b = ctx.job.benchmark
@@ -49,7 +58,7 @@ async def run_custom_benchmark(ctx, plan: Plan, ledger: Ledger, status: StatusWr
     worker = plan.by_kind("worker")[0]
     image = plan.container_image if worker.container else None
     base = CONTAINER_LOGS if image else str(run_dir)
-    (run_dir / "results").mkdir(exist_ok=True)
+    (run_dir / ARTIFACTS).mkdir(parents=True, exist_ok=True)  # the command's AIPERF_ARTIFACT_DIR
     (run_dir / "launch").mkdir(exist_ok=True)
     write_text_atomic(run_dir / SCRIPT, render_script(plan, b, base=base))
     timeout = b.timeout_s or DEFAULT_TIMEOUT_S
@@ -70,7 +79,7 @@ async def run_custom_benchmark(ctx, plan: Plan, ledger: Ledger, status: StatusWr
             f.write(res.output if res.output.endswith("\n") else res.output + "\n")
     result = {"type": "custom", "command": b.command, "exit_code": res.returncode, "node": plan.head_node,
               "started_unix": started, "ended_unix": ended, "duration_s": round(ended - started, 3), "log": LOG,
-              "passed": res.returncode == 0}
+              "passed": res.returncode == 0, "artifacts": _artifacts(run_dir)}
     write_json_atomic(result_path, result)
     if scraper is not None:  # results/custom_benchmark.csv.gz and result["server_metrics"]
         _attach_server_metrics(scraper, {**result, "measured_start_unix": started, "measured_end_unix": ended},

@@ -34,6 +34,7 @@ from .custom_benchmark import run_custom_benchmark
 from .health import record_dynamo_installs, smoke_request, wait_processes_healthy, wait_registered
 from .launchers import Launcher
 from .ledger import Ledger, fingerprint
+from .host_check import check_host_python
 from .preflight import check_engine_flags
 from .profiling_phase import run_profiling
 from .requeue import requeue_after_warning
@@ -62,6 +63,7 @@ async def _phases(run: LoadedRun, sup: Supervisor, tg, ledger: Ledger) -> None:
 
     status.phase("preflight")
     clock.begin("preflight")
+    await check_host_python(ctx)  # model.container: none
     await check_engine_flags(ctx)
     clock.end("preflight")
     status.phase("preflight", "done")

@@ -8,6 +8,7 @@ from typing import Any
 
 from ..custom_command import ENV_URL
 from .experimental import HANDLERS as EXPERIMENTAL_HANDLERS
+from .direct_host import HANDLERS as DIRECT_HOST_HANDLERS
 
 # srt-slurm serves its public endpoint at port 8000 on the head node and documents "hit
 # http://localhost:<port> directly" for custom commands; srtctl's endpoint has a per-job port
@@ -91,4 +92,5 @@ HANDLERS: dict[str, Any] = {
     "telemetry": approximated_section,
     "observability": approximated_section,
     **EXPERIMENTAL_HANDLERS,
+    **DIRECT_HOST_HANDLERS,  # model.container: direct-host, model.path: $NAME
 }

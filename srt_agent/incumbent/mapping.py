@@ -32,8 +32,8 @@ class Entry:
 
 MAPPING: tuple[Entry, ...] = (
     Entry("name", "name", "same"),
-    Entry("model.path", "model.path", "same", "alias, absolute path, or `hf:org/model` (needs `hf_cache_dir` in srtslurm.yaml)"),
-    Entry("model.container", "model.container", "same", "alias, absolute .sqsh path, or a registry reference pyxis imports (`lmsysorg/sglang:v0.5.8`)"),
+    Entry("model.path", "model.path", "same", "alias, absolute path, or `hf:org/model` (needs `hf_cache_dir` in srtslurm.yaml); `$NAME` / `${NAME}` (srt-slurm reads it from the environment when it renders the recipe): expanded from the environment srtctl runs in, refused when unset"),
+    Entry("model.container", "model.container", "converted", "alias, absolute .sqsh path, or a registry reference pyxis imports (`lmsysorg/sglang:v0.5.8`), as is; `direct-host` -> `none`: no container, every srun step runs on the node, the workers with `model.python` (taken from `$SRTCTL_PYTHON` when it is set where srtctl converts) or srtslurm.yaml `python`"),
     Entry("model.precision", "model.precision", "same"),
     Entry("model.name", "(dropped)", "dropped", "descriptive (the model's Hugging Face id); the served name is model.served_model_name"),
     Entry("model.container_image", "", "refused", "a second, pullable name of the container: put the registry reference in model.container itself (pyxis imports it)"),

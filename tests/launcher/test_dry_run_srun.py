@@ -1,5 +1,6 @@
 """Dry-run shows the srun line of every process (from srt_agent.srun, the builder the agent uses):
-golden files for a container job and a host job; plan.json carries the same argv.
+golden files for a container job, a host job and a job without a container on a pyxis cluster
+(model.container: none); plan.json carries the same argv.
 
 Golden files: tests/golden/dry-run-srun/<case>/expected/srun.txt; regenerate with SRT_UPDATE_GOLDEN=1."""
 
@@ -18,7 +19,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "golden" / "dry-run-srun"
-CASES = ("container-dynamo", "host-router")
+CASES = ("container-dynamo", "host-router", "nocontainer-dynamo")
 
 
 def normalise(text: str) -> str:
@@ -97,3 +98,16 @@ def test_local_dry_run_shows_the_local_launch(tmp_path):
         assert p["launch"][0] == "bash" and p["launch"][1].endswith(f"/launch/{p['name']}.sh")
     commands = (out / "commands.txt").read_text()
     assert "srun" not in commands and "the processes apply would start" in commands
+
+
+def test_no_container_custom_benchmark_script_matches_golden(tmp_path):
+    """The script the agent runs once on the head node, outside any container: the run directory's
+    own paths, SRT_FRONTEND_URL next to SRT_ENDPOINT_URL, AIPERF_ARTIFACT_DIR under results/."""
+    out = dry_run("nocontainer-dynamo", tmp_path)
+    got = normalise((out / "custom-benchmark.sh").read_text())
+    want_path = GOLDEN / "nocontainer-dynamo" / "expected" / "custom-benchmark.sh"
+    if os.environ.get("SRT_UPDATE_GOLDEN") == "1":
+        want_path.write_text(got)
+    want = want_path.read_text()
+    assert got == want, "custom-benchmark.sh differs from the golden file (SRT_UPDATE_GOLDEN=1 to accept):\n" + "".join(
+        difflib.unified_diff(want.splitlines(True), got.splitlines(True), "golden", "dry-run"))

@@ -9,6 +9,7 @@ Everything else is a placeholder token, filled in here with this project's own v
     "<str>" "<int>" "<float>" "<list>" "<dict>"   a value of that kind
     "<env:N>"                                    a mapping of N environment variables
     "<alias>"                                    a model / container alias (the test cluster defines it)
+    "$NAME" (model.path)                         read from the environment (render_environment sets it)
 
 An override file's entry has `base` (keys + flags) and `variants` (name, keys, flags) instead.
 """
@@ -16,11 +17,13 @@ An override file's entry has `base` (keys + flags) and `variants` (name, keys, f
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 CENSUS = Path(__file__).resolve().parents[2] / "fixtures" / "incumbent_census.json"
 MODEL_ALIAS, CONTAINER_ALIAS = "m", "c"
+DIRECT_HOST = "direct-host"  # srt-slurm's no-container mode, not a container alias
 SETUP_SCRIPT = "setup.sh"
 
 
@@ -34,9 +37,21 @@ def container_aliases(census: dict) -> dict[str, str]:
     for e in census["recipes"]:
         for part in ([e] if "variants" not in e else [e["base"], *e["variants"]]):
             c = part.get("keys", {}).get("model.container")
-            if isinstance(c, str) and not c.startswith("<") and "/" not in c:
+            if isinstance(c, str) and not c.startswith("<") and "/" not in c and c != DIRECT_HOST:
                 found.add(c)
     return {a: f"/containers/{a}.sqsh" for a in sorted(found)}
+
+
+def render_environment(census: dict) -> dict[str, str]:
+    """The variables recipes read when srt-slurm renders them (`model.path: $NAME`): their users
+    export them where they run srtctl; here each names a placeholder model directory."""
+    out = {}
+    for e in census["recipes"]:
+        for part in ([e] if "variants" not in e else [e["base"], *e["variants"]]):
+            m = re.fullmatch(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?", str(part.get("keys", {}).get("model.path", "")))
+            if m:
+                out[m.group(1)] = "/models/placeholder"
+    return out
 
 
 def placeholder(token: Any, key: str, *, flag: bool = False, index: int | None = None) -> Any:

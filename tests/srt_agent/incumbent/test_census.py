@@ -21,7 +21,7 @@ import yaml
 from launcher.cli import main
 from srt_agent.incumbent.mapping import MAPPING, MIGRATING_DOC
 
-from .census import MODEL_ALIAS, SETUP_SCRIPT, container_aliases, expected_flags, load, synthesise
+from .census import MODEL_ALIAS, SETUP_SCRIPT, container_aliases, expected_flags, load, render_environment, synthesise
 
 pytestmark = pytest.mark.slow
 
@@ -111,6 +111,8 @@ def measured(census, tmp_path_factory):
         "model_paths": {MODEL_ALIAS: str(site / "model")}, "containers": container_aliases(census)}))
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SRTSLURM_CONFIG", str(cluster))
+        for name, value in render_environment(census).items():
+            mp.setenv(name, value)
         mp.chdir(site)
         mp.setattr(sys, "argv", ["srtctl"])
         return [_measure(e, site) for e in census["recipes"] if not e.get("excluded")]
