@@ -134,6 +134,10 @@ def run_point(config: LoadConfig) -> dict:
     Raises BenchmarkError when the workers cannot run; an invalid measurement is returned with
     its failures counted: pass the result to check_point to reject it.
     """
+    if config.trace_file:  # a trace replay: its own schedule and prompts
+        from .trace_runner import run_trace
+
+        return run_trace(config)
     config.validate()
     host, port, path = split_url(config.url, config.endpoint)
     n, n_warm = config.resolved_num_prompts(), config.num_warmup()
