@@ -93,12 +93,12 @@ def test_requests_go_out_at_their_timestamps_with_their_lengths(tmp_path, sse_se
     arrivals = sorted(sse_server.arrivals[before:])
     assert len(arrivals) == 10
     gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
-    assert all(0.05 < g < 0.11 for g in gaps), gaps  # 80 ms apart, as the trace says
+    assert all(0.04 < g < 0.12 for g in gaps), gaps  # 80 ms apart, as the trace says (slack for a loaded machine)
     for row, rec in zip(rows, r["requests"]):
         assert rec["timestamp_ms"] == row["timestamp"]
         assert rec["input_tokens"] == row["input_length"]  # the server's prompt_tokens
         assert rec["output_tokens"] == rec["requested_output_tokens"] == row["output_length"]
-        assert abs(rec["sent_ms"] - row["timestamp"]) < 20, rec
+        assert 0 <= rec["sent_ms"] - row["timestamp"] < 40, rec
     assert r["total_output_tokens"] == sum(x["output_length"] for x in rows)
     bodies = sse_server.bodies[before:]
     assert all(b["ignore_eos"] is True and b["stream"] is True for b in bodies)
