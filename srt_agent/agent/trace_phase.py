@@ -13,6 +13,7 @@ import anyio
 
 from ..errors import BenchmarkError, ConfigError
 from ..loadgen.config import from_job
+from ..loadgen.trace import load_trace
 from ..loadgen.validity import recorded_verdict
 from ..plan import Plan
 from .benchmark_phase import ROLLUP_KEYS, _attach_server_metrics, _start_scraper, run_loadgen, tokenizer_dir, write_rollup
@@ -28,8 +29,6 @@ async def check_trace_file(job, job_file: str) -> None:
     """Preflight: the trace exists and every line parses (names the trace's file:line otherwise)."""
     if job.benchmark.type != "trace-replay":
         return
-    from ..loadgen.trace import load_trace
-
     try:
         trace = await anyio.to_thread.run_sync(load_trace, job.benchmark.trace_file)
     except BenchmarkError as exc:

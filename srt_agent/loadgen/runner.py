@@ -134,10 +134,8 @@ def run_point(config: LoadConfig) -> dict:
     Raises BenchmarkError when the workers cannot run; an invalid measurement is returned with
     its failures counted: pass the result to check_point to reject it.
     """
-    if config.trace_file:  # a trace replay: its own schedule and prompts
-        from .trace_runner import run_trace
-
-        return run_trace(config)
+    if config.trace_file:
+        raise BenchmarkError("a trace replay runs with trace_runner.run_trace, not run_point")
     config.validate()
     host, port, path = split_url(config.url, config.endpoint)
     n, n_warm = config.resolved_num_prompts(), config.num_warmup()

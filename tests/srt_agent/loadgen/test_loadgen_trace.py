@@ -8,7 +8,7 @@ import json
 import pytest
 
 from srt_agent.errors import BenchmarkError
-from srt_agent.loadgen import LoadConfig, run_point
+from srt_agent.loadgen import LoadConfig, run_point, run_trace
 from srt_agent.loadgen.config import from_argv
 from srt_agent.loadgen.trace import BLOCK_TOKENS, TraceRequest, TraceWorkload, load_trace
 
@@ -87,7 +87,7 @@ def test_requests_go_out_at_their_timestamps_with_their_lengths(tmp_path, sse_se
     rows = [{"timestamp": 80 * i, "input_length": 40 + i, "output_length": 3 + i % 3,
              "hash_ids": [i % 2]} for i in range(10)]
     before = len(sse_server.arrivals)
-    r = run_point(trace_config(sse_server, write_trace(tmp_path / "t.jsonl", rows), processes=2))
+    r = run_trace(trace_config(sse_server, write_trace(tmp_path / "t.jsonl", rows), processes=2))
     assert (r["completed"], r["failed"], r["num_requests"]) == (10, 0, 10)
     assert r["benchmark"] == "trace-replay" and r["trace_requests"] == 10 and r["max_concurrency"] is None
     arrivals = sorted(sse_server.arrivals[before:])
@@ -108,7 +108,7 @@ def test_requests_go_out_at_their_timestamps_with_their_lengths(tmp_path, sse_se
 def test_the_cap_bounds_the_requests_in_flight_and_late_sends_count(tmp_path, sse_server):
     rows = [{"timestamp": 0, "input_length": 8, "output_length": 2} for _ in range(6)]
     sse_server.max_in_flight = 0
-    r = run_point(trace_config(sse_server, write_trace(tmp_path / "t.jsonl", rows), model="ok;ttft=120;itl=1",
+    r = run_trace(trace_config(sse_server, write_trace(tmp_path / "t.jsonl", rows), model="ok;ttft=120;itl=1",
                                concurrency=2, processes=2))
     assert r["completed"] == 6 and r["max_concurrency"] == 2
     assert sse_server.max_in_flight == 2 and r["peak_in_flight"] == 2
@@ -120,13 +120,15 @@ def test_the_cap_bounds_the_requests_in_flight_and_late_sends_count(tmp_path, ss
 def test_goodput_counts_requests_within_both_thresholds(tmp_path, sse_server):
     path = write_trace(tmp_path / "t.jsonl", [{"timestamp": 10 * i, "input_length": 8, "output_length": 4}
                                               for i in range(4)])
-    loose = run_point(trace_config(sse_server, path, model="ok;ttft=30;itl=2", ttft_threshold_ms=2000,
+    loose = run_trace(trace_config(sse_server, path, model="ok;ttft=30;itl=2", ttft_threshold_ms=2000,
                                    itl_threshold_ms=100))
     assert loose["goodput"]["requests"] == 4 and loose["goodput"]["fraction"] == 1.0
-    tight = run_point(trace_config(sse_server, path, model="ok;ttft=30;itl=2", ttft_threshold_ms=10))
+    tight = run_trace(trace_config(sse_server, path, model="ok;ttft=30;itl=2", ttft_threshold_ms=10))
     assert tight["goodput"] == {"ttft_threshold_ms": 10, "itl_threshold_ms": None, "requests": 0,
                                 "fraction": 0.0, "request_goodput": 0.0}
-    assert run_point(trace_config(sse_server, path))["goodput"] is None
+    assert run_trace(trace_config(sse_server, path))["goodput"] is None
+    with pytest.raises(BenchmarkError, match="run_trace"):
+        run_point(trace_config(sse_server, path))
 
 
 def test_the_command_line_of_a_trace_replay(tmp_path):
@@ -155,3 +157,38 @@ def test_text_prompts_are_single_token_words_with_the_exact_lengths(tmp_path):
         assert 0 not in tok.encode(text).ids  # no unknown words
     a, b = (tok.encode(json.loads(w.prompt_json(g))).ids for g in (0, 1))
     assert a[:BLOCK_TOKENS] == b[:BLOCK_TOKENS] and a[BLOCK_TOKENS] != b[BLOCK_TOKENS]
+
+
+# ---- the job file ------------------------------------------------------------------------------
+
+def test_the_job_files_trace_replay_section_and_its_load(tmp_path):
+    from srt_agent.loadgen.config import from_job
+
+    from test_loadgen_config import JOB, plan_of
+
+    job, plan = plan_of(tmp_path, {**JOB, "benchmark": {
+        "type": "trace-replay", "trace_file": "/traces/t.jsonl", "concurrencies": [4], "ttft_threshold_ms": 2000,
+        "itl_threshold_ms": 25, "seed": 3}})
+    c = from_job(plan, benchmark=job.benchmark, concurrency=4)
+    assert (c.trace_file, c.concurrency, c.isl, c.osl, c.seed) == ("/traces/t.jsonl", 4, 0, 0, 3)
+    assert (c.ttft_threshold_ms, c.itl_threshold_ms, c.url) == (2000, 25, plan.endpoint.url)
+    assert from_argv(c.to_argv())[0] == c
+    assert from_job(plan, benchmark=job.benchmark, concurrency=None).concurrency == 0  # no cap
+    assert "benchmark" in next(n for n in plan.nodes if n.name == plan.head_node).roles
+
+
+@pytest.mark.parametrize("section, words", [
+    ({"type": "trace-replay"}, "needs trace_file"),
+    ({"type": "trace-replay", "trace_file": "t.jsonl"}, "absolute path"),
+    ({"type": "trace-replay", "trace_file": "/t.jsonl", "isl": 8}, "isl do not apply"),
+    ({"type": "trace-replay", "trace_file": "/t.jsonl", "req_rate": 2}, "req_rate do not apply"),
+    ({"type": "sa-bench", "isl": 8, "osl": 8, "concurrencies": [1], "ttft_threshold_ms": 5}, "only apply to benchmark type trace-replay"),
+    ({"type": "trace-replay", "trace_file": "/t.jsonl", "client_nodes": 2}, "only apply to benchmark type sa-bench"),
+])
+def test_trace_replay_sections_that_are_refused(section, words):
+    from pydantic import ValidationError
+
+    from srt_agent.job_config import BenchmarkSection
+
+    with pytest.raises(ValidationError, match=words):
+        BenchmarkSection.model_validate(section)
