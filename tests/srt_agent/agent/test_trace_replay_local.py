@@ -41,6 +41,11 @@ def test_a_trace_replay_job_replays_the_trace(local_run):
     assert "--trace-file" in (run / "logs" / "benchmark.log").read_text()
     rollup = json.loads((run / "results" / "rollup.json").read_text())
     assert len(rollup["points"]) == 1 and "requests" not in rollup["points"][0]
+    st = local_run.srtctl("status", run.name, "--json")
+    assert st.returncode == 0, st.stderr
+    assert json.loads(st.stdout)["benchmark"]["points_done"] == 1
+    rep = local_run.srtctl("report", run.name, "--no-plots")
+    assert rep.returncode == 0, rep.stderr
 
 
 def test_a_missing_trace_fails_in_the_preflight(local_run):
