@@ -72,10 +72,10 @@ class TraceWorker(base.Worker):
 
         for g in sorted(indices, key=s.due.__getitem__):
             due = start + s.due[g]
-            wait = due - monotonic() - base.START_SPIN_S
+            wait = due - monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
-            while monotonic() < due:  # loop timers fire up to a millisecond early or late: spin the rest
+            while monotonic() < due:  # a loop timer may fire up to a millisecond early: never send early
                 pass
             while not free and s.capped:
                 freed.clear()
