@@ -51,40 +51,57 @@ class TraceWorkerSpec(base.WorkerSpec):
 
 
 class TraceWorker(base.Worker):
+    """Uses of worker.Worker only its connections (open/close), request bodies (self.body) and
+    ITL folding (fold/fold_loop); the schedule, records and sends are its own."""
+
     def _new_slot(self):
         s = self.spec
         if s.http == "aiohttp":
             return AiohttpSlot(self.session, f"http://{s.host}:{s.port}{s.path}", s.timeout)
         return LeanSlot(s.host, s.port, s.path, s.timeout)  # connects on its first request
 
-    async def replay(self, indices: list[int], start: float) -> list[RequestRecord]:
+    def _trace_record(self, g: int, scheduled: float, ready: float) -> RequestRecord:
+        rec = RequestRecord(g, scheduled=scheduled, ready=ready)
+        rec.requested_output_tokens = self.spec.workload.output_lens[g]
+        rec.input_tokens = self.spec.workload.input_lens[g]
+        return rec
+
+    async def _send(self, slot, rec: RequestRecord) -> None:
+        await slot.request(self.body(rec.index), rec)
+        if rec.chunk_times is not None:
+            if rec.ok:  # folded by fold_loop, off the send path
+                self.unfolded.append(rec.chunk_times)
+            rec.chunk_times = None
+
+    async def replay(self, indices: list[int], start: float, capped: bool) -> list[RequestRecord]:
+        """Each request at start + its offset (warmup requests: at start), at most len(slots) in
+        flight when capped."""
         s = self.spec
         free: deque = deque((slot, start) for slot in self.slots)  # (slot, when it became free)
         freed = asyncio.Event()
         records: list[RequestRecord] = []
         tasks: set[asyncio.Task] = set()
 
-        async def run(slot, rec, body):
-            await self._one(slot, rec, body)
+        async def run(slot, rec):
+            await self._send(slot, rec)
             records.append(rec)
             free.append((slot, rec.end or monotonic()))
             freed.set()
 
-        for g in sorted(indices, key=s.due.__getitem__):
-            due = start + s.due[g]
+        for g in sorted(indices, key=lambda g: s.due.get(g, 0.0)):
+            due = start + s.due.get(g, 0.0)
             wait = due - monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
             while monotonic() < due:  # a loop timer may fire up to a millisecond early: never send early
                 pass
-            while not free and s.capped:
+            while not free and capped:
                 freed.clear()
                 await freed.wait()
             slot, since = free.popleft() if free else (self._new_slot(), due)
             if slot not in self.slots:
                 self.slots.append(slot)  # closed with the others
-            rec, body = self._prepare(g, due, max(due, since))
-            task = asyncio.ensure_future(run(slot, rec, body))
+            task = asyncio.ensure_future(run(slot, self._trace_record(g, due, max(due, since))))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
         while tasks:
@@ -112,7 +129,7 @@ class TraceWorker(base.Worker):
         watcher = asyncio.ensure_future(watch_loop())
         folder = asyncio.ensure_future(self.fold_loop())
         cpu0, wall0 = time.process_time(), monotonic()
-        records = await self.replay(s.measured, start)
+        records = await self.replay(s.measured, start, s.capped)
         cpu = (time.process_time() - cpu0) / max(monotonic() - wall0, 1e-9)
         stop.set()
         watcher.cancel()
@@ -131,7 +148,7 @@ async def _serve(conn, spec: TraceWorkerSpec) -> None:
         assert msg[0] == "warmup", msg
         base._quiet_gc()
         loop.add_reader(conn.fileno(), base._watch_parent, conn)
-        warm = await worker.closed_loop(spec.warmup, monotonic()) if spec.warmup else []
+        warm = await worker.replay(spec.warmup, monotonic(), capped=True)  # all at once, slots bound it
         base._unwatch(loop, conn)
         conn.send(("warmed", sum(1 for r in warm if not r.ok)))
         msg = conn.recv()

@@ -80,7 +80,7 @@ def test_prompts_have_the_trace_lengths_and_share_the_blocks_the_hash_ids_share(
 def trace_config(server, path, **kw) -> LoadConfig:
     return LoadConfig(url=server.url, model=kw.pop("model", "ok;ttft=5;itl=1"), isl=0, osl=0,
                       concurrency=kw.pop("concurrency", 0), trace_file=path, processes=kw.pop("processes", 1),
-                      warmup_multiplier=0, **kw)
+                      warmup_multiplier=kw.pop("warmup_multiplier", 0), **kw)
 
 
 def test_requests_go_out_at_their_timestamps_with_their_lengths(tmp_path, sse_server):
@@ -192,3 +192,14 @@ def test_trace_replay_sections_that_are_refused(section, words):
 
     with pytest.raises(ValidationError, match=words):
         BenchmarkSection.model_validate(section)
+
+
+def test_the_warmup_runs_before_the_trace_and_is_not_measured(tmp_path, sse_server):
+    path = write_trace(tmp_path / "t.jsonl", [{"timestamp": 5 * i, "input_length": 30, "output_length": 3}
+                                              for i in range(4)])
+    before = len(sse_server.bodies)
+    r = run_trace(trace_config(sse_server, path, concurrency=2, warmup_multiplier=1.5))
+    assert (r["warmup_prompts"], r["warmup_failed"], r["num_requests"], r["completed"]) == (3, 0, 4, 4)
+    bodies = sse_server.bodies[before:]
+    assert len(bodies) == 7 and [b["max_tokens"] for b in bodies[:3]] == [16, 16, 16]  # warmup first
+    assert all(len(b["prompt"]) == 30 for b in bodies)  # the trace's median input length
