@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from srt_agent.errors import BenchmarkError
+from srt_agent.errors import BenchmarkError, ConfigError
 from .prompts import ID_HIGH, ID_LOW, load_tokenizer
 
 BLOCK_TOKENS = 512  # the Mooncake format's hash block size
@@ -203,3 +204,17 @@ class TraceWorkload:
 
     def subset(self, indices: list[int]) -> TraceWorkload:
         return TraceWorkload(self.kind, self.alphabet, self.pool, {g: self.requests[g] for g in indices})
+
+
+def dry_run_errors(benchmark, doc) -> list[ConfigError]:
+    """`srtctl dry-run` / `apply`: a trace this machine can read is checked in full (bad lines named
+    file:line); one it cannot is left to the agent's preflight on the head node."""
+    if benchmark.type != "trace-replay" or not os.path.isfile(benchmark.trace_file):
+        return []
+    try:
+        load_trace(benchmark.trace_file)
+    except BenchmarkError as exc:
+        return [ConfigError(str(exc), file=doc.path, line=doc.line_of(("benchmark", "trace_file")),
+                            key="benchmark.trace_file", value=benchmark.trace_file,
+                            hint="one JSON object a line: timestamp (ms), input_length, output_length, hash_ids")]
+    return []

@@ -203,3 +203,20 @@ def test_the_warmup_runs_before_the_trace_and_is_not_measured(tmp_path, sse_serv
     bodies = sse_server.bodies[before:]
     assert len(bodies) == 7 and [b["max_tokens"] for b in bodies[:3]] == [16, 16, 16]  # warmup first
     assert all(len(b["prompt"]) == 30 for b in bodies)  # the trace's median input length
+
+
+def test_dry_run_reads_a_trace_it_can_see_and_leaves_the_others_to_the_preflight(tmp_path):
+    from srt_agent.cluster_config import ClusterConfig
+    from srt_agent.errors import ConfigErrors
+    from srt_agent.resolved import load_job_text
+
+    cluster = ClusterConfig(default_account="a", model_paths={"m": "/models/m"}, containers={"c": "/c.sqsh"})
+    trace = tmp_path / "t.jsonl"
+    text = ("name: t\nmodel:\n  path: m\n  container: c\nresources:\n  agg_nodes: 1\n  agg_workers: 1\n"
+            f"benchmark:\n  type: trace-replay\n  trace_file: {trace}\n")
+    assert load_job_text(text, cluster).job.benchmark.trace_file == str(trace)  # not here: the preflight's
+    trace.write_text('{"timestamp": 0, "input_length": 4, "output_length": 1}\n{"timestamp": 1}\n')
+    with pytest.raises(ConfigErrors) as e:
+        load_job_text(text, cluster)
+    (err,) = e.value.errors
+    assert err.key == "benchmark.trace_file" and err.line == 10 and f"{trace}:2: 'input_length'" in err.message
