@@ -17,7 +17,7 @@ from .engines import job_errors as engine_job_errors
 from .errors import ConfigError, ConfigErrors
 from .evals.check import check_datasets
 from .job_config import JobConfig, Role
-from .loadgen.trace import dry_run_errors as trace_errors
+from .loadgen.trace_file import dry_run_errors as trace_errors
 from .secrets import is_secret_flag, merge_job_secrets
 from .topology import RoleLayout, role_layout, shared_layout
 from .validation import validate_document

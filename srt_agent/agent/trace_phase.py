@@ -13,7 +13,7 @@ import anyio
 
 from ..errors import BenchmarkError, ConfigError
 from ..loadgen.config import from_job
-from ..loadgen.trace import load_trace
+from ..loadgen.trace_file import load_trace
 from ..loadgen.validity import recorded_verdict
 from ..plan import Plan
 from .benchmark_phase import ROLLUP_KEYS, _attach_server_metrics, _start_scraper, run_loadgen, tokenizer_dir, write_rollup

@@ -14,7 +14,8 @@ from .metrics import summarize
 from .records import ItlHistogram, RequestRecord
 from .runner import START_DELAY_S, WARMUP_INDEX_BASE, _recv_all, _share, warm_up, worker_processes
 from .sizing import auto_processes, usable_cores
-from .trace import Trace, TraceRequest, TraceWorkload, load_trace
+from .trace import TraceWorkload
+from .trace_file import Trace, TraceRequest, load_trace
 from .trace_worker import TraceWorkerSpec
 
 UNCAPPED_SLOTS = 16  # connections a worker opens up front without a cap (more are opened when needed)

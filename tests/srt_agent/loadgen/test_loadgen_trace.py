@@ -10,7 +10,8 @@ import pytest
 from srt_agent.errors import BenchmarkError
 from srt_agent.loadgen import LoadConfig, run_point, run_trace
 from srt_agent.loadgen.config import from_argv
-from srt_agent.loadgen.trace import BLOCK_TOKENS, TraceRequest, TraceWorkload, load_trace
+from srt_agent.loadgen.trace import BLOCK_TOKENS, TraceWorkload
+from srt_agent.loadgen.trace_file import TraceRequest, load_trace
 
 pytest.importorskip("httptools")
 
