@@ -15,6 +15,7 @@ One JSON object a line (the format of Mooncake's FAST'25 traces, aiperf's `moonc
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import os
@@ -24,6 +25,13 @@ from pathlib import Path
 from srt_agent.errors import BenchmarkError, ConfigError
 
 MAX_LINE_ERRORS = 5
+FIELDS = ("timestamp", "input_length", "output_length", "hash_ids")
+NOT_REPLAYED = {  # fields aiperf's mooncake_trace reads that srt-loadgen has no replay of
+    "text_input": "literal prompt text: give input_length, and hash_ids for shared prefixes",
+    "input_text": "literal prompt text: give input_length, and hash_ids for shared prefixes",
+    "session_id": "multi-turn sessions: give every turn its own timestamp",
+    "delay": "multi-turn sessions: give every turn its own timestamp",
+}
 
 
 @dataclass(frozen=True)
@@ -71,9 +79,14 @@ def parse_line(text: str, where: str) -> TraceRequest:
     ts = obj.get("timestamp")
     if isinstance(ts, bool) or not isinstance(ts, (int, float)) or not math.isfinite(ts) or ts < 0:
         raise ValueError(f"{where}: 'timestamp' must be a number of ms >= 0 (got {ts!r})")
-    if "input_text" in obj or "text_input" in obj:
-        raise ValueError(f"{where}: literal prompt text is not replayed (give input_length, and hash_ids for "
-                         "shared prefixes)")
+    for key in obj:
+        if key in FIELDS:
+            continue
+        if key in NOT_REPLAYED:
+            raise ValueError(f"{where}: '{key}' is not replayed ({NOT_REPLAYED[key]})")
+        guess = difflib.get_close_matches(str(key), FIELDS, n=1)
+        raise ValueError(f"{where}: unknown field '{key}'" + (f" (did you mean '{guess[0]}'?)" if guess else
+                                                              f"; the fields are {', '.join(FIELDS)}"))
     n_in = _int_field(obj, "input_length", 1, where)
     n_out = _int_field(obj, "output_length", 1, where)
     ids = obj.get("hash_ids", [])

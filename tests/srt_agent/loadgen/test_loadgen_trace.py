@@ -41,6 +41,9 @@ def test_a_trace_is_read_in_timestamp_order(tmp_path):
     ('{"timestamp": 0, "input_length": 5, "output_length": 0}', "'output_length'"),
     ('{"timestamp": 0, "input_length": 5, "output_length": 1, "hash_ids": ["a"]}', "'hash_ids'"),
     ('[1, 2]', "JSON object"),
+    ('{"timestamp": 0, "input_length": 5, "output_length": 1, "session_id": "s1"}', "'session_id' is not replayed"),
+    ('{"timestamp": 0, "text_input": "hi", "output_length": 1}', "'text_input' is not replayed"),
+    ('{"timestamp": 0, "input_length": 5, "output_lenght": 1}', "did you mean 'output_length'"),
 ])
 def test_a_bad_line_names_the_file_and_line(tmp_path, line, words):
     path = tmp_path / "t.jsonl"
