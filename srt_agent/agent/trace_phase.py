@@ -13,7 +13,7 @@ import anyio
 
 from ..errors import BenchmarkError, ConfigError
 from ..loadgen.config import from_job
-from ..loadgen.trace_file import load_trace
+from ..loadgen.trace_file import load_trace, untimed_without_cap
 from ..loadgen.validity import recorded_verdict
 from ..plan import Plan
 from .benchmark_phase import ROLLUP_KEYS, _attach_server_metrics, _start_scraper, run_loadgen, tokenizer_dir, write_rollup
@@ -29,11 +29,15 @@ async def check_trace_file(job, job_file: str) -> None:
     """Preflight: the trace exists and every line parses (names the trace's file:line otherwise)."""
     if job.benchmark.type != "trace-replay":
         return
+    hint = "give the absolute path of a Mooncake-format JSONL trace the head node can read"
     try:
         trace = await anyio.to_thread.run_sync(load_trace, job.benchmark.trace_file)
     except BenchmarkError as exc:
-        raise ConfigError(f"preflight: {exc}", file=job_file, key="benchmark.trace_file",
-                          hint="give the absolute path of a Mooncake-format JSONL trace the head node can read") from None
+        raise ConfigError(f"preflight: {exc}", file=job_file, key="benchmark.trace_file", hint=hint) from None
+    problem = untimed_without_cap(trace, job.benchmark.concurrencies)
+    if problem is not None:
+        raise ConfigError(f"preflight: {problem}", file=job_file, key="benchmark.concurrencies",
+                          hint="add benchmark.concurrencies: [N]")
     print(f"[srt-agent] trace {trace.path}: {len(trace.requests)} requests over {trace.duration_s:.1f} s", flush=True)
 
 

@@ -5,7 +5,9 @@ One JSON object a line (the format of Mooncake's FAST'25 traces, aiperf's `moonc
 
     {"timestamp": 0, "input_length": 6755, "output_length": 500, "hash_ids": [0, 1, 2, 3, ...]}
 
-    timestamp      when the request is sent, in ms from the start of the replay
+    timestamp      when the request is sent, in ms from the start of the replay; a trace without
+                   timestamps (none on any line) is sent as fast as a concurrency cap allows, in
+                   file order, as aiperf sends one
     input_length   prompt tokens
     output_length  completion tokens (sent as max_tokens with ignore_eos, as sa-bench points are)
     hash_ids       optional: ids of the prompt's consecutive 512-token blocks; two requests that
@@ -36,7 +38,7 @@ NOT_REPLAYED = {  # fields aiperf's mooncake_trace reads that srt-loadgen has no
 
 @dataclass(frozen=True)
 class TraceRequest:
-    timestamp_ms: float
+    timestamp_ms: float | None  # None: an untimed trace (sent when a slot is free)
     input_length: int
     output_length: int
     hash_ids: tuple[int, ...] = ()
@@ -53,8 +55,12 @@ class Trace:
         self.requests = requests or []
 
     @property
+    def timed(self) -> bool:
+        return bool(self.requests) and self.requests[0].timestamp_ms is not None
+
+    @property
     def duration_s(self) -> float:
-        return max((r.timestamp_ms for r in self.requests), default=0.0) / 1000.0
+        return max((r.timestamp_ms or 0.0 for r in self.requests), default=0.0) / 1000.0
 
     def mean_rate(self) -> float:
         """Requests per second over the trace's span (inf for a trace sent all at once)."""
@@ -77,7 +83,7 @@ def parse_line(text: str, where: str) -> TraceRequest:
     if not isinstance(obj, dict):
         raise ValueError(f"{where}: a request must be a JSON object")
     ts = obj.get("timestamp")
-    if isinstance(ts, bool) or not isinstance(ts, (int, float)) or not math.isfinite(ts) or ts < 0:
+    if ts is not None and (isinstance(ts, bool) or not isinstance(ts, (int, float)) or not math.isfinite(ts) or ts < 0):
         raise ValueError(f"{where}: 'timestamp' must be a number of ms >= 0 (got {ts!r})")
     for key in obj:
         if key in FIELDS:
@@ -92,7 +98,7 @@ def parse_line(text: str, where: str) -> TraceRequest:
     ids = obj.get("hash_ids", [])
     if not isinstance(ids, list) or any(isinstance(h, bool) or not isinstance(h, int) or h < 0 for h in ids):
         raise ValueError(f"{where}: 'hash_ids' must be a list of integers >= 0")
-    return TraceRequest(float(ts), n_in, n_out, tuple(ids))
+    return TraceRequest(None if ts is None else float(ts), n_in, n_out, tuple(ids))
 
 
 def load_trace(path: str) -> Trace:
@@ -101,13 +107,20 @@ def load_trace(path: str) -> Trace:
     if not p.is_file():
         raise BenchmarkError(f"trace file {path} does not exist (benchmark.trace_file must name a file "
                              "the head node can read)")
-    trace, problems = Trace(str(p)), []
+    trace, problems, first = Trace(str(p)), [], None
     with p.open(encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
             if not line.strip():
                 continue
             try:
-                trace.requests.append(parse_line(line, f"{path}:{n}"))
+                req = parse_line(line, f"{path}:{n}")
+                if first is None:
+                    first = (n, req.timestamp_ms is not None)
+                elif (req.timestamp_ms is not None) != first[1]:
+                    has, lacks = (first[0], n) if first[1] else (n, first[0])
+                    raise ValueError(f"{path}:{n}: line {has} has a 'timestamp' and line {lacks} none: give every "
+                                     "request one, or none (sent as fast as the concurrency cap allows)")
+                trace.requests.append(req)
             except ValueError as e:
                 problems.append(str(e))
                 if len(problems) >= MAX_LINE_ERRORS:
@@ -116,7 +129,7 @@ def load_trace(path: str) -> Trace:
         raise BenchmarkError("the trace file has bad lines:\n  " + "\n  ".join(problems))
     if not trace.requests:
         raise BenchmarkError(f"trace file {path} holds no requests")
-    order = sorted(range(len(trace.requests)), key=lambda i: trace.requests[i].timestamp_ms)  # stable
+    order = sorted(range(len(trace.requests)), key=lambda i: trace.requests[i].timestamp_ms or 0.0)  # stable
     trace.requests = [trace.requests[i] for i in order]
     return trace
 
@@ -126,10 +139,20 @@ def dry_run_errors(benchmark, doc) -> list[ConfigError]:
     file:line); one it cannot is left to the agent's preflight on the head node."""
     if benchmark.type != "trace-replay" or not os.path.isfile(benchmark.trace_file):
         return []
+    hint = "one JSON object a line: timestamp (ms), input_length, output_length, hash_ids"
     try:
-        load_trace(benchmark.trace_file)
+        problem = untimed_without_cap(load_trace(benchmark.trace_file), benchmark.concurrencies)
+        hint = "add benchmark.concurrencies: [N]"
     except BenchmarkError as exc:
-        return [ConfigError(str(exc), file=doc.path, line=doc.line_of(("benchmark", "trace_file")),
-                            key="benchmark.trace_file", value=benchmark.trace_file,
-                            hint="one JSON object a line: timestamp (ms), input_length, output_length, hash_ids")]
-    return []
+        problem = str(exc)
+    if problem is None:
+        return []
+    return [ConfigError(problem, file=doc.path, line=doc.line_of(("benchmark", "trace_file")),
+                        key="benchmark.trace_file", value=benchmark.trace_file, hint=hint)]
+
+
+def untimed_without_cap(trace: Trace, concurrencies) -> str | None:
+    if trace.timed or concurrencies:
+        return None
+    return (f"trace file {trace.path} has no timestamps, so its requests go out as fast as a cap allows: "
+            "give benchmark.concurrencies")

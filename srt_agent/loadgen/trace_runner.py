@@ -9,13 +9,14 @@ import math
 import statistics
 import time
 
+from ..errors import BenchmarkError
 from .config import LoadConfig, split_url
 from .metrics import summarize
 from .records import ItlHistogram, RequestRecord
 from .runner import START_DELAY_S, WARMUP_INDEX_BASE, _recv_all, _share, warm_up, worker_processes
 from .sizing import auto_processes, usable_cores
 from .trace import TraceWorkload
-from .trace_file import Trace, TraceRequest, load_trace
+from .trace_file import Trace, TraceRequest, load_trace, untimed_without_cap
 from .trace_worker import TraceWorkerSpec
 
 UNCAPPED_SLOTS = 16  # connections a worker opens up front without a cap (more are opened when needed)
@@ -83,6 +84,9 @@ def run_trace(config: LoadConfig) -> dict:
     host, port, path = split_url(config.url, config.endpoint)
     trace = load_trace(config.trace_file)
     n, cap = len(trace.requests), config.concurrency or None
+    problem = untimed_without_cap(trace, cap)
+    if problem is not None:
+        raise BenchmarkError(problem.replace("benchmark.concurrencies", "a concurrency (--concurrency)"))
     k = trace_processes(config, trace)
     measured = {g: r for g, r in enumerate(trace.requests)}
     n_warm = 0 if config.warmup_multiplier <= 0 else max(1, math.ceil(config.warmup_multiplier * (cap or 1)))
@@ -96,7 +100,7 @@ def run_trace(config: LoadConfig) -> dict:
         worker_id=i, host=host, port=port, path=path, model=config.model, slots=slots[i],
         warmup=warm_parts[i], measured=parts[i], workload=workload.subset(parts[i] + warm_parts[i]),
         seed=config.seed, timeout=config.request_timeout, http=config.http, use_uvloop=config.use_uvloop,
-        extra_body=dict(config.extra_body), due={g: measured[g].timestamp_ms / 1000.0 for g in parts[i]},
+        extra_body=dict(config.extra_body), due={g: _offset(measured[g]) for g in parts[i]},
         capped=cap is not None) for i in range(k)]
     with worker_processes(specs) as (pipes, procs):
         warmed = warm_up(pipes, procs, timeout=config.phase_timeout)
@@ -145,6 +149,10 @@ def run_trace(config: LoadConfig) -> dict:
         "requests": request_rows(records, trace, start),
     })
     return out
+
+
+def _offset(r: TraceRequest) -> float | None:
+    return None if r.timestamp_ms is None else r.timestamp_ms / 1000.0
 
 
 def _shared_blocks(trace: Trace) -> int:

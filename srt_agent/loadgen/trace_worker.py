@@ -29,7 +29,8 @@ monotonic = time.monotonic
 
 @dataclass
 class TraceWorkerSpec(base.WorkerSpec):
-    due: dict[int, float] = field(default_factory=dict)  # request index -> seconds after the start
+    due: dict[int, float | None] = field(default_factory=dict)  # request -> seconds after the start (None:
+    # untimed, sent when a slot is free, its latencies counted from then as in a closed loop)
     capped: bool = True  # False: slots is only how many connections are opened up front
 
     def serve(self, conn) -> None:
@@ -88,8 +89,9 @@ class TraceWorker(base.Worker):
             free.append((slot, rec.end or monotonic()))
             freed.set()
 
-        for g in sorted(indices, key=lambda g: s.due.get(g, 0.0)):
-            due = start + s.due.get(g, 0.0)
+        for g in sorted(indices, key=lambda g: s.due.get(g) or 0.0):
+            offset = s.due.get(g, 0.0)
+            due = start + (offset or 0.0)
             wait = due - monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
@@ -101,7 +103,8 @@ class TraceWorker(base.Worker):
             slot, since = free.popleft() if free else (self._new_slot(), due)
             if slot not in self.slots:
                 self.slots.append(slot)  # closed with the others
-            task = asyncio.ensure_future(run(slot, self._trace_record(g, due, max(due, since))))
+            ready = max(due, since)
+            task = asyncio.ensure_future(run(slot, self._trace_record(g, ready if offset is None else due, ready)))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
         while tasks:

@@ -224,3 +224,40 @@ def test_dry_run_reads_a_trace_it_can_see_and_leaves_the_others_to_the_preflight
         load_job_text(text, cluster)
     (err,) = e.value.errors
     assert err.key == "benchmark.trace_file" and err.line == 10 and f"{trace}:2: 'input_length'" in err.message
+
+
+def test_a_trace_without_timestamps_goes_out_as_fast_as_the_cap_allows(tmp_path, sse_server):
+    path = write_trace(tmp_path / "t.jsonl", [{"input_length": 8 + i, "output_length": 2} for i in range(6)])
+    assert not load_trace(path).timed
+    sse_server.max_in_flight = 0
+    r = run_trace(trace_config(sse_server, path, model="ok;ttft=60;itl=1", concurrency=2, processes=1))
+    assert r["completed"] == 6 and sse_server.max_in_flight == 2 and r["trace_request_rate"] is None
+    recs = r["requests"]
+    assert [x["input_tokens"] for x in recs] == [8 + i for i in range(6)] and recs[0]["timestamp_ms"] is None
+    assert max(x["send_delay_ms"] for x in recs) < 20  # a closed loop: latency counts from the free slot
+    assert sorted(x["sent_ms"] for x in recs)[-1] > 100  # the last pair waited for two rounds of ~60 ms
+    assert r["median_ttft_ms"] < 100
+    with pytest.raises(BenchmarkError, match="no timestamps"):
+        run_trace(trace_config(sse_server, path))  # uncapped: nothing would pace it
+
+
+def test_timestamps_on_some_lines_only_are_refused(tmp_path):
+    path = write_trace(tmp_path / "t.jsonl", [{"timestamp": 0, "input_length": 8, "output_length": 2},
+                                              {"input_length": 8, "output_length": 2}])
+    with pytest.raises(BenchmarkError, match=r"t.jsonl:2: line 1 has a 'timestamp' and line 2 none"):
+        load_trace(path)
+
+
+def test_dry_run_wants_a_cap_for_a_trace_without_timestamps(tmp_path):
+    from srt_agent.cluster_config import ClusterConfig
+    from srt_agent.errors import ConfigErrors
+    from srt_agent.resolved import load_job_text
+
+    cluster = ClusterConfig(default_account="a", model_paths={"m": "/models/m"}, containers={"c": "/c.sqsh"})
+    trace = write_trace(tmp_path / "t.jsonl", [{"input_length": 8, "output_length": 2}])
+    text = ("name: t\nmodel:\n  path: m\n  container: c\nresources:\n  agg_nodes: 1\n  agg_workers: 1\n"
+            f"benchmark:\n  type: trace-replay\n  trace_file: {trace}\n")
+    with pytest.raises(ConfigErrors) as e:
+        load_job_text(text, cluster)
+    assert "no timestamps" in e.value.errors[0].message and "concurrencies" in e.value.errors[0].hint
+    assert load_job_text(text + "  concurrencies: [4]\n", cluster).job.benchmark.concurrencies == [4]
