@@ -113,7 +113,9 @@ def container_image(c, e, path, value) -> None:
     URI" in their comments) next to `container` (the image the job runs, an alias or .sqsh file)."""
     model = c.doc.data.get("model") or {}
     if model.get("container"):
-        c.note(path, f"dropped: {e.note}")
+        c.note(path, f"dropped: descriptive, the pullable registry reference of the image; srtctl runs model.container "
+                     f"{model['container']!r} (to run from the registry instead, make {value!r} model.container: "
+                     "pyxis imports it)")
         return
     c.put(("model", "container"), str(value), path)  # no image of its own: run the registry one (pyxis imports it)
 
