@@ -105,6 +105,8 @@ class LoadConfig:
             value = getattr(self, f.name)
             if flag is None or (f.name not in _REQUIRED and value == LOAD_DEFAULTS.get(f.name)):
                 continue
+            if self.trace_file and f.name in ("isl", "osl", "concurrency") and not value:
+                continue  # a trace replay: lengths from the trace, no cap
             if f.name == "use_uvloop":
                 argv.append("--no-uvloop")
             elif f.name in ("request_timeout", "phase_timeout"):
