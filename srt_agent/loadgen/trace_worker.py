@@ -100,9 +100,11 @@ class TraceWorker(base.Worker):
             while not free and capped:
                 freed.clear()
                 await freed.wait()
-            slot, since = free.popleft() if free else (self._new_slot(), due)
-            if slot not in self.slots:
-                self.slots.append(slot)  # closed with the others
+            if free:
+                slot, since = free.popleft()
+            else:  # uncapped and every connection busy: one more (closed with the others)
+                slot, since = self._new_slot(), due
+                self.slots.append(slot)
             ready = max(due, since)
             task = asyncio.ensure_future(run(slot, self._trace_record(g, ready if offset is None else due, ready)))
             tasks.add(task)

@@ -261,3 +261,14 @@ def test_dry_run_wants_a_cap_for_a_trace_without_timestamps(tmp_path):
         load_job_text(text, cluster)
     assert "no timestamps" in e.value.errors[0].message and "concurrencies" in e.value.errors[0].hint
     assert load_job_text(text + "  concurrencies: [4]\n", cluster).job.benchmark.concurrencies == [4]
+
+
+def test_uncapped_nothing_waits_more_connections_open_when_needed(tmp_path, sse_server):
+    from srt_agent.loadgen.trace_runner import UNCAPPED_SLOTS
+
+    n = UNCAPPED_SLOTS + 6
+    path = write_trace(tmp_path / "t.jsonl", [{"timestamp": 0, "input_length": 8, "output_length": 2}] * n)
+    sse_server.max_in_flight = 0
+    r = run_trace(trace_config(sse_server, path, model="ok;ttft=150;itl=1"))
+    assert r["completed"] == n and sse_server.max_in_flight == n and r["peak_in_flight"] == n
+    assert max(x["send_delay_ms"] for x in r["requests"]) < 50
