@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from srt_agent.client_plan import describe
 from srt_agent.evals.config import eval_spec
 from srt_agent.plan import Plan
@@ -78,6 +80,10 @@ def print_summary(resolved: ResolvedJob, plan: Plan, *, title: str) -> None:
                       f"req_rate={b.req_rate}")
         if line := describe(job, plan):
             console.print(line)
+    elif b.type == "trace-replay":
+        found = "" if os.path.isfile(b.trace_file) else " (not on this machine: the agent's preflight checks it)"
+        console.print(f"benchmark: trace-replay {b.trace_file}{found} caps={b.concurrencies or 'none'} "
+                      f"goodput ttft<={b.ttft_threshold_ms} ms itl<={b.itl_threshold_ms} ms")
     elif b.type == "manual":
         console.print("benchmark: manual (serve until the job ends)")
     console.print(f"ports: block starting at {plan.port_base} (shifted per job id)")

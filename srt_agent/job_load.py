@@ -36,11 +36,38 @@ def parse_concurrencies(value: Any) -> list[int]:
     return out
 
 
+TRACE_KEYS = ("trace_file", "ttft_threshold_ms", "itl_threshold_ms")
+
+
+def check_trace(b) -> None:
+    """trace-replay takes its lengths and send times from the trace; its keys belong to it alone."""
+    if b.type != "trace-replay":
+        stray = [k for k in TRACE_KEYS if getattr(b, k) is not None]
+        if stray:
+            raise ValueError(f"{', '.join(stray)} only apply to benchmark type trace-replay")
+        return
+    if b.trace_file is None:
+        raise ValueError("benchmark type 'trace-replay' needs trace_file (a Mooncake-format JSONL trace)")
+    if not b.trace_file.startswith("/"):
+        raise ValueError(f"trace_file {b.trace_file!r} must be an absolute path (the agent reads it on the head node)")
+    given = [k for k in ("isl", "osl") if getattr(b, k) is not None] + (["req_rate"] if b.req_rate != "inf" else [])
+    if given:
+        raise ValueError(f"{', '.join(given)} do not apply to trace-replay: the trace gives every request's "
+                         "lengths and send time")
+
+
 class BenchmarkSection(Strict):
-    type: Literal["sa-bench", "manual", "gsm8k", "mmlu", "gpqa", "custom"] = Field("manual", description="`sa-bench` sweeps concurrencies; `gsm8k`, `mmlu`, `gpqa` run an accuracy eval (docs/evals.md); `custom` runs your own command once (docs/benchmarking.md); `manual` serves until the job ends")
+    type: Literal["sa-bench", "trace-replay", "manual", "gsm8k", "mmlu", "gpqa", "custom"] = Field("manual", description="`sa-bench` sweeps concurrencies; `trace-replay` replays a request trace (docs/benchmarking.md); `gsm8k`, `mmlu`, `gpqa` run an accuracy eval (docs/evals.md); `custom` runs your own command once (docs/benchmarking.md); `manual` serves until the job ends")
     isl: int | None = Field(None, ge=1, description="input sequence length (tokens)")
     osl: int | None = Field(None, ge=1, description="output sequence length (tokens)")
-    concurrencies: list[int] | None = Field(None, description="a list, or a string like '64x128x256'")
+    concurrencies: list[int] | None = Field(None, description="a list, or a string like '64x128x256'; "
+                                            "trace-replay: one replay per cap on requests in flight (default: one, uncapped)")
+    trace_file: str | None = Field(None, min_length=1, description="trace-replay: the trace, a JSONL file in the "
+                                   "Mooncake format (absolute path the head node reads; docs/benchmarking.md)")
+    ttft_threshold_ms: float | None = Field(None, gt=0, description="trace-replay: goodput counts the requests "
+                                            "whose TTFT is at most this")
+    itl_threshold_ms: float | None = Field(None, gt=0, description="trace-replay: ... and whose mean gap "
+                                           "between tokens (TPOT) is at most this")
     req_rate: float | Literal["inf"] = Field("inf", description="'inf' for max throughput, or requests/s (Poisson)")
     warmup_multiplier: float = Field(LOAD_DEFAULTS["warmup_multiplier"], ge=0, description="warmup requests = multiplier x concurrency")
     prompt_multiplier: float = Field(LOAD_DEFAULTS["prompt_multiplier"], gt=0, description="measured requests = multiplier x concurrency")
@@ -94,6 +121,7 @@ class BenchmarkSection(Strict):
             missing = [k for k in ("isl", "osl", "concurrencies") if getattr(self, k) is None]
             if missing:
                 raise ValueError(f"benchmark type 'sa-bench' needs {', '.join(missing)}")
+        check_trace(self)
         for path in (self.dataset_path, self.accuracy.dataset_path if self.accuracy else None):
             if path is not None and not path.startswith("/"):
                 raise ValueError(f"dataset_path {path!r} must be an absolute path (compute nodes read it too)")

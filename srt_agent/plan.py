@@ -340,7 +340,7 @@ def _build(r: ResolvedJob, inp: PlanInputs, ports, port_base: int) -> Plan:
             p = processes[-1]
             endpoint = Endpoint(kind="frontend", node=p.node, address=p.address, port=p.port or 0)
 
-    if job.benchmark.type == "sa-bench" or job.profiling.type != "none":
+    if job.benchmark.type in ("sa-bench", "trace-replay") or job.profiling.type != "none":
         roles_by_node[head.name].append("benchmark")
     for name in client_node_names(job, [n.name for n in all_nodes], r.worker_nodes):
         roles_by_node[name].append(CLIENT_ROLE)

@@ -42,6 +42,7 @@ from .run_context import LoadedRun, build_plan, load_context, render_scripts
 from .supervisor import Supervisor
 from .sweep_runner import run_sweep
 from .time_to_ready import ReadyClock
+from .trace_phase import check_trace_file, run_trace_benchmark
 
 SIGNALS = {signal.SIGTERM: "SIGTERM", signal.SIGINT: "SIGINT", signal.SIGUSR1: "SIGUSR1 (time limit near)"}
 
@@ -65,6 +66,7 @@ async def _phases(run: LoadedRun, sup: Supervisor, tg, ledger: Ledger) -> None:
     clock.begin("preflight")
     await check_host_python(ctx)  # model.container: none
     await check_engine_flags(ctx)
+    await check_trace_file(job, run.resolved.job_file)
     clock.end("preflight")
     status.phase("preflight", "done")
 
@@ -145,6 +147,12 @@ async def _phases(run: LoadedRun, sup: Supervisor, tg, ledger: Ledger) -> None:
         status.update(state="benchmarking")
         status.phase("benchmark")
         await run_benchmark(plan, job, ctx.run_dir, ledger, status, ctx.resolved.model_path)
+        ledger.mark_phase("benchmark")
+        status.phase("benchmark", "done")
+    elif job.benchmark.type == "trace-replay":
+        status.update(state="benchmarking")
+        status.phase("benchmark")
+        await run_trace_benchmark(plan, job, ctx.run_dir, ledger, status, ctx.resolved.model_path)
         ledger.mark_phase("benchmark")
         status.phase("benchmark", "done")
     elif job.benchmark.type == "custom":

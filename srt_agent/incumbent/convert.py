@@ -14,6 +14,7 @@ from .mapping import INCUMBENT_KEYS, INCUMBENT_PREFIXES, INCUMBENT_SECTIONS, MAP
 from .extras import HANDLERS as EXTRA_HANDLERS, refuse_profiled_custom
 from .layout import fit_gpus_to_tp
 from .overrides import convert_override_file, is_override_file, needs_base
+from .traces import HANDLERS as TRACE_HANDLERS, TRACE_TYPES, trace_types
 
 INCUMBENT_DYNAMO_DEFAULT = "0.8.0"
 INCUMBENT_HEALTH_DEFAULT = (180, 10)  # max_attempts, interval_seconds
@@ -105,7 +106,7 @@ class _Converter:
     def benchmark_refused(self) -> bool:
         bench = self.doc.data.get("benchmark")
         kind = bench.get("type") if isinstance(bench, dict) else None
-        return kind is not None and kind not in ("sa-bench", "manual", "custom", *EVAL_DATASETS)
+        return kind is not None and kind not in ("sa-bench", "manual", "custom", *EVAL_DATASETS, *TRACE_TYPES)
 
     # ---- the walk -------------------------------------------------------------------------
     def run(self) -> Conversion:
@@ -365,12 +366,12 @@ _HANDLERS: dict[str, Any] = {
     "container_mounts.*": _container_mount,
     "extra_mount": _extra_mount,
     "infra.etcd_nats_dedicated_node": _empty_ok,
-    "benchmark.type": _benchmark_type,
+    "benchmark.type": trace_types(_benchmark_type),
     "base": needs_base,
     "override_*": needs_base,
     "zip_override_*": needs_base,
     "sbatch_directives.*": _sbatch,
-    **EXTRA_HANDLERS,
+    **EXTRA_HANDLERS, **TRACE_HANDLERS,
 }
 
 

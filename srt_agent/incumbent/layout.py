@@ -38,8 +38,16 @@ def fit_gpus_to_tp(c) -> None:
         tp = flags[tp_key]
         try:
             per_worker = role_layout(nodes, workers, gpn).gpus_per_worker
-        except ValueError:
-            continue  # srtctl's own check reports the layout
+        except ValueError:  # GPUs that do not split evenly: srt-slurm's share is rounded down
+            per_worker = nodes * gpn // workers
+            if not (workers % nodes == 0 and isinstance(tp, int) and 0 < tp <= per_worker
+                    and workers // nodes * tp <= gpn):
+                continue  # srtctl's own check reports the layout
+            res[gpus_key] = tp
+            c.note(("backend", "sglang_config", section, tp_key),
+                   f"converted: {workers} workers on {nodes * gpn} GPUs get {per_worker} each under srt-slurm (rounded "
+                   f"down): resources.{gpus_key}: {tp} (its {tp_key})")
+            continue
         if not isinstance(tp, int) or isinstance(tp, bool) or tp < 1:
             continue  # srtctl's own check reports the value
         if tp < per_worker and per_worker % tp == 0:

@@ -22,6 +22,7 @@ _EXPORTS = {
     "check_point": ".validity",
     "from_job": ".config",
     "run_point": ".runner",
+    "run_trace": ".trace_runner",
     "summarize": ".metrics",
     "write_result": ".runner",
 }

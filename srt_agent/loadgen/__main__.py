@@ -8,13 +8,14 @@ from srt_agent.errors import SrtError
 
 from .config import from_argv
 from .runner import run_point, write_result
+from .trace_runner import run_trace
 from .validity import verdict
 
 
 def main(argv: list[str] | None = None) -> int:
     config, out = from_argv(argv)
     try:
-        result = run_point(config)
+        result = (run_trace if config.trace_file else run_point)(config)
     except SrtError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code

@@ -57,6 +57,11 @@ class LoadConfig:
     extra_body: dict = field(default_factory=dict)
     max_failed_fraction: float = 0.01  # the validity gate (validity.check_point)
     phase_timeout: float | None = None  # seconds for warmup and for the measured phase; None: no limit
+    # a trace replay (trace_runner.py): the trace gives lengths and send times, so isl/osl are 0 and
+    # concurrency is the cap on requests in flight (0: none); the thresholds give the goodput figure
+    trace_file: str | None = None
+    ttft_threshold_ms: float | None = None
+    itl_threshold_ms: float | None = None
 
     def resolved_num_prompts(self) -> int:
         if self.num_prompts is not None:
@@ -73,7 +78,7 @@ class LoadConfig:
         return auto_processes(self.concurrency, self.osl, self.expected_itl_ms, usable_cores(), self.request_rate)
 
     def validate(self) -> None:
-        if self.concurrency < 1:
+        if self.concurrency < (0 if self.trace_file else 1):
             raise BenchmarkError(f"concurrency must be >= 1 (got {self.concurrency})")
         if self.request_rate <= 0:
             raise BenchmarkError(f"request rate must be > 0 or inf (got {self.request_rate})")
@@ -100,6 +105,8 @@ class LoadConfig:
             value = getattr(self, f.name)
             if flag is None or (f.name not in _REQUIRED and value == LOAD_DEFAULTS.get(f.name)):
                 continue
+            if self.trace_file and f.name in ("isl", "osl", "concurrency") and not value:
+                continue  # a trace replay: lengths from the trace, no cap
             if f.name == "use_uvloop":
                 argv.append("--no-uvloop")
             elif f.name in ("request_timeout", "phase_timeout"):
@@ -159,9 +166,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--url", required=True, help="base URL of the OpenAI endpoint, e.g. http://127.0.0.1:8000")
     p.add_argument("--endpoint", default=d["endpoint"])
     p.add_argument("--model", required=True, help="model name sent in each request")
-    p.add_argument("--isl", type=int, required=True, help="input tokens per request")
-    p.add_argument("--osl", type=int, required=True, help="output tokens per request (max_tokens, ignore_eos)")
-    p.add_argument("--concurrency", type=int, required=True, help="requests in flight at most")
+    p.add_argument("--isl", type=int, help="input tokens per request (required without --trace-file)")
+    p.add_argument("--osl", type=int, help="output tokens per request (max_tokens, ignore_eos; required without "
+                   "--trace-file)")
+    p.add_argument("--concurrency", type=int, help="requests in flight at most (required without --trace-file; "
+                   "with it 0 or missing: no cap)")
     p.add_argument("--num-prompts", type=int, help="measured requests (default: --prompt-multiplier x concurrency)")
     p.add_argument("--prompt-multiplier", type=float, default=d["prompt_multiplier"],
                    help="measured requests = this x concurrency, unless --num-prompts is given")
@@ -186,13 +195,20 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-failed-fraction", type=float, default=d["max_failed_fraction"])
     p.add_argument("--phase-timeout", type=float, default=0.0, help="seconds for warmup and for the measured "
                    "phase each; 0: no limit (default)")
+    p.add_argument("--trace-file", help="replay this Mooncake-format JSONL trace (lengths and send times from it)")
+    p.add_argument("--ttft-threshold-ms", type=_positive, help="trace replay: goodput counts requests under it")
+    p.add_argument("--itl-threshold-ms", type=_positive, help="trace replay: ... and under this mean gap between tokens")
     p.add_argument("--out", help="write the result JSON here (atomically)")
     return p
 
 
 def from_argv(argv: list[str] | None = None) -> tuple[LoadConfig, str | None]:
     """The config a command line gives, and its --out path."""
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
+    missing = [f"--{k}" for k in ("isl", "osl", "concurrency") if getattr(args, k) is None]
+    if missing and not args.trace_file:
+        p.error(f"the following arguments are required: {', '.join(missing)}")
     return from_args(args), args.out
 
 
@@ -202,6 +218,8 @@ def from_args(args: argparse.Namespace) -> LoadConfig:
     given = vars(args)
     kwargs = {f.name: given[f.name] for f in fields(LoadConfig) if f.name in given}
     kwargs["use_uvloop"] = not given["no_uvloop"]
+    for key in ("isl", "osl", "concurrency"):  # a trace replay: from the trace, no cap
+        kwargs[key] = kwargs.get(key) or 0
     for key in ("request_timeout", "phase_timeout"):  # 0 on the command line: no limit
         kwargs[key] = kwargs[key] or None
     return LoadConfig(**kwargs)
@@ -231,6 +249,12 @@ def from_job(plan: Plan, *, benchmark=None, profiling=None, concurrency: int | N
         return LoadConfig(**common, isl=profiling.isl, osl=profiling.osl, concurrency=profiling.concurrency,
                           num_prompts=num_prompts, warmup_multiplier=0, max_failed_fraction=1.0)
     b = benchmark
+    if b.type == "trace-replay":  # one point: the whole trace at `concurrency` in flight at most (None: no cap)
+        return LoadConfig(**common, isl=0, osl=0, concurrency=concurrency or 0, trace_file=b.trace_file,
+                          ttft_threshold_ms=b.ttft_threshold_ms, itl_threshold_ms=b.itl_threshold_ms,
+                          warmup_multiplier=b.warmup_multiplier, seed=b.seed, processes=b.processes,
+                          expected_itl_ms=b.expected_itl_ms, max_failed_fraction=b.max_failed_fraction,
+                          decode_gpus=plan.decode_gpus if plan.mode == "disaggregated" else None)
     if concurrency is None:
         raise TypeError("from_job(benchmark=...) needs the point's concurrency")
     return LoadConfig(

@@ -141,6 +141,8 @@ def run_point(config: LoadConfig) -> dict:
     Raises BenchmarkError when the workers cannot run; an invalid measurement is returned with
     its failures counted: pass the result to check_point to reject it.
     """
+    if config.trace_file:
+        raise BenchmarkError("a trace replay runs with trace_runner.run_trace, not run_point")
     config.validate()
     host, port, path = split_url(config.url, config.endpoint)
     n, n_warm = config.resolved_num_prompts(), config.num_warmup()

@@ -78,3 +78,17 @@ def test_commands_text_shows_the_srun_step_before_the_script():
         lines = block.splitlines()
         assert lines[1] == "# started by:" and shlex.split(lines[2]) == proc.launch
         assert lines[3] == f"# launch/{proc.name}.sh runs:" and shlex.split(lines[-1]) == proc.command
+
+
+def test_summary_trace_replay(capsys, tmp_path):
+    trace = tmp_path / "t.jsonl"
+    text = ("name: t\nmodel:\n  path: deepseek-r1\n  container: latest\nresources:\n  agg_nodes: 1\n  agg_workers: 1\n"
+            f"benchmark:\n  type: trace-replay\n  trace_file: {trace}\n  ttft_threshold_ms: 2000\n")
+    r = load_job_text(text, CLUSTER)
+    print_summary(r, plan_for(r), title="Dry run")
+    out = "".join(capsys.readouterr().out.split())  # rich wraps long lines anywhere
+    assert f"benchmark:trace-replay{trace}(notonthismachine" in out and "caps=none" in out
+    trace.write_text("{}\n")
+    print_summary(r, plan_for(r), title="Dry run")
+    out = "".join(capsys.readouterr().out.split())
+    assert f"trace-replay{trace}caps=nonegoodputttft<=2000.0ms" in out
