@@ -78,6 +78,11 @@ def _bytecode_cache(jinja2):
     directory = os.path.join(base, "srtctl", f"jinja2-{key}")
     try:
         os.makedirs(directory, mode=0o700, exist_ok=True)
+        # compiled templates are code this process runs: only from directories no one else can write
+        for d in (os.path.dirname(directory), directory):
+            st = os.stat(d)
+            if st.st_uid != os.getuid() or st.st_mode & 0o022:
+                return None
     except OSError:
         return None
     return QuietCache(directory)

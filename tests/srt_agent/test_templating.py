@@ -36,3 +36,17 @@ def test_an_unwritable_cache_directory_only_costs_the_compile(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     assert _render(blocker) == _render(tmp_path / "ok")
+
+
+def test_a_cache_directory_others_can_write_is_not_used(tmp_path):
+    """Compiled templates are code: a cache someone else could have written is neither read nor written."""
+    first = _render(tmp_path)
+    (cache_dir,) = (tmp_path / "srtctl").glob("jinja2-*")
+    for d, mode in ((cache_dir, 0o777), (cache_dir.parent, 0o775)):
+        d.chmod(mode)
+        for f in cache_dir.glob("*.cache"):
+            f.unlink()
+        assert _render(tmp_path) == first
+        assert not list(cache_dir.glob("*.cache")), f"{d} is writable by others, yet the cache was written"
+        d.chmod(0o700)
+    assert _render(tmp_path) == first and len(list(cache_dir.glob("*.cache"))) == 2  # ours again: used
