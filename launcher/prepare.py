@@ -12,11 +12,11 @@ from pathlib import Path, PurePosixPath
 import yaml
 
 from srt_agent import __version__
-from srt_agent.atomic import write_text_atomic
+from srt_agent.atomic import write_texts_atomic
 from srt_agent.cluster_config import ClusterConfig, load_cluster_config
 from srt_agent.engine_flags import check as check_engine_flags
 from srt_agent.errors import ConfigError
-from srt_agent.incumbent import convert_document, is_incumbent
+from srt_agent.incumbent import is_incumbent
 from srt_agent.plan import NodeInfo, Plan, PlanInputs, make_plan
 from srt_agent.resolved import ResolvedJob, resolve_job
 from srt_agent.rundir import configs_dir, logs_dir, srtctl_root
@@ -150,6 +150,8 @@ def load_job_document(job_file: str | Path, cluster: ClusterConfig | None = None
     doc = load_yaml(job_file)
     if not is_incumbent(doc.data):
         return doc, None
+    from srt_agent.incumbent.convert import convert_document  # lazy, CLI start-up: only a v1 recipe is converted
+
     conversion = convert_document(doc, cluster)
     return conversion.document(), conversion
 
@@ -209,5 +211,4 @@ def metadata(prep: Prepared, job_id: str, executor: str) -> dict:
 
 def write_files(directory: Path, files: dict[str, str]) -> None:
     directory.mkdir(parents=True, exist_ok=True)
-    for name, content in files.items():
-        write_text_atomic(directory / name, content)
+    write_texts_atomic(directory, files)
