@@ -46,6 +46,8 @@ LAZY_FOR_CLI_START_UP = {
     "launcher.prepare",  # the incumbent converter only for a v1 recipe
     "launcher.sweep_cmd",  # the sweep expander only for a sweep or --set/--unset, the converter only for a v1 recipe
     "srt_agent.incumbent",  # the converter when first named: recognising a job file needs only its sections
+    "srt_agent.evals.config",  # the eval tasks' defaults only for a job with an eval
+    "srt_agent.evals.check",  # the dataset reader only for a job that names a dataset
 }
 # Modules whose lazy imports are still to be hoisted: empty, and it stays empty.
 LAZY_PENDING: set[str] = set()
