@@ -1,6 +1,5 @@
 """Job-file settings of an accuracy eval: `benchmark.type: gsm8k|mmlu|gpqa`, or `benchmark.accuracy`."""
 
-from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from typing import Literal
