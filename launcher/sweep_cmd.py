@@ -63,7 +63,8 @@ def load_request(args: argparse.Namespace) -> Request:
     data = doc.data if isinstance(doc.data, dict) else None
     if not sets and not unsets and (data is None or "sweep" not in data):
         return Request(cluster=None, doc=doc,  # type: ignore[arg-type]
-                       prep=prepare(args.file, setup_script=args.setup_script, tags=args.tags, local=local))
+                       prep=prepare(args.file, setup_script=args.setup_script, tags=args.tags, local=local,
+                                    doc=None if conversion is not None else doc))
     from srt_agent.sweep import (  # lazy, CLI start-up: a plain job imports no sweep machinery
         apply_overrides, check_allocation, expand, redacted_overrides)
 
