@@ -101,9 +101,11 @@ def _override_file(data) -> bool:
 
 
 def _converted(doc: YamlDocument, local: bool):
+    if not is_incumbent(doc.data):
+        return None
     from srt_agent.incumbent.convert import convert_document  # lazy, CLI start-up: only a v1 recipe is converted
 
-    return convert_document(doc, load_cluster(None, local)) if is_incumbent(doc.data) else None
+    return convert_document(doc, load_cluster(None, local))
 
 
 def _override_header(overrides: dict) -> str:
