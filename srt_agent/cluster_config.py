@@ -1,5 +1,6 @@
 """The cluster file `srtslurm.yaml`: site defaults, aliases and compatibility switches."""
-
+# no `from __future__ import annotations`: pydantic reads the field types as objects, not strings to compile
+# (CLI start-up); quote a forward reference (-> "Model") and import at run time what an annotation names
 
 import os
 import re

@@ -1,5 +1,6 @@
 """The job file: one YAML that describes a deployment and what to run against it."""
-
+# no `from __future__ import annotations`: pydantic reads the field types as objects, not strings to compile
+# (CLI start-up); quote a forward reference (-> "Model") and import at run time what an annotation names
 
 import re
 from typing import Any, Literal

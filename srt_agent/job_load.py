@@ -1,6 +1,7 @@
 """The job file's load sections: `benchmark` (sa-bench, evals, custom commands, client nodes) and
 `profiling`. Part of the job model (srt_agent.job_config re-exports them)."""
-
+# no `from __future__ import annotations`: pydantic reads the field types as objects, not strings to compile
+# (CLI start-up); quote a forward reference (-> "Model") and import at run time what an annotation names
 
 import re
 from typing import Any, Literal

@@ -6,7 +6,8 @@ ProcessSpec what later phases need (the module run, profiler output paths), so t
 instead of parsing commands. Launchers (srt_agent.agent.launchers) turn each ProcessSpec into an
 srun step or a local subprocess.
 """
-
+# no `from __future__ import annotations`: pydantic reads the field types as objects, not strings to compile
+# (CLI start-up); quote a forward reference (-> "Model") and import at run time what an annotation names
 
 from dataclasses import dataclass
 from typing import Literal

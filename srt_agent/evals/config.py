@@ -1,5 +1,6 @@
 """Job-file settings of an accuracy eval: `benchmark.type: gsm8k|mmlu|gpqa`, or `benchmark.accuracy`."""
-
+# no `from __future__ import annotations`: pydantic reads the field types as objects, not strings to compile
+# (CLI start-up); quote a forward reference (-> "Model") and import at run time what an annotation names
 
 from dataclasses import asdict, dataclass
 from typing import Literal
