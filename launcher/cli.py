@@ -10,6 +10,7 @@ import gc
 import importlib
 import os
 import sys
+import types
 
 # name -> (module, one-line help); each module has add_arguments(parser) and run(args) -> int
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -47,19 +48,34 @@ def _load(module: str):
     return importlib.import_module(module)
 
 
+_PLUGIN_LOADER = "pydantic.plugin._loader"
+
+
 @contextlib.contextmanager
 def _no_pydantic_plugin_scan():
     """srtctl uses no pydantic plugins; without this pydantic reads the entry points of every installed
     distribution when the command's module builds its first model (CLI start-up). Only while the
-    command's module is imported: the variable reaches no child process."""
+    command's module is imported: the variable reaches no child process.
+
+    With the variable set pydantic's get_plugins() returns no plugins before it looks at any entry
+    point, but the module that holds it imports importlib.metadata (email, zipfile, csv: ~8 ms of a
+    dry-run) to be able to; for the same window that module is replaced by one whose get_plugins()
+    returns the same nothing, and removed after, so a later import gets pydantic's own."""
     if "PYDANTIC_DISABLE_PLUGINS" in os.environ:
         yield
         return
     os.environ["PYDANTIC_DISABLE_PLUGINS"] = "__all__"
+    stand_in = None
+    if _PLUGIN_LOADER not in sys.modules:
+        stand_in = types.ModuleType(_PLUGIN_LOADER, "srtctl start-up: pydantic plugins switched off")
+        stand_in.get_plugins = lambda: ()  # type: ignore[attr-defined]
+        sys.modules[_PLUGIN_LOADER] = stand_in
     try:
         yield
     finally:
         os.environ.pop("PYDANTIC_DISABLE_PLUGINS", None)
+        if stand_in is not None and sys.modules.get(_PLUGIN_LOADER) is stand_in:
+            del sys.modules[_PLUGIN_LOADER]
 
 
 @contextlib.contextmanager
