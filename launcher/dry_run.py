@@ -45,12 +45,11 @@ def render_files(prep) -> dict[str, str]:
     if job.benchmark.type == "custom":  # what the agent will run once the endpoint is ready
         in_container = any(p.kind == "worker" and p.container for p in prep.plan.processes)
         files["custom-benchmark.sh"] = render_script(prep.plan, job.benchmark, base="/logs" if in_container else prep.run_dir_placeholder)
+    run_dir, configs, root = prep.run_dir_placeholder, str(configs_dir(prep.cluster)), srtctl_root(prep.cluster)
     for p in prep.plan.processes:
-        text, _secret = render_launch_script(prep.plan, p, log_dir=prep.run_dir_placeholder, configs_dir=str(configs_dir(prep.cluster)),
-                                             setup_script=prep.setup_script,
-                                             dynamo_cache=f"{srtctl_root(prep.cluster)}/.cache",
-                                             bin_dir=f"{srtctl_root(prep.cluster)}/bin",
-                                             srtctl_root=str(srtctl_root(prep.cluster)))
+        text, _secret = render_launch_script(prep.plan, p, log_dir=run_dir, configs_dir=configs,
+                                             setup_script=prep.setup_script, dynamo_cache=f"{root}/.cache",
+                                             bin_dir=f"{root}/bin", srtctl_root=str(root))
         files[f"launch/{p.name}.sh"] = text
     return _without_secrets(prep, files)
 

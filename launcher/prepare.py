@@ -12,18 +12,18 @@ from pathlib import Path, PurePosixPath
 import yaml
 
 from srt_agent import __version__
-from srt_agent.atomic import write_text_atomic
+from srt_agent.atomic import write_texts_atomic
 from srt_agent.cluster_config import ClusterConfig, load_cluster_config
 from srt_agent.engine_flags import check as check_engine_flags
 from srt_agent.errors import ConfigError
-from srt_agent.incumbent import convert_document, is_incumbent
+from srt_agent.incumbent import is_incumbent
 from srt_agent.plan import NodeInfo, Plan, PlanInputs, make_plan
 from srt_agent.resolved import ResolvedJob, resolve_job
 from srt_agent.rundir import configs_dir, logs_dir, srtctl_root
 from srt_agent.secrets import SECRETS_ENV_VAR, redact_text, split_job_secrets
 from srt_agent.srun import with_launch_commands
 from srt_agent.templating import render
-from srt_agent.yaml_source import load_yaml
+from srt_agent.yaml_source import YamlDocument, load_yaml
 
 WARNING_SECONDS = 300
 
@@ -103,9 +103,10 @@ def load_cluster(cluster_file: str | Path | None = None, local: bool = False) ->
 
 
 def prepare(job_file: str | Path, *, setup_script: str | None = None, tags: str | None = None,
-            cluster_file: str | Path | None = None, local: bool = False) -> Prepared:
+            cluster_file: str | Path | None = None, local: bool = False, doc: YamlDocument | None = None) -> Prepared:
+    """doc: the job file already parsed (load_yaml(job_file)), so it is not parsed again."""
     cluster = load_cluster(cluster_file, local)
-    doc, conversion = load_job_document(job_file, cluster)
+    doc, conversion = load_job_document(job_file, cluster, doc)
     resolved = resolve_job(doc, cluster)
     return prepare_resolved(resolved, cluster, Path(job_file), Path(job_file).read_text(),
                             setup_script=setup_script, tags=tags, conversion=conversion)
@@ -144,12 +145,14 @@ def prepare_resolved(resolved: ResolvedJob, cluster: ClusterConfig, job_file: Pa
     return prep
 
 
-def load_job_document(job_file: str | Path, cluster: ClusterConfig | None = None):
-    """The job file as a YamlDocument; an incumbent srt-slurm recipe is converted first.
+def load_job_document(job_file: str | Path, cluster: ClusterConfig | None = None, doc: YamlDocument | None = None):
+    """The job file as a YamlDocument (doc: already parsed); an incumbent srt-slurm recipe is converted first.
     Returns (document, Conversion or None)."""
-    doc = load_yaml(job_file)
+    doc = doc if doc is not None else load_yaml(job_file)
     if not is_incumbent(doc.data):
         return doc, None
+    from srt_agent.incumbent.convert import convert_document  # lazy, CLI start-up: only a v1 recipe is converted
+
     conversion = convert_document(doc, cluster)
     return conversion.document(), conversion
 
@@ -209,5 +212,4 @@ def metadata(prep: Prepared, job_id: str, executor: str) -> dict:
 
 def write_files(directory: Path, files: dict[str, str]) -> None:
     directory.mkdir(parents=True, exist_ok=True)
-    for name, content in files.items():
-        write_text_atomic(directory / name, content)
+    write_texts_atomic(directory, files)

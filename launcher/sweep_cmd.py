@@ -13,18 +13,21 @@ import sys
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
 from srt_agent.cluster_config import ClusterConfig
-from srt_agent.incumbent import convert_document, is_incumbent
+from srt_agent.incumbent import is_incumbent
 from srt_agent.incumbent.overrides import is_override_file
 from srt_agent.resolved import resolve_job
 from srt_agent.rundir import logs_dir
-from srt_agent.sweep import Sweep, apply_overrides, check_allocation, expand, redacted_overrides, short_keys
 from srt_agent.yaml_source import YamlDocument, load_yaml
 
 from .prepare import Prepared, load_cluster, prepare, prepare_resolved, slug
+
+if TYPE_CHECKING:
+    from srt_agent.sweep import Sweep
 
 
 def add_override_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,7 +63,11 @@ def load_request(args: argparse.Namespace) -> Request:
     data = doc.data if isinstance(doc.data, dict) else None
     if not sets and not unsets and (data is None or "sweep" not in data):
         return Request(cluster=None, doc=doc,  # type: ignore[arg-type]
-                       prep=prepare(args.file, setup_script=args.setup_script, tags=args.tags, local=local))
+                       prep=prepare(args.file, setup_script=args.setup_script, tags=args.tags, local=local,
+                                    doc=None if conversion is not None else doc))
+    from srt_agent.sweep import (  # lazy, CLI start-up: a plain job imports no sweep machinery
+        apply_overrides, check_allocation, expand, redacted_overrides)
+
     cluster = load_cluster(None, local)
     if data is None:  # let the normal loader report it
         return Request(cluster=cluster, doc=doc, prep=prepare(args.file, setup_script=args.setup_script,
@@ -94,7 +101,11 @@ def _override_file(data) -> bool:
 
 
 def _converted(doc: YamlDocument, local: bool):
-    return convert_document(doc, load_cluster(None, local)) if is_incumbent(doc.data) else None
+    if not is_incumbent(doc.data):
+        return None
+    from srt_agent.incumbent.convert import convert_document  # lazy, CLI start-up: only a v1 recipe is converted
+
+    return convert_document(doc, load_cluster(None, local))
 
 
 def _override_header(overrides: dict) -> str:
@@ -114,6 +125,8 @@ def member_rows(req: Request) -> list[dict]:
 
 
 def sweep_json(req: Request, rows: list[dict], *, executor: str | None = None, job_id: str | None = None) -> str:
+    from srt_agent.sweep import short_keys  # lazy, CLI start-up: a plain job imports no sweep machinery
+
     assert req.sweep
     data = {"schema": 1, "sweep_id": req.sweep_id, "name": req.name, "mode": req.sweep.mode, "job_file": str(Path(req.doc.path).resolve()),
             "keys": req.sweep.keys, "labels": short_keys(req.sweep.keys), "overrides": req.overrides,
@@ -129,6 +142,8 @@ def sweep_json(req: Request, rows: list[dict], *, executor: str | None = None, j
 def print_table(req: Request, rows: list[dict], title: str) -> None:
     from rich.console import Console
     from rich.table import Table
+
+    from srt_agent.sweep import short_keys  # lazy, CLI start-up: a plain job imports no sweep machinery
 
     assert req.sweep
     labels = short_keys(req.sweep.keys)

@@ -1,13 +1,13 @@
 """The job file: one YAML that describes a deployment and what to run against it."""
-
-from __future__ import annotations
+# no `from __future__ import annotations`: pydantic reads the field types as objects, not strings to compile
+# (CLI start-up); quote a forward reference (-> "Model") and import at run time what an annotation names
 
 import re
 from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from .cluster_config import Strict, check_sbatch_text, check_time_limit
+from .cluster_config import Strict, check_sbatch_text, check_time_limit, new_list
 from .job_load import BenchmarkSection, ProfilingSection, ProfilingSteps, parse_concurrencies  # noqa: F401 (re-exported)
 from .host_mode import check_python_path
 from .srun_options import check_srun_options
@@ -43,7 +43,7 @@ class ResourcesSection(Strict):
     gpus_per_agg: int | None = Field(None, ge=1, le=512, description="GPUs of each aggregated worker; default: derived like gpus_per_prefill")
 
     @model_validator(mode="after")
-    def _one_mode(self) -> ResourcesSection:
+    def _one_mode(self) -> "ResourcesSection":
         disagg = [self.prefill_nodes, self.decode_nodes, self.prefill_workers, self.decode_workers]
         agg = [self.agg_nodes, self.agg_workers]
         if any(v is not None for v in disagg) and any(v is not None for v in agg):
@@ -233,7 +233,7 @@ class BackendSection(Strict):
         return check_kv_events(v, info.data.get("engine"))
 
     @model_validator(mode="after")
-    def _kv_events_once(self) -> BackendSection:
+    def _kv_events_once(self) -> "BackendSection":
         sections = [n for n in ("prefill", "decode", "aggregated") if "kv-events-config" in getattr(self.sglang_config, n)]
         if self.kv_events_config and sections:
             raise ValueError(f"kv-events-config is in sglang_config.{sections[0]} and kv_events_config is set: keep one "
@@ -265,7 +265,7 @@ class HealthSection(Strict):
 class JobConfig(Strict):
     name: str = Field(..., min_length=1, max_length=200, description="job name (SLURM job name and run directory)")
     model: ModelSection = Field(..., description="the model and the container that serves it")
-    extra_mount: list[str] = Field(default_factory=list, description="extra container mounts 'host:container[:flags]'")
+    extra_mount: list[str] = Field(default_factory=new_list, description="extra container mounts 'host:container[:flags]'")
     resources: ResourcesSection = Field(..., description="nodes and workers per role: disaggregated (prefill_*/decode_*) or aggregated (agg_*)")
     slurm: SlurmSection = Field(default_factory=SlurmSection, description="SLURM settings; unset ones come from srtslurm.yaml")
     backend: BackendSection = Field(default_factory=BackendSection, description="engine, per-role flags and environment, endpoint (nginx + frontends or router)")

@@ -1,7 +1,7 @@
 """The job file's load sections: `benchmark` (sa-bench, evals, custom commands, client nodes) and
 `profiling`. Part of the job model (srt_agent.job_config re-exports them)."""
-
-from __future__ import annotations
+# no `from __future__ import annotations`: pydantic reads the field types as objects, not strings to compile
+# (CLI start-up); quote a forward reference (-> "Model") and import at run time what an annotation names
 
 import re
 from typing import Any, Literal
@@ -116,7 +116,7 @@ class BenchmarkSection(Strict):
         return v
 
     @model_validator(mode="after")
-    def _needs(self) -> BenchmarkSection:
+    def _needs(self) -> "BenchmarkSection":
         if self.type == "sa-bench":
             missing = [k for k in ("isl", "osl", "concurrencies") if getattr(self, k) is None]
             if missing:
@@ -163,7 +163,7 @@ class ProfilingSection(Strict):
     aggregated: ProfilingSteps | None = Field(None, description="start_step/stop_step of the aggregated workers")
 
     @model_validator(mode="after")
-    def _steps(self) -> ProfilingSection:
+    def _steps(self) -> "ProfilingSection":
         for role in ("prefill", "decode", "agg"):
             start, stop = self.steps(role)
             if stop <= start:

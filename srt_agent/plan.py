@@ -6,8 +6,8 @@ ProcessSpec what later phases need (the module run, profiler output paths), so t
 instead of parsing commands. Launchers (srt_agent.agent.launchers) turn each ProcessSpec into an
 srun step or a local subprocess.
 """
-
-from __future__ import annotations
+# no `from __future__ import annotations`: pydantic reads the field types as objects, not strings to compile
+# (CLI start-up); quote a forward reference (-> "Model") and import at run time what an annotation names
 
 from dataclasses import dataclass
 from typing import Literal
@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from .client_plan import CLIENT_ROLE, client_node_names
+from .cluster_config import new_list
 from .dynamo import dynamo_install_spec, frontend_command
 from .engines import WorkerArgs, engine_for
 from .engines.base import dynamo_env_for
@@ -55,14 +56,14 @@ class ProcessSpec(BaseModel):
     command: list[str]
     env: dict[str, str] = Field(default_factory=dict)
     container: bool = False
-    gpus: list[int] = Field(default_factory=list)
+    gpus: list[int] = Field(default_factory=new_list)
     port: int | None = None
     health_path: str | None = None
     critical: bool = True
     setup_script: bool = False
     dynamo_version: str | None = None
     python: str | None = Field(None, description="the interpreter the command runs on (nsys may wrap it)")
-    launch: list[str] = Field(default_factory=list, description="the exact argv that starts the process (its srun "
+    launch: list[str] = Field(default_factory=new_list, description="the exact argv that starts the process (its srun "
                               "step, or `bash SCRIPT` locally); set by srun.with_launch_commands")
     module: str | None = Field(None, description="the Python module the command runs (`python -m MODULE`)")
     profile_dir: str | None = Field(None, description="torch profiler output directory, as the process sees it")
@@ -108,7 +109,7 @@ class Endpoint(BaseModel):
     node: str
     address: str
     port: int
-    extra_ports: list[int] = Field(default_factory=list, description="more ports serving the same endpoint "
+    extra_ports: list[int] = Field(default_factory=new_list, description="more ports serving the same endpoint "
                                    "(backend.nginx_listen_ports); the load generator spreads connections over all")
 
     @property
@@ -138,8 +139,8 @@ class Plan(BaseModel):
     served_model_name: str
     model_path: str = Field(description="model path as the workers see it")
     container_image: str | None = None
-    container_mounts: list[str] = Field(default_factory=list)
-    worker_srun_options: list[str] = Field(default_factory=list)  # slurm.srun_options of the worker steps
+    container_mounts: list[str] = Field(default_factory=new_list)
+    worker_srun_options: list[str] = Field(default_factory=new_list)  # slurm.srun_options of the worker steps
     port_base: int
     total_gpus: int
     decode_gpus: int

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 _SECRET_NAME = re.compile(r"(TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|API_KEY|ACCESS_KEY|PRIVATE_KEY|_KEY$)", re.IGNORECASE)
 REDACTED = "***"
 
 
+@lru_cache(maxsize=4096)
 def is_secret_name(name: str) -> bool:
+    """Cached: a dry-run asks about the same few names hundreds of times (every process's environment,
+    several passes), and a case-insensitive search is slow (CLI start-up: ~2 ms)."""
     return bool(_SECRET_NAME.search(name))
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import types
 import typing
 from typing import Any, TypeVar
@@ -16,6 +15,8 @@ M = TypeVar("M", bound=BaseModel)
 
 
 def did_you_mean(word: str, choices: typing.Iterable[str]) -> str | None:
+    import difflib  # CLI start-up: only an error message needs it
+
     matches = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
     return matches[0] if matches else None
 

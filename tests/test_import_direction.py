@@ -43,6 +43,11 @@ LAZY_FOR_CLI_START_UP = {
     "launcher.cli",  # a subcommand's module only when that subcommand runs (importlib), srt_agent after argv
     "launcher.dry_run",  # a sweep in one allocation: the submit machinery only for that
     "launcher.run_lookup",  # the cluster file's pydantic models only when no --logs-dir is given
+    "launcher.prepare",  # the incumbent converter only for a v1 recipe
+    "launcher.sweep_cmd",  # the sweep expander only for a sweep or --set/--unset, the converter only for a v1 recipe
+    "srt_agent.incumbent",  # the converter when first named: recognising a job file needs only its sections
+    "srt_agent.evals.config",  # the eval tasks' defaults only for a job with an eval
+    "srt_agent.evals.check",  # the dataset reader only for a job that names a dataset
 }
 # Modules whose lazy imports are still to be hoisted: empty, and it stays empty.
 LAZY_PENDING: set[str] = set()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from ..errors import ConfigError, DatasetError
 from .config import eval_spec
-from .datasets import load_dataset
 
 
 def _detect_task(path: str) -> str:
@@ -25,6 +24,8 @@ def check_datasets(job, doc) -> list[ConfigError]:
                        ("backend", "sim", "answers", "dataset_path")))
     errors = []
     for task, path, shots, loc in checks:
+        from .datasets import load_dataset  # lazy, CLI start-up: a job without datasets loads no dataset reader
+
         try:
             load_dataset(task, path, shots)
         except DatasetError as exc:

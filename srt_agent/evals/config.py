@@ -1,6 +1,6 @@
 """Job-file settings of an accuracy eval: `benchmark.type: gsm8k|mmlu|gpqa`, or `benchmark.accuracy`."""
-
-from __future__ import annotations
+# no `from __future__ import annotations`: pydantic reads the field types as objects, not strings to compile
+# (CLI start-up); quote a forward reference (-> "Model") and import at run time what an annotation names
 
 from dataclasses import asdict, dataclass
 from typing import Literal
@@ -8,7 +8,6 @@ from typing import Literal
 from pydantic import Field
 
 from ..cluster_config import Strict
-from .tasks import DEFAULTS
 
 EVAL_TYPES = ("gsm8k", "mmlu", "gpqa")
 EvalTask = Literal["gsm8k", "mmlu", "gpqa"]
@@ -51,6 +50,8 @@ class EvalSpec:
 def make_spec(task: str, dataset_path: str, *, num_examples: int | None = None, num_shots: int | None = None,
               concurrency: int | None = None, max_tokens: int | None = None,
               min_score: float | None = None, repeat: int | None = None) -> EvalSpec:
+    from .tasks import DEFAULTS  # lazy, CLI start-up: a job without an eval loads no eval tasks
+
     shots, tokens = DEFAULTS[task]
     return EvalSpec(task=task, dataset_path=dataset_path, num_examples=num_examples,
                     num_shots=shots if num_shots is None else num_shots,

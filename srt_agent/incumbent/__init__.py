@@ -6,6 +6,15 @@ or dropped, or raises ConfigErrors naming every key that has no equivalent. The 
 key, is `mapping.MAPPING` (docs/migrating.md is generated from it).
 """
 
-from .convert import Conversion, convert_document, is_incumbent
+from .detect import is_incumbent
 
 __all__ = ["Conversion", "convert_document", "is_incumbent"]
+
+
+def __getattr__(name: str):
+    """The converter is imported when first named, so recognising a job file costs no import of it."""
+    if name in ("Conversion", "convert_document"):
+        from . import convert  # lazy, CLI start-up: dry-run of a job in this project's format never converts
+
+        return getattr(convert, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,7 +10,7 @@ import yaml
 from ..errors import ConfigError, ConfigErrors
 from ..job_config import parse_concurrencies
 from ..yaml_source import Loc, YamlDocument
-from .mapping import INCUMBENT_KEYS, INCUMBENT_PREFIXES, INCUMBENT_SECTIONS, MAPPING, Entry, lookup
+from .mapping import MAPPING, Entry, lookup
 from .extras import HANDLERS as EXTRA_HANDLERS, refuse_profiled_custom
 from .layout import fit_gpus_to_tp
 from .overrides import convert_override_file, is_override_file, needs_base
@@ -23,18 +23,6 @@ _ORDER = ("name", "model", "extra_mount", "resources", "slurm", "setup_script", 
 ACCURACY_TYPES = ("gsm8k", "mmlu", "gpqa", "longbenchv2", "aime", "aime25", "lm-eval")
 # a converted eval's dataset, under srtslurm.yaml `eval_datasets_dir` (docs/migrating.md)
 EVAL_DATASETS = {"gsm8k": "gsm8k/test.jsonl", "mmlu": "mmlu", "gpqa": "gpqa/gpqa_diamond.csv"}
-
-
-def is_incumbent(data: Any) -> bool:
-    """A recipe in the incumbent's format, recognised by sections or keys this project does not have."""
-    if not isinstance(data, dict):
-        return False
-    if any(k in INCUMBENT_SECTIONS or str(k).startswith(INCUMBENT_PREFIXES) for k in data):
-        return True
-    for section, key in INCUMBENT_KEYS:
-        if isinstance(data.get(section), dict) and key in data[section]:
-            return True
-    return False
 
 
 @dataclass

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from srt_agent.atomic import append_jsonl, write_bytes_atomic, write_json_atomic, write_text_atomic
+from srt_agent.atomic import append_jsonl, write_bytes_atomic, write_json_atomic, write_text_atomic, write_texts_atomic
 
 
 def test_write_creates_parents_and_mode(tmp_path):
@@ -74,3 +74,25 @@ def test_append_jsonl_whole_lines(tmp_path):
     lines = p.read_text().splitlines()
     assert len(lines) == 200
     assert sorted((r["k"], r["i"]) for r in map(json.loads, lines)) == [(k, i) for k in range(4) for i in range(50)]
+
+
+def test_write_many_files_in_batches(tmp_path, monkeypatch):
+    monkeypatch.setattr("srt_agent.atomic._BATCH", 3)  # several batches of 3 files
+    files = {f"launch/p{i}.sh": f"#!/bin/sh\necho {i}\n" for i in range(7)} | {"plan.json": "{}\n"}
+    (tmp_path / "plan.json").write_text("old")
+    write_texts_atomic(tmp_path, files, mode=0o600)
+    assert {n: (tmp_path / n).read_text() for n in files} == files
+    assert sorted(os.listdir(tmp_path / "launch")) == sorted(f"p{i}.sh" for i in range(7))
+    assert os.stat(tmp_path / "plan.json").st_mode & 0o777 == 0o600
+
+
+def test_write_many_failure_replaces_nothing_of_the_batch(tmp_path):
+    (tmp_path / "a.txt").write_text("old")
+    (tmp_path / "blocker").write_text("a file where a directory is needed")
+    with pytest.raises(OSError):
+        write_texts_atomic(tmp_path, {"a.txt": "new", "blocker/b.txt": "x"})
+    assert (tmp_path / "a.txt").read_text() == "old"
+    assert sorted(os.listdir(tmp_path)) == ["a.txt", "blocker"]
+    with pytest.raises(TypeError, match="needs str"):
+        write_texts_atomic(tmp_path, {"a.txt": "new", "c.txt": b"bytes"})  # type: ignore[dict-item]
+    assert sorted(os.listdir(tmp_path)) == ["a.txt", "blocker"] and (tmp_path / "a.txt").read_text() == "old"
