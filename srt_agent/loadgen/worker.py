@@ -80,6 +80,32 @@ class BodyMaker:
                 + str(self.workload.output_lens[g]).encode() + self.tail)
 
 
+class Feed:
+    """A phase's request indices, taken in order, with the wire bytes of the next ones built ahead
+    (off the send path: before the start, then every FOLD_EVERY_S), at most `ahead` of them."""
+
+    def __init__(self, indices: list[int], make, ahead: int) -> None:
+        self.indices, self.make, self.ahead = indices, make, ahead
+        self.pos = 0
+        self.built: dict[int, bytes] = {}
+
+    def take(self) -> int | None:
+        if self.pos >= len(self.indices):
+            return None
+        self.pos += 1
+        return self.indices[self.pos - 1]
+
+    def payload(self, g: int) -> bytes:
+        p = self.built.pop(g, None)
+        return p if p is not None else self.make(g)
+
+    def fill(self) -> None:
+        built = self.built
+        for g in self.indices[self.pos: self.pos + self.ahead]:
+            if g not in built:
+                built[g] = self.make(g)
+
+
 class Worker:
     def __init__(self, spec: WorkerSpec) -> None:
         self.spec = spec
@@ -88,7 +114,11 @@ class Worker:
         self.session = None
         self.slots: list = []
         self.unfolded: list[list[float]] = []  # chunk times of ended ok requests, not yet in self.itl
-        self.prebuilt: dict[int, bytes] = {}  # bodies of a phase's first wave, built before it starts
+        self.records: list[RequestRecord] = []
+        self.feed = Feed([], self._make, 0)
+
+    def _make(self, g: int) -> bytes:
+        return self.slots[0].encode(self.body(g))  # the slots of a process share their request head
 
     async def open(self) -> None:
         s = self.spec
@@ -115,16 +145,24 @@ class Worker:
         if self.session is not None:
             await self.session.close()
 
-    def _prepare(self, g: int, scheduled: float, ready: float) -> tuple[RequestRecord, bytes]:
+    def _record(self, g: int, scheduled: float, ready: float) -> RequestRecord:
         rec = RequestRecord(g, scheduled=scheduled, ready=ready)
         rec.requested_output_tokens = self.spec.workload.output_lens[g]
         rec.input_tokens = self.spec.workload.input_lens[g]
-        return rec, self.prebuilt.pop(g, None) or self.body(g)
+        return rec
 
-    async def _one(self, slot, rec: RequestRecord, body: bytes) -> None:
-        await slot.request(body, rec)
+    # the closed loop's chain (LeanSlot.request): called from the protocol callback that read the
+    # end of a slot's response, so the slot's next request is written before that callback returns
+    def next_after(self, end: float) -> tuple[RequestRecord, bytes] | None:
+        g = self.feed.take()
+        if g is None:
+            return None
+        return self._record(g, end, end), self.feed.payload(g)
+
+    def book(self, rec: RequestRecord) -> None:
+        self.records.append(rec)
         if rec.chunk_times is not None:
-            if rec.ok:  # folded later by fold_loop: the slot's next request goes out first
+            if rec.ok:  # folded later by fold_loop, off the send path
                 self.unfolded.append(rec.chunk_times)
             rec.chunk_times = None
 
@@ -137,66 +175,80 @@ class Worker:
         while True:
             await asyncio.sleep(FOLD_EVERY_S)
             self.fold()
+            self.feed.fill()
 
-    async def closed_loop(self, indices: list[int], start: float) -> list[RequestRecord]:
-        """Every slot sends its next request as soon as its previous one ended. The first wave
-        (every slot at `start`) is written in one synchronous loop before any response is awaited:
-        one slot's send never waits for another's task to be scheduled."""
-        todo = iter(indices)
-        records: list[RequestRecord] = []
+    def prime(self, indices: list[int], start: float) -> list[tuple]:
+        """A closed loop's first wave (every slot at `start`): records, bytes, parsers, all but the
+        writes, which fire() makes in one synchronous loop at the start."""
+        self.records = []
+        self.feed = Feed(indices, self._make, len(self.slots))
+        self.feed.fill()
         first = []
         for slot in self.slots:
-            g = next(todo, None)
+            g = self.feed.take()
             if g is None:
                 break
-            rec, body = self._prepare(g, start, start)
-            slot.begin(body, rec)  # False (not connected, aiohttp): request() sends it
-            first.append((slot, rec, body))
+            rec = self._record(g, start, start)
+            payload = self.feed.payload(g)
+            slot.prime(payload, rec)  # False (not connected, aiohttp): request() sends it
+            first.append((slot, rec, payload))
+        return first
 
-        async def run_slot(slot, rec, body):
+    async def closed_loop(self, first: list[tuple]) -> list[RequestRecord]:
+        """Every slot sends its next request as soon as its previous one ended, from the callback
+        that saw the end (LeanSlot); the first wave, primed, is written in one synchronous loop."""
+        for slot, _, _ in first:
+            slot.fire()
+
+        async def run_slot(slot, rec, payload):
             while True:
-                await self._one(slot, rec, body)
-                records.append(rec)
-                g = next(todo, None)
-                if g is None:
+                last = await slot.request(payload, rec, self)
+                if last is None:  # the chain booked every record
                     return
-                rec, body = self._prepare(g, rec.end, rec.end)
+                self.book(last)
+                nxt = self.next_after(last.end)
+                if nxt is None:
+                    return
+                rec, payload = nxt
 
         await asyncio.gather(*(run_slot(*f) for f in first))
-        return records
+        return self.records
 
     async def poisson(self, indices: list[int], start: float, rate: float) -> list[RequestRecord]:
         """Poisson arrivals at `rate`, at most len(slots) in flight; a request that arrives while
         every slot is busy waits, and that wait is part of its latency."""
         rng = random.Random(self.spec.seed * 1_000_003 + self.spec.worker_id)
         t = start
-        arrivals = []
+        due_of = {}
         for g in indices:
             t += rng.expovariate(rate)
-            arrivals.append((g, t))
-        todo = iter(arrivals)
-        records: list[RequestRecord] = []
+            due_of[g] = t
+        self.records = []
 
         async def run_slot(slot):
             free = start
-            for g, due in todo:
+            while (g := self.feed.take()) is not None:
+                due = due_of[g]
                 wait = due - monotonic()
                 if wait > 0:
                     await asyncio.sleep(wait)
-                rec, body = self._prepare(g, due, max(due, free))
-                await self._one(slot, rec, body)
-                records.append(rec)
+                rec = await slot.request(self.feed.payload(g), self._record(g, due, max(due, free)))
+                self.book(rec)
                 free = rec.end
 
         await asyncio.gather(*(run_slot(slot) for slot in self.slots))
-        return records
+        return self.records
 
     async def measure(self, start: float) -> WorkerResult:
         s = self.spec
         self.itl = ItlHistogram()
         self.unfolded = []  # the warmup's gaps are not measured
-        # the first wave (every slot at once at the start) costs the client no body building
-        self.prebuilt = {g: self.body(g) for g in s.measured[: len(self.slots)]}
+        closed = math.isinf(s.request_rate)
+        if closed:  # the first wave costs the client nothing but its writes at the start
+            first = self.prime(s.measured, start)
+        else:
+            self.feed = Feed(s.measured, self._make, len(self.slots))
+            self.feed.fill()
         delay = start - monotonic() - START_SPIN_S
         if delay > 0:
             await asyncio.sleep(delay)
@@ -214,8 +266,8 @@ class Worker:
         watcher = asyncio.ensure_future(watch_loop())
         folder = asyncio.ensure_future(self.fold_loop())
         cpu0, wall0 = time.process_time(), monotonic()
-        if math.isinf(s.request_rate):
-            records = await self.closed_loop(s.measured, start)
+        if closed:
+            records = await self.closed_loop(first)
         else:
             records = await self.poisson(s.measured, start, s.request_rate)
         cpu = (time.process_time() - cpu0) / max(monotonic() - wall0, 1e-9)
@@ -292,7 +344,7 @@ async def _serve(conn, spec: WorkerSpec) -> None:
         assert msg[0] == "warmup", msg
         _quiet_gc()
         loop.add_reader(conn.fileno(), _watch_parent, conn)
-        warm = await worker.closed_loop(spec.warmup, monotonic()) if spec.warmup else []
+        warm = await worker.closed_loop(worker.prime(spec.warmup, monotonic())) if spec.warmup else []
         _unwatch(loop, conn)
         conn.send(("warmed", sum(1 for r in warm if not r.ok)))
         msg = conn.recv()
