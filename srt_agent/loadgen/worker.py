@@ -81,12 +81,13 @@ class BodyMaker:
 
 
 class Feed:
-    """A phase's request indices, taken in order, with the wire bytes of the next ones built ahead
-    (off the send path: before the start, then every FOLD_EVERY_S), at most `ahead` of them."""
+    """A phase's request indices, taken in order, with the wire bytes of the next `ahead` ones
+    built ahead: all before the phase starts, then one per request booked (after the slot's next
+    request was written), so no send builds bytes and no loop turn builds many."""
 
     def __init__(self, indices: list[int], make, ahead: int) -> None:
         self.indices, self.make, self.ahead = indices, make, ahead
-        self.pos = 0
+        self.pos = self.built_to = 0
         self.built: dict[int, bytes] = {}
 
     def take(self) -> int | None:
@@ -99,11 +100,14 @@ class Feed:
         p = self.built.pop(g, None)
         return p if p is not None else self.make(g)
 
-    def fill(self) -> None:
-        built = self.built
-        for g in self.indices[self.pos: self.pos + self.ahead]:
-            if g not in built:
-                built[g] = self.make(g)
+    def fill(self, most: int | None = None) -> None:
+        self.built_to = max(self.built_to, self.pos)
+        end = min(len(self.indices), self.pos + self.ahead)
+        if most is not None:
+            end = min(end, self.built_to + most)
+        for g in self.indices[self.built_to: end]:
+            self.built[g] = self.make(g)
+        self.built_to = max(self.built_to, end)
 
 
 class Worker:
@@ -165,6 +169,7 @@ class Worker:
             if rec.ok:  # folded later by fold_loop, off the send path
                 self.unfolded.append(rec.chunk_times)
             rec.chunk_times = None
+        self.feed.fill(1)
 
     def fold(self) -> None:
         pending, self.unfolded = self.unfolded, []
@@ -175,7 +180,6 @@ class Worker:
         while True:
             await asyncio.sleep(FOLD_EVERY_S)
             self.fold()
-            self.feed.fill()
 
     def prime(self, indices: list[int], start: float) -> list[tuple]:
         """A closed loop's first wave (every slot at `start`): records, bytes, parsers, all but the
@@ -192,6 +196,7 @@ class Worker:
             payload = self.feed.payload(g)
             slot.prime(payload, rec)  # False (not connected, aiohttp): request() sends it
             first.append((slot, rec, payload))
+        self.feed.fill()  # the next wave's bytes too
         return first
 
     async def closed_loop(self, first: list[tuple]) -> list[RequestRecord]:
