@@ -254,23 +254,25 @@ class Worker:
         else:
             self.feed = Feed(s.measured, self._make, len(self.slots))
             self.feed.fill()
-        delay = start - monotonic() - START_SPIN_S
-        if delay > 0:
-            await asyncio.sleep(delay)
-        while monotonic() < start:  # the loop's timers fire up to a millisecond late: spin the rest
-            pass
         lags: list[float] = []
         stop = asyncio.Event()
 
         async def watch_loop():
+            await asyncio.sleep(max(start - monotonic(), 0.0))
             while not stop.is_set():
                 due = monotonic() + LAG_TICK_S
                 await asyncio.sleep(LAG_TICK_S)
                 lags.append((monotonic() - due) * 1000.0)
 
+        # everything but the writes is done before the start: the first write follows the spin
         watcher = asyncio.ensure_future(watch_loop())
         folder = asyncio.ensure_future(self.fold_loop())
+        delay = start - monotonic() - START_SPIN_S
+        if delay > 0:
+            await asyncio.sleep(delay)
         cpu0, wall0 = time.process_time(), monotonic()
+        while monotonic() < start:  # the loop's timers fire up to a millisecond late: spin the rest
+            pass
         if closed:
             records = await self.closed_loop(first)
         else:
