@@ -229,9 +229,9 @@ class LeanSlot:
                 return rec
             return await self._wait()
         finally:
-            self.chain = None
+            self.chain, self.events, self.payload = None, None, b""  # keep no ended request alive
             if self.conn is not None:
-                self.conn.slot = None
+                self.conn.slot = self.conn.events = None
             if self.timer is not None:
                 self.timer.cancel()
                 self.timer = None

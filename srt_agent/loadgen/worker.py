@@ -32,6 +32,7 @@ CONNECT_PARALLELISM = 128
 LAG_TICK_S = 0.01
 START_SPIN_S = 0.002  # the measured phase starts on the clock, not on a (millisecond) loop timer
 FOLD_EVERY_S = 0.05  # ITL gaps of ended requests are folded into the histogram this often, off the send path
+FOLD_MAX_PENDING = 256  # ... or at once, past this many requests waiting for it (memory stays bounded)
 
 
 @dataclass
@@ -166,8 +167,12 @@ class Worker:
     def book(self, rec: RequestRecord) -> None:
         self.records.append(rec)
         if rec.chunk_times is not None:
-            if rec.ok:  # folded later by fold_loop, off the send path
+            if not rec.ok:
+                pass
+            elif len(self.unfolded) < FOLD_MAX_PENDING:  # folded later by fold_loop, off the send path
                 self.unfolded.append(rec.chunk_times)
+            else:  # fold_loop is late: its timer waits while the loop's I/O turn goes on (the chain
+                self.itl.add_times(rec.chunk_times)  # at a zero-latency server): fold here
             rec.chunk_times = None
         self.feed.fill(1)
 

@@ -113,3 +113,21 @@ def test_records_and_counts_are_the_same_through_run_point(sse_server, http):
                              num_prompts=20, warmup_multiplier=1.0, processes=1, http=http))
     assert (r["completed"], r["failed"], r["total_output_tokens"]) == (20, 0, 100)
     assert r["median_ttft_ms"] >= 3 and r["p99_client_lag_ms"] >= 0
+
+
+def test_gaps_waiting_for_the_fold_task_stay_bounded():
+    # against a server that answers at once the fold task's timer can wait long (the loop's I/O
+    # turn goes on, fed by callback-sent requests): past FOLD_MAX_PENDING, book() folds at once
+    from srt_agent.loadgen.records import RequestRecord
+    from srt_agent.loadgen.worker import FOLD_MAX_PENDING
+
+    w = Worker(spec(1, "m", slots=1, n=1))
+    n = FOLD_MAX_PENDING + 50
+    for i in range(n):
+        rec = RequestRecord(i, scheduled=0.0, ok=True)
+        rec.chunk_times = [0.0, 0.001, 0.003]
+        w.book(rec)
+        assert rec.chunk_times is None
+    assert len(w.unfolded) == FOLD_MAX_PENDING and w.itl.n == 2 * 50
+    w.fold()
+    assert w.itl.n == 2 * n and len(w.records) == n
