@@ -167,12 +167,10 @@ class Worker:
     def book(self, rec: RequestRecord) -> None:
         self.records.append(rec)
         if rec.chunk_times is not None:
-            if not rec.ok:
-                pass
-            elif len(self.unfolded) < FOLD_MAX_PENDING:  # folded later by fold_loop, off the send path
+            if rec.ok:  # folded later by fold_loop, off the send path
                 self.unfolded.append(rec.chunk_times)
-            else:  # fold_loop is late: its timer waits while the loop's I/O turn goes on (the chain
-                self.itl.add_times(rec.chunk_times)  # at a zero-latency server): fold here
+                if len(self.unfolded) >= FOLD_MAX_PENDING:  # fold_loop is late: its timer waits
+                    self.fold()  # while the loop's I/O turn goes on (the chain, a zero-latency server)
             rec.chunk_times = None
         self.feed.fill(1)
 

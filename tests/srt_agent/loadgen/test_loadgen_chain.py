@@ -117,7 +117,7 @@ def test_records_and_counts_are_the_same_through_run_point(sse_server, http):
 
 def test_gaps_waiting_for_the_fold_task_stay_bounded():
     # against a server that answers at once the fold task's timer can wait long (the loop's I/O
-    # turn goes on, fed by callback-sent requests): past FOLD_MAX_PENDING, book() folds at once
+    # turn goes on, fed by callback-sent requests): at FOLD_MAX_PENDING waiting, book() folds them
     from srt_agent.loadgen.records import RequestRecord
     from srt_agent.loadgen.worker import FOLD_MAX_PENDING
 
@@ -128,6 +128,6 @@ def test_gaps_waiting_for_the_fold_task_stay_bounded():
         rec.chunk_times = [0.0, 0.001, 0.003]
         w.book(rec)
         assert rec.chunk_times is None
-    assert len(w.unfolded) == FOLD_MAX_PENDING and w.itl.n == 2 * 50
+    assert len(w.unfolded) == 50 and w.itl.n == 2 * FOLD_MAX_PENDING
     w.fold()
     assert w.itl.n == 2 * n and len(w.records) == n
