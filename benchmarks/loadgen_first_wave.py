@@ -62,7 +62,9 @@ def main() -> None:
     gaps = sorted(b - a for a, b in zip(sent, sent[1:]))[-3:]
     print(f"first wave sent after T0 (ms) at fractions: {at}; largest gaps {', '.join(f'{g:.2f}' for g in gaps)} ms")
     print(f"point: client lag p99 {r['p99_client_lag_ms']:.2f} ms, loop lag p99 {r['p99_loop_lag_ms']:.2f} ms, "
-          f"cpu {r['client_cpu']}, processes {r['processes']}, server late p99 {truth['p99_lateness_ms']:.1f} ms")
+          f"cpu {r['client_cpu']}, processes {r['processes']}, server late p99 {truth['p99_lateness_ms']:.1f} ms, "
+          f"TTFT p50 {r['median_ttft_ms']:.1f} ms, ITL p99 {r['p99_itl_ms']:.2f} ms - server gap p99 "
+          f"{truth['p99_itl_ms']:.2f} ms = {r['p99_itl_ms'] - truth['p99_itl_ms']:+.2f} ms")
 
 
 if __name__ == "__main__":

@@ -18,10 +18,12 @@ from pathlib import Path
 # machine (docs/benchmarking.md, "Against the floor")
 EVENTS_PER_PROCESS = 30_000.0  # token events/s at one event per read (a real-time stream)
 REQUESTS_PER_PROCESS = 1_500.0  # request starts/s (keep-alive request + its record)
-# a closed loop starts every slot at T0 and a wave of responses often ends together: one process
-# takes them one after another (13-23 us per first-wave send on loopback, more per response of a
-# wave that ends together; docs/benchmarking.md), so one with more slots than this cannot keep its
-# client lag within a few ms (C=256: lag p99 20 ms with one process, 11 ms with two, measured)
+# a closed loop writes every slot's first request at T0, one write after another (6-14 us of CPU
+# each on loopback, more wall time when the server on the same cores takes one); later requests
+# are written by the callback that read the previous response's end and do not queue behind each
+# other. So the first wave sets the client lag p99, and a process with more slots than this
+# cannot write it within a few ms (docs/benchmarking.md, issue 18: C=256-1024 on 2 cores, two
+# processes' first wave went out no later than one's in most runs)
 BURST_SLOTS_PER_PROCESS = 128
 DEFAULT_ITL_MS = 10.0  # assumed when the expected ITL is not given: a fast decode
 

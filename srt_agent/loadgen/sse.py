@@ -1,4 +1,5 @@
-"""Streaming /v1/completions over HTTP/1.1 keep-alive: event parsing and two transports.
+"""Streaming /v1/completions over HTTP/1.1 keep-alive: two transports (the event parsing is in
+sse_parse.py).
 
 `LeanSlot` (the default) is one persistent connection driven by an asyncio.Protocol with the
 `httptools` (llhttp) response parser: every data_received() takes one clock reading, and every
@@ -14,161 +15,22 @@ import asyncio
 import time
 
 from .records import RequestRecord
-
-try:  # orjson parses a chunk ~3x faster; optional
-    from orjson import loads as _loads
-except ImportError:  # pragma: no cover - depends on the environment
-    from json import loads as _loads
+from .sse_parse import EventStream
 
 monotonic = time.monotonic
 
 
-class EventStream:
-    """Parses the SSE body of one response into the request's record."""
-
-    __slots__ = ("buf", "crlf", "done", "error", "rec", "saw_event", "times")
-
-    def __init__(self, rec: RequestRecord) -> None:
-        self.rec = rec
-        self.buf = b""
-        self.done = False
-        self.error: str | None = None
-        self.times: list[float] = []
-        self.saw_event = False
-        self.crlf: bool | None = None
-
-    def feed(self, data: bytes, t: float) -> None:
-        """Take body bytes that arrived at time t (seconds, monotonic)."""
-        if self.one(data, t):
-            return
-        buf = self.buf + data if self.buf else data
-        if self.crlf is None:
-            if b"\n" not in buf:
-                self.buf = buf
-                return
-            nl = buf.find(b"\n")  # the first line break tells the style (no scan of the whole read)
-            self.crlf = nl > 0 and buf[nl - 1] == 13
-        if self.crlf:
-            buf = buf.replace(b"\r\n", b"\n")
-            if buf.endswith(b"\r"):  # half of a line break: keep it for the next read
-                self.buf = buf
-                return
-        cut = buf.rfind(b"\n\n")
-        if cut < 0:
-            self.buf = buf
-            return
-        whole, self.buf = buf[: cut + 2], buf[cut + 2 :]
-        # Fast path, the complete events of this read at once: when every event is a compact token
-        # event (exactly one '"text":"' or '"content":"' each, no usage object), count the
-        # non-empty ones. The byte pattern cannot occur inside a JSON string value, whose quotes
-        # are escaped. When not, the events before the first special one (usage object, error,
-        # [DONE]: a stream's tail) may still be; the rest is parsed event by event. Every pass
-        # over the bytes costs ~0.2 us per token at 64 KiB reads, so the common case takes four.
-        if self._count_tokens(whole, t):
-            return
-        special = min((i for i in (whole.find(b'"usage":{'), whole.find(b'"error"'), whole.find(b"[DONE]"))
-                       if i >= 0), default=-1)
-        if special > 0:
-            split = whole.rfind(b"\n\n", 0, special)
-            if split >= 0 and self._count_tokens(whole[: split + 2], t):
-                whole = whole[split + 2 :]
-        for ev in whole.split(b"\n\n"):
-            for line in ev.split(b"\n"):
-                if line.startswith(b"data:"):
-                    self._data(line[5:].strip(), t)
-
-    def one(self, data: bytes, t: float) -> bool:
-        """One whole single-line compact token event (the usual read while streaming, and the
-        usual HTTP chunk): take it and say True; anything else: False, nothing taken."""
-        if self.crlf is None and not self.buf:  # the stream's first bytes: its line-break style
-            nl = data.find(b"\n")
-            if nl < 0:
-                return False
-            self.crlf = nl > 0 and data[nl - 1] == 13
-        if not self.buf and self.crlf is False and data.endswith(b"\n\n") and data.count(b"\n") == 2:
-            i = data.find(b'"text":"')
-            if i > 0 and data.startswith(b"data:") and b'"usage":{' not in data:
-                self.saw_event = True
-                if data[i + 8] != 34:  # not an empty string
-                    self.times.append(t)
-                return True
-        return False
-
-    def _count_tokens(self, whole: bytes, t: float) -> bool:
-        """Whole compact token events only: add their token timestamps and say True, else False.
-        An event without the text key (an error, [DONE], a comment) makes the counts differ."""
-        n_events = whole.count(b"\n\n")
-        n = whole.count(b'"text":"')
-        if n == n_events:
-            if b'"usage":{' in whole:
-                return False
-            tokens = n - whole.count(b'"text":""')
-        elif not n and whole.count(b'"content":"') == n_events:
-            if b'"usage":{' in whole:
-                return False
-            tokens = n_events - whole.count(b'"content":""')
-        else:
-            return False
-        if b'"error"' in whole and (b'"error":{' in whole or b'"object":"error"' in whole):
-            return False
-        self.saw_event = True
-        if tokens:
-            self.times.extend([t] * tokens)
-        return True
-
-    def _data(self, payload: bytes, t: float) -> None:
-        self.saw_event = True
-        if payload == b"[DONE]":
-            self.done = True
-            return
-        try:
-            obj = _loads(payload)
-        except ValueError:
-            self.error = f"unparseable SSE data: {payload[:100]!r}"
-            return
-        if not isinstance(obj, dict):
-            return
-        if "error" in obj or obj.get("object") == "error":
-            err = obj.get("error", obj)
-            self.error = "stream error: " + str(err.get("message", err) if isinstance(err, dict) else err)[:200]
-            return
-        choices = obj.get("choices")
-        if choices:
-            for c in choices:
-                if c.get("text") or (c.get("delta") or {}).get("content"):
-                    self.times.append(t)
-                    break
-        usage = obj.get("usage")
-        if usage:
-            rec = self.rec
-            if "completion_tokens" in usage:
-                rec.output_tokens = int(usage["completion_tokens"])
-                rec.usage_reported = True
-            if usage.get("prompt_tokens"):
-                rec.input_tokens = int(usage["prompt_tokens"])
-
-    def close(self, rec: RequestRecord, end: float, error: str | None) -> None:
-        """Finish the record: ok only with HTTP 200, a clean end of body and no stream error."""
-        rec.end = end
-        error = error or self.error
-        if self.times:
-            rec.first_token = self.times[0]
-            rec.n_chunks = len(self.times)
-            rec.chunk_times = self.times
-        if not rec.usage_reported:
-            rec.output_tokens = len(self.times)
-        rec.ok = error is None
-        rec.error = error
-
-
 class _Conn(asyncio.Protocol):
-    """One HTTP/1.1 connection; one request at a time."""
+    """One HTTP/1.1 connection; one request at a time. A response's end resolves the waiter,
+    or, while its slot runs a chain, goes first to the slot's ended() (a clean end on a connection
+    kept alive), from this very callback."""
 
     def __init__(self) -> None:
         self.transport = None
         self.parser = None
         self.events: EventStream | None = None
         self.waiter: asyncio.Future | None = None
+        self.slot: LeanSlot | None = None
         self.status = 0
         self.err_body = b""
         self.got_bytes = False
@@ -179,8 +41,9 @@ class _Conn(asyncio.Protocol):
     def connection_made(self, transport) -> None:
         self.transport = transport
 
-    def start(self, events: EventStream, waiter: asyncio.Future, parser_cls) -> None:
-        self.parser = parser_cls(self)
+    def start(self, events: EventStream, waiter: asyncio.Future, parser, slot: LeanSlot | None) -> None:
+        self.parser = parser
+        self.slot = slot
         self.body.clear()
         self.events = events
         self.waiter = waiter
@@ -238,6 +101,15 @@ class _Conn(asyncio.Protocol):
 
     def _finish(self, error: str | None) -> None:
         w = self.waiter
+        slot = self.slot
+        if error is None and slot is not None and self.keep_alive:
+            try:
+                if slot.ended(self):
+                    return
+            except Exception as e:  # never leave the slot's task waiting for nothing
+                if w is not None and not w.done():
+                    w.set_exception(e)
+                return
         if w is not None and not w.done():
             w.set_result(error)
 
@@ -248,7 +120,14 @@ def _expire(waiter: asyncio.Future) -> None:
 
 
 class LeanSlot:
-    """A concurrency slot that owns one keep-alive connection (reopened when the server closes it)."""
+    """A concurrency slot that owns one keep-alive connection (reopened when the server closes it).
+
+    request(payload, rec, chain) writes one request and waits for its response. With a chain (the
+    closed loop) the slot's next request does not wait for that task to be woken: when a response
+    ends cleanly on a connection kept alive, the protocol callback that read its last bytes
+    finishes the record, takes the next (record, payload) from chain.next_after(end), writes it
+    at once, and only then hands the ended record to chain.book(). The task wakes only when the
+    chain runs out or breaks (an error, a connection the server closes, a timeout)."""
 
     def __init__(self, host: str, port: int, path: str, timeout: float | None) -> None:
         import httptools  # required for the lean path; checked by make_slots
@@ -258,67 +137,139 @@ class LeanSlot:
         self.head = (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
                      f"Accept: text/event-stream\r\nConnection: keep-alive\r\nContent-Length: ").encode()
         self.conn: _Conn | None = None
-        self._begun: tuple | None = None  # (conn, events, waiter) of a request begin() wrote
+        self.chain = None
+        self.rec: RequestRecord | None = None  # the request written whose response has not ended
+        self.events: EventStream | None = None
+        self.waiter: asyncio.Future | None = None
+        self.timer = None
+        self.payload = b""
+        self.retry = False  # resend once if the connection turns out stale (closed, no byte back)
+        self.primed: tuple | None = None
+
+    def encode(self, body: bytes) -> bytes:
+        """The request as written on the wire (every slot of a process shares the head)."""
+        return self.head + str(len(body)).encode() + b"\r\n\r\n" + body
 
     async def connect(self) -> None:
         loop = asyncio.get_running_loop()
         _, self.conn = await loop.create_connection(_Conn, self.host, self.port)
 
-    def _payload(self, body: bytes) -> bytes:
-        return self.head + str(len(body)).encode() + b"\r\n\r\n" + body
-
-    def _send(self, conn: _Conn, payload: bytes, rec: RequestRecord) -> tuple:
-        events = EventStream(rec)
-        waiter = asyncio.get_running_loop().create_future()
-        conn.start(events, waiter, self._parser_cls)
-        conn.transport.write(payload)
-        rec.sent = monotonic()
-        return conn, events, waiter
-
-    def begin(self, body: bytes, rec: RequestRecord) -> bool:
-        """Write the request now, synchronously, when the connection is open, and say True; the
-        next request() call then only waits for its response. A phase's first wave goes out this
-        way in one tight loop (no task switch between two slots' sends). False: nothing sent."""
+    def _open(self) -> _Conn | None:
         conn = self.conn
         if conn is None or conn.transport is None or conn.transport.is_closing():
+            return None
+        return conn
+
+    def _arm(self, conn: _Conn, payload: bytes, rec: RequestRecord, events, waiter, parser, retry: bool) -> None:
+        """rec's request was just written on conn: get ready for its response."""
+        self.rec, self.events, self.waiter, self.payload, self.retry = rec, events, waiter, payload, retry
+        conn.start(events, waiter, parser, self if self.chain is not None else None)
+
+    def _write(self, conn: _Conn, payload: bytes, rec: RequestRecord, retry: bool) -> None:
+        conn.transport.write(payload)
+        rec.sent = monotonic()
+        waiter = self.waiter
+        if waiter is None or waiter.done():
+            waiter = asyncio.get_running_loop().create_future()
+        self._arm(conn, payload, rec, EventStream(rec), waiter, self._parser_cls(conn), retry)
+        self._set_timer()
+
+    def _set_timer(self) -> None:
+        if self.timeout:
+            if self.timer is not None:
+                self.timer.cancel()
+            self.timer = asyncio.get_running_loop().call_later(self.timeout, _expire, self.waiter)
+
+    def prime(self, payload: bytes, rec: RequestRecord) -> bool:
+        """Make everything of a request but its write, for fire(); False when not connected (then
+        request() connects and sends it). A phase's first wave is primed before its start."""
+        conn = self._open()
+        if conn is None:
             return False
-        self._begun = self._send(conn, self._payload(body), rec)
+        self.primed = (payload, rec, EventStream(rec), asyncio.get_running_loop().create_future(),
+                       self._parser_cls(conn))
         return True
 
-    async def request(self, body: bytes, rec: RequestRecord) -> None:
-        loop = asyncio.get_running_loop()
-        payload = None
-        for attempt in (0, 1):
-            if attempt == 0 and self._begun is not None:
-                (conn, events, waiter), self._begun = self._begun, None
-                reused = True
-            else:
-                conn = self.conn
-                reused = conn is not None and conn.transport is not None and not conn.transport.is_closing()
-                if not reused:
-                    try:
-                        await self.connect()
-                    except OSError as e:
-                        rec.sent = monotonic()
-                        EventStream(rec).close(rec, monotonic(), f"connect failed: {e}")
-                        return
-                    conn = self.conn
-                payload = payload or self._payload(body)
-                conn, events, waiter = self._send(conn, payload, rec)
-            timer = loop.call_later(self.timeout, _expire, waiter) if self.timeout else None
-            error = await waiter
-            if timer is not None:
-                timer.cancel()
-            if error is not None and reused and attempt == 0 and not conn.got_bytes and error != "timeout":
-                continue  # a stale keep-alive connection the server had closed: resend once
+    def fire(self) -> None:
+        """Write the primed request now, synchronously: the first wave goes out in one tight loop of
+        writes (no task switch, no allocation between two slots' sends). request() then waits."""
+        primed, self.primed = self.primed, None
+        conn = self._open()
+        if primed is not None and conn is not None:
+            payload, rec, events, waiter, parser = primed
+            conn.transport.write(payload)
+            rec.sent = monotonic()
+            self._arm(conn, payload, rec, events, waiter, parser, True)
+
+    def ended(self, conn: _Conn) -> bool:
+        """Called by the protocol at a clean end on a kept-alive connection while a chain runs:
+        finish the record, write the chain's next request, book the ended one. False: the chain
+        has no next request (the waiter wakes the task, which returns None)."""
+        rec, chain = self.rec, self.chain
+        end = conn.now
+        self.events.close(rec, end, None)
+        nxt = chain.next_after(end)
+        if nxt is None:
+            self.rec = None
+        else:
+            self._write(conn, nxt[1], nxt[0], True)
+        chain.book(rec)
+        return nxt is not None
+
+    async def request(self, payload: bytes, rec: RequestRecord, chain=None) -> RequestRecord | None:
+        """Write rec's request (unless fire() did) and wait for its response. Returns the finished
+        record not handed to chain.book() (without a chain: rec), or None when the chain ran out
+        and booked every record."""
+        self.chain = chain
+        try:
+            if self.rec is rec:  # fired
+                self.conn.slot = self if chain is not None else None
+                self._set_timer()
+            elif not await self._send(payload, rec, True):
+                return rec
+            return await self._wait()
+        finally:
+            self.chain, self.events, self.payload = None, None, b""  # keep no ended request alive
+            if self.conn is not None:
+                self.conn.slot = self.conn.events = None
+            if self.timer is not None:
+                self.timer.cancel()
+                self.timer = None
+
+    async def _send(self, payload: bytes, rec: RequestRecord, retry: bool) -> bool:
+        conn = self._open()
+        if conn is None:
+            try:
+                await self.connect()
+            except OSError as e:
+                rec.sent = monotonic()
+                EventStream(rec).close(rec, monotonic(), f"connect failed: {e}")
+                return False
+            conn, retry = self.conn, False  # a new connection is not stale
+        self._write(conn, payload, rec, retry)
+        return True
+
+    async def _wait(self) -> RequestRecord | None:
+        while True:
+            error = await self.waiter
+            rec, conn = self.rec, self.conn
+            if rec is None:
+                return None
+            if error is not None and self.retry and not conn.got_bytes and error != "timeout":
+                # a stale keep-alive connection the server had closed: resend once
+                if not await self._send(self.payload, rec, False):
+                    self.rec = None
+                    return rec
+                continue
             end = conn.now if error is None else monotonic()
             if error is not None or not conn.keep_alive:
                 if conn.transport is not None:
                     conn.transport.close()
                 conn.parser = None
                 self.conn = None
-            events.close(rec, end, error)
-            return
+            self.rec = None
+            self.events.close(rec, end, error)
+            return rec
 
     def close(self) -> None:
         if self.conn is not None and self.conn.transport is not None:
@@ -335,10 +286,16 @@ class AiohttpSlot:
     async def connect(self) -> None:
         return None
 
-    def begin(self, body: bytes, rec: RequestRecord) -> bool:
+    def encode(self, body: bytes) -> bytes:
+        return body
+
+    def prime(self, payload: bytes, rec: RequestRecord) -> bool:
         return False  # aiohttp sends only from inside request()
 
-    async def request(self, body: bytes, rec: RequestRecord) -> None:
+    def fire(self) -> None:
+        return None
+
+    async def request(self, body: bytes, rec: RequestRecord, chain=None) -> RequestRecord:
         import aiohttp
 
         events = EventStream(rec)
@@ -358,6 +315,7 @@ class AiohttpSlot:
         except aiohttp.ClientError as e:
             error = f"{type(e).__name__}: {e}"
         events.close(rec, monotonic(), error)
+        return rec
 
     def close(self) -> None:
         return None

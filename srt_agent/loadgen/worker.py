@@ -32,6 +32,7 @@ CONNECT_PARALLELISM = 128
 LAG_TICK_S = 0.01
 START_SPIN_S = 0.002  # the measured phase starts on the clock, not on a (millisecond) loop timer
 FOLD_EVERY_S = 0.05  # ITL gaps of ended requests are folded into the histogram this often, off the send path
+FOLD_MAX_PENDING = 256  # ... or at once, past this many requests waiting for it (memory stays bounded)
 
 
 @dataclass
@@ -80,6 +81,36 @@ class BodyMaker:
                 + str(self.workload.output_lens[g]).encode() + self.tail)
 
 
+class Feed:
+    """A phase's request indices, taken in order, with the wire bytes of the next `ahead` ones
+    built ahead: all before the phase starts, then one per request booked (after the slot's next
+    request was written), so no send builds bytes and no loop turn builds many."""
+
+    def __init__(self, indices: list[int], make, ahead: int) -> None:
+        self.indices, self.make, self.ahead = indices, make, ahead
+        self.pos = self.built_to = 0
+        self.built: dict[int, bytes] = {}
+
+    def take(self) -> int | None:
+        if self.pos >= len(self.indices):
+            return None
+        self.pos += 1
+        return self.indices[self.pos - 1]
+
+    def payload(self, g: int) -> bytes:
+        p = self.built.pop(g, None)
+        return p if p is not None else self.make(g)
+
+    def fill(self, most: int | None = None) -> None:
+        self.built_to = max(self.built_to, self.pos)
+        end = min(len(self.indices), self.pos + self.ahead)
+        if most is not None:
+            end = min(end, self.built_to + most)
+        for g in self.indices[self.built_to: end]:
+            self.built[g] = self.make(g)
+        self.built_to = max(self.built_to, end)
+
+
 class Worker:
     def __init__(self, spec: WorkerSpec) -> None:
         self.spec = spec
@@ -88,7 +119,11 @@ class Worker:
         self.session = None
         self.slots: list = []
         self.unfolded: list[list[float]] = []  # chunk times of ended ok requests, not yet in self.itl
-        self.prebuilt: dict[int, bytes] = {}  # bodies of a phase's first wave, built before it starts
+        self.records: list[RequestRecord] = []
+        self.feed = Feed([], self._make, 0)
+
+    def _make(self, g: int) -> bytes:
+        return self.slots[0].encode(self.body(g))  # the slots of a process share their request head
 
     async def open(self) -> None:
         s = self.spec
@@ -115,18 +150,29 @@ class Worker:
         if self.session is not None:
             await self.session.close()
 
-    def _prepare(self, g: int, scheduled: float, ready: float) -> tuple[RequestRecord, bytes]:
+    def _record(self, g: int, scheduled: float, ready: float) -> RequestRecord:
         rec = RequestRecord(g, scheduled=scheduled, ready=ready)
         rec.requested_output_tokens = self.spec.workload.output_lens[g]
         rec.input_tokens = self.spec.workload.input_lens[g]
-        return rec, self.prebuilt.pop(g, None) or self.body(g)
+        return rec
 
-    async def _one(self, slot, rec: RequestRecord, body: bytes) -> None:
-        await slot.request(body, rec)
+    # the closed loop's chain (LeanSlot.request): called from the protocol callback that read the
+    # end of a slot's response, so the slot's next request is written before that callback returns
+    def next_after(self, end: float) -> tuple[RequestRecord, bytes] | None:
+        g = self.feed.take()
+        if g is None:
+            return None
+        return self._record(g, end, end), self.feed.payload(g)
+
+    def book(self, rec: RequestRecord) -> None:
+        self.records.append(rec)
         if rec.chunk_times is not None:
-            if rec.ok:  # folded later by fold_loop: the slot's next request goes out first
+            if rec.ok:  # folded later by fold_loop, off the send path
                 self.unfolded.append(rec.chunk_times)
+                if len(self.unfolded) >= FOLD_MAX_PENDING:  # fold_loop is late: its timer waits
+                    self.fold()  # while the loop's I/O turn goes on (the chain, a zero-latency server)
             rec.chunk_times = None
+        self.feed.fill(1)
 
     def fold(self) -> None:
         pending, self.unfolded = self.unfolded, []
@@ -138,84 +184,100 @@ class Worker:
             await asyncio.sleep(FOLD_EVERY_S)
             self.fold()
 
-    async def closed_loop(self, indices: list[int], start: float) -> list[RequestRecord]:
-        """Every slot sends its next request as soon as its previous one ended. The first wave
-        (every slot at `start`) is written in one synchronous loop before any response is awaited:
-        one slot's send never waits for another's task to be scheduled."""
-        todo = iter(indices)
-        records: list[RequestRecord] = []
+    def prime(self, indices: list[int], start: float) -> list[tuple]:
+        """A closed loop's first wave (every slot at `start`): records, bytes, parsers, all but the
+        writes, which fire() makes in one synchronous loop at the start."""
+        self.records = []
+        self.feed = Feed(indices, self._make, len(self.slots))
+        self.feed.fill()
         first = []
         for slot in self.slots:
-            g = next(todo, None)
+            g = self.feed.take()
             if g is None:
                 break
-            rec, body = self._prepare(g, start, start)
-            slot.begin(body, rec)  # False (not connected, aiohttp): request() sends it
-            first.append((slot, rec, body))
+            rec = self._record(g, start, start)
+            payload = self.feed.payload(g)
+            slot.prime(payload, rec)  # False (not connected, aiohttp): request() sends it
+            first.append((slot, rec, payload))
+        self.feed.fill()  # the next wave's bytes too
+        return first
 
-        async def run_slot(slot, rec, body):
+    async def closed_loop(self, first: list[tuple]) -> list[RequestRecord]:
+        """Every slot sends its next request as soon as its previous one ended, from the callback
+        that saw the end (LeanSlot); the first wave, primed, is written in one synchronous loop."""
+        for slot, _, _ in first:
+            slot.fire()
+
+        async def run_slot(slot, rec, payload):
             while True:
-                await self._one(slot, rec, body)
-                records.append(rec)
-                g = next(todo, None)
-                if g is None:
+                last = await slot.request(payload, rec, self)
+                if last is None:  # the chain booked every record
                     return
-                rec, body = self._prepare(g, rec.end, rec.end)
+                self.book(last)
+                nxt = self.next_after(last.end)
+                if nxt is None:
+                    return
+                rec, payload = nxt
 
         await asyncio.gather(*(run_slot(*f) for f in first))
-        return records
+        return self.records
 
     async def poisson(self, indices: list[int], start: float, rate: float) -> list[RequestRecord]:
         """Poisson arrivals at `rate`, at most len(slots) in flight; a request that arrives while
         every slot is busy waits, and that wait is part of its latency."""
         rng = random.Random(self.spec.seed * 1_000_003 + self.spec.worker_id)
         t = start
-        arrivals = []
+        due_of = {}
         for g in indices:
             t += rng.expovariate(rate)
-            arrivals.append((g, t))
-        todo = iter(arrivals)
-        records: list[RequestRecord] = []
+            due_of[g] = t
+        self.records = []
 
         async def run_slot(slot):
             free = start
-            for g, due in todo:
+            while (g := self.feed.take()) is not None:
+                due = due_of[g]
                 wait = due - monotonic()
                 if wait > 0:
                     await asyncio.sleep(wait)
-                rec, body = self._prepare(g, due, max(due, free))
-                await self._one(slot, rec, body)
-                records.append(rec)
+                rec = await slot.request(self.feed.payload(g), self._record(g, due, max(due, free)))
+                self.book(rec)
                 free = rec.end
 
         await asyncio.gather(*(run_slot(slot) for slot in self.slots))
-        return records
+        return self.records
 
     async def measure(self, start: float) -> WorkerResult:
         s = self.spec
         self.itl = ItlHistogram()
         self.unfolded = []  # the warmup's gaps are not measured
-        # the first wave (every slot at once at the start) costs the client no body building
-        self.prebuilt = {g: self.body(g) for g in s.measured[: len(self.slots)]}
-        delay = start - monotonic() - START_SPIN_S
-        if delay > 0:
-            await asyncio.sleep(delay)
-        while monotonic() < start:  # the loop's timers fire up to a millisecond late: spin the rest
-            pass
+        closed = math.isinf(s.request_rate)
+        if closed:  # the first wave costs the client nothing but its writes at the start
+            first = self.prime(s.measured, start)
+        else:
+            self.feed = Feed(s.measured, self._make, len(self.slots))
+            self.feed.fill()
         lags: list[float] = []
         stop = asyncio.Event()
 
         async def watch_loop():
+            await asyncio.sleep(max(start - monotonic(), 0.0))
             while not stop.is_set():
                 due = monotonic() + LAG_TICK_S
                 await asyncio.sleep(LAG_TICK_S)
                 lags.append((monotonic() - due) * 1000.0)
 
+        # everything but the writes is done before the start: the first write follows the spin
         watcher = asyncio.ensure_future(watch_loop())
         folder = asyncio.ensure_future(self.fold_loop())
+        delay = start - monotonic() - START_SPIN_S
+        if delay > 0:
+            await asyncio.sleep(delay)
         cpu0, wall0 = time.process_time(), monotonic()
-        if math.isinf(s.request_rate):
-            records = await self.closed_loop(s.measured, start)
+        while monotonic() < start:  # the loop's timers fire up to a millisecond late: spin the rest
+            pass
+        if closed:
+            records = await self.closed_loop(first)
         else:
             records = await self.poisson(s.measured, start, s.request_rate)
         cpu = (time.process_time() - cpu0) / max(monotonic() - wall0, 1e-9)
@@ -292,7 +354,7 @@ async def _serve(conn, spec: WorkerSpec) -> None:
         assert msg[0] == "warmup", msg
         _quiet_gc()
         loop.add_reader(conn.fileno(), _watch_parent, conn)
-        warm = await worker.closed_loop(spec.warmup, monotonic()) if spec.warmup else []
+        warm = await worker.closed_loop(worker.prime(spec.warmup, monotonic())) if spec.warmup else []
         _unwatch(loop, conn)
         conn.send(("warmed", sum(1 for r in warm if not r.ok)))
         msg = conn.recv()

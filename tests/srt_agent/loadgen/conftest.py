@@ -6,6 +6,7 @@ The request's "model" picks the behaviour, with ';'-separated options:
     "cut"               two token events, then the connection is closed mid-stream
     "empty"             events with empty text and usage completion_tokens 0
     "nousage"           like ok but without the usage chunk
+    "close"             like ok, then the server closes the connection (Connection: close)
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ class SseServer:
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
             resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+            if kind == "close":
+                resp.force_close()
             await resp.prepare(request)
             n = int(body["max_tokens"])
             await asyncio.sleep(ttft)
