@@ -68,7 +68,7 @@ class TraceWorker(base.Worker):
         return rec
 
     async def _send(self, slot, rec: RequestRecord) -> None:
-        await slot.request(self.body(rec.index), rec)
+        await slot.request(slot.encode(self.body(rec.index)), rec)
         if rec.chunk_times is not None:
             if rec.ok:  # folded by fold_loop, off the send path
                 self.unfolded.append(rec.chunk_times)
