@@ -99,8 +99,10 @@ def test_time_limit_warning_stops_at_a_safe_point_and_the_requeued_attempt_resum
             break
         assert time.monotonic() < deadline, fields
         time.sleep(0.2)
-    if fields["JobState"] == "PENDING":  # SLURM holds a requeued job back (begin time); let it start now
-        local_cluster.run("scontrol", "update", f"JobId={job_id}", "StartTime=now", check=True)
+    if fields["JobState"] == "PENDING":  # SLURM holds a requeued job back (begin time); let it start soon.
+        # Not "now": slurmd compares a new credential with the old one's revocation in whole seconds, so a
+        # start within the second of the requeue is killed ("Job credential revoked") and never runs.
+        local_cluster.run("scontrol", "update", f"JobId={job_id}", "StartTime=now+2", check=True)
     final = run.wait_status(run_dir, lambda s: s["job_id"] == job_id and s["state"] in ("succeeded", "failed")
                             and s["started_at"] > status["updated_at"], timeout=180)
     assert final["state"] == "succeeded", final["failure"]
