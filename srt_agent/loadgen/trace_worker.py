@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
-import traceback
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -35,20 +34,7 @@ class TraceWorkerSpec(base.WorkerSpec):
 
     def serve(self, conn) -> None:
         """Entry point of the worker process (srt_agent.loadgen.worker_entry)."""
-        try:
-            base._raise_fd_limit()
-            loop = base.new_event_loop(self.use_uvloop)
-            try:
-                loop.run_until_complete(_serve(conn, self))
-            finally:
-                loop.close()
-        except BaseException:
-            try:
-                conn.send(("error", traceback.format_exc()))
-            except Exception:
-                pass
-        finally:
-            conn.close()
+        base.worker_main(conn, self, _serve)
 
 
 class TraceWorker(base.Worker):

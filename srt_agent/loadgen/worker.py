@@ -371,13 +371,14 @@ async def _serve(conn, spec: WorkerSpec) -> None:
         await worker.close()
 
 
-def worker_main(conn, spec: WorkerSpec) -> None:
-    """Entry point of a worker process (multiprocessing target)."""
+def worker_main(conn, spec: WorkerSpec, serve=None) -> None:
+    """Entry point of a worker process: `serve(conn, spec)` (this module's closed-loop / rate worker
+    unless given, e.g. trace_worker's replay) on a fresh event loop; an error goes to the parent."""
     try:
         _raise_fd_limit()
         loop = new_event_loop(spec.use_uvloop)
         try:
-            loop.run_until_complete(_serve(conn, spec))
+            loop.run_until_complete((serve or _serve)(conn, spec))
         finally:
             loop.close()
     except BaseException:
