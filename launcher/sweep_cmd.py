@@ -19,7 +19,7 @@ import yaml
 
 from srt_agent.cluster_config import ClusterConfig
 from srt_agent.incumbent import is_incumbent
-from srt_agent.incumbent.overrides import is_override_file
+from srt_agent.incumbent.detect import is_override_file
 from srt_agent.resolved import resolve_job
 from srt_agent.rundir import logs_dir
 from srt_agent.yaml_source import YamlDocument, load_yaml

@@ -18,7 +18,6 @@ from .errors import ConfigError, ConfigErrors
 from .evals.check import check_datasets
 from .host_mode import NO_CONTAINER, host_python, python_without_host_mode
 from .job_config import JobConfig, Role
-from .loadgen.trace_file import dry_run_errors as trace_errors
 from .secrets import is_secret_flag, merge_job_secrets
 from .topology import RoleLayout, role_layout, shared_layout
 from .validation import validate_document
@@ -242,7 +241,10 @@ def resolve_job(doc: YamlDocument, cluster: ClusterConfig) -> ResolvedJob:
             key="benchmark.type", value=job.benchmark.type, hint='set benchmark.type: "manual" when profiling'))
     errors += engine_job_errors(job, doc)
     errors += check_datasets(job, doc)
-    errors += trace_errors(job.benchmark, doc)
+    if job.benchmark.type == "trace-replay":
+        from .loadgen.trace_file import dry_run_errors as trace_errors  # lazy, CLI start-up: a trace job only
+
+        errors += trace_errors(job.benchmark, doc)
     errors += check_clients(job, doc, sum(lay.nodes for lay in layouts.values() if lay.shares_nodes_of is None))
     model_path = job.model.path
     container = job.model.container

@@ -48,6 +48,7 @@ LAZY_FOR_CLI_START_UP = {
     "srt_agent.incumbent",  # the converter when first named: recognising a job file needs only its sections
     "srt_agent.evals.config",  # the eval tasks' defaults only for a job with an eval
     "srt_agent.evals.check",  # the dataset reader only for a job that names a dataset
+    "srt_agent.resolved",  # the trace file's reader only for a trace-replay job
 }
 # Modules whose lazy imports are still to be hoisted: empty, and it stays empty.
 LAZY_PENDING: set[str] = set()

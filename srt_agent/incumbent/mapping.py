@@ -17,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from .detect import INCUMBENT_KEYS, INCUMBENT_PREFIXES, INCUMBENT_SECTIONS  # noqa: F401 (the table's readers)
+
 MIGRATING_DOC = Path(__file__).resolve().parent.parent.parent / "docs" / "migrating.md"
 BEGIN = "<!-- BEGIN GENERATED: mapping (python -m srt_agent.docgen) -->"
 END = "<!-- END GENERATED: mapping -->"
@@ -151,16 +153,6 @@ MAPPING: tuple[Entry, ...] = (
     Entry("zip_override_*", "sweep.zip", "converted", "N members, named by its `name` list (else `<name>_<i>`), its list leaves taken pairwise (one-element lists and scalars for all); a key a member lacks or sets to `null` is left out of that member (a null in the zip)"),
 )
 
-# top-level sections only the incumbent's format has: one of them marks a file as a recipe
-INCUMBENT_SECTIONS = ("dynamo", "frontend", "health_check", "sbatch_directives", "environment",
-                      "container_mounts", "srun_options", "output", "infra", "enable_config_dump",
-                      "reporting", "identity", "base")
-INCUMBENT_PREFIXES = ("override_", "zip_override_")
-# keys inside shared sections that only the incumbent's format has
-INCUMBENT_KEYS = (("backend", "type"), ("backend", "mocker_config"), ("backend", "engine_type"), ("backend", "speedup_ratio"),
-                  ("benchmark", "num_warmup_mult"), ("benchmark", "num_prompts_mult"),
-                  ("benchmark", "use_chat_template"), ("benchmark", "custom_tokenizer"),
-                  ("benchmark", "tokenizer_mode"))
 
 
 def lookup(path: tuple[str, ...]) -> Entry | None:

@@ -17,13 +17,10 @@ from typing import Any
 
 from ..errors import ConfigError, ConfigErrors
 from ..yaml_source import Loc, YamlDocument
+from .detect import is_override_file  # noqa: F401 (convert.py imports it from here)
 
 OVERRIDE, ZIP = "override_", "zip_override_"
 _GONE = object()
-
-
-def is_override_file(data: Any) -> bool:
-    return isinstance(data, dict) and "base" in data
 
 
 def needs_base(c, e, path, value) -> None:

@@ -105,9 +105,10 @@ def test_dry_run_imports_only_what_it_needs(tmp_path):
     assert not tops & {"rich", "httpx", "boto3", "botocore", "anyio", "aiohttp", "nats"}
     assert not [m for m in mods if m.startswith("srt_agent.agent")]
     # the load generator's settings (LoadConfig: the benchmark keys' defaults, defined once) and
-    # its process sizing are plain modules, and so is the trace file's parser (dry-run checks a trace
-    # it can see); the client itself (asyncio, sockets, workers, prompts) is not loaded
+    # its process sizing are plain modules; the trace file's parser only for a trace-replay job, and
+    # the client itself (asyncio, sockets, workers, prompts) is not loaded
     assert {m for m in mods if m.startswith("srt_agent.loadgen.")} <= {"srt_agent.loadgen.config",
-                                                                        "srt_agent.loadgen.sizing",
-                                                                        "srt_agent.loadgen.trace_file"}
+                                                                        "srt_agent.loadgen.sizing"}
+    # a job in this project's format is recognised without the incumbent's converter or mapping table
+    assert not [m for m in mods if m.startswith("srt_agent.incumbent.") and m != "srt_agent.incumbent.detect"]
     assert "asyncio" not in mods
