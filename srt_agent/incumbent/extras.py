@@ -72,6 +72,15 @@ def session_affinity_header(c, e, path, value) -> None:
     """Taken by `frontend.nginx_session_affinity` when that is on; alone it does nothing (as in srt-slurm)."""
 
 
+def frontend_env(c, e, path, value) -> None:
+    """Moved as is; srt-slurm's `{artifact_dir}` placeholder (a per-run directory its direct-host
+    renderer fills in) has no expansion in srtctl, so the value is passed as written, with a note."""
+    c.put(("backend", "frontend_environment", path[-1]), value, path)
+    if isinstance(value, str) and "{artifact_dir}" in value:
+        c.note(path, "approximated: srt-slurm's {artifact_dir} placeholder is not expanded by srtctl; the value "
+                     "is passed as written (give an absolute path under the run's log directory instead)")
+
+
 def kv_events(c, e, path, value) -> None:
     c.put(("backend", "kv_events_config"), value, path)
 
@@ -89,6 +98,7 @@ HANDLERS: dict[str, Any] = {
     "frontend.nginx_session_affinity": session_affinity,
     "frontend.nginx_session_affinity_header": session_affinity_header,
     "backend.kv_events_config": kv_events,
+    "frontend.env.*": frontend_env,
     "telemetry": approximated_section,
     "observability": approximated_section,
     **EXPERIMENTAL_HANDLERS,

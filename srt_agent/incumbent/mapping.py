@@ -88,7 +88,7 @@ MAPPING: tuple[Entry, ...] = (
     Entry("frontend.nginx_session_affinity", "backend.nginx_session_affinity_header", "converted", "true: nginx hashes the header `nginx_session_affinity_header` (default `X-Dynamo-Session-ID`) consistently to one Dynamo frontend; requests without it are spread"),
     Entry("frontend.nginx_session_affinity_header", "backend.nginx_session_affinity_header", "converted", "used when nginx_session_affinity is true"),
     Entry("frontend.args.*", "backend.frontend_args.*", "moved", "flags of every frontend or of the router"),
-    Entry("frontend.env.*", "backend.frontend_environment.*", "moved"),
+    Entry("frontend.env.*", "backend.frontend_environment.*", "moved", "a value holding srt-slurm's `{artifact_dir}` placeholder is passed as written, with a note (srtctl does not expand it)"),
     Entry("dynamo.version", "backend.dynamo_version", "moved", "absent: the incumbent's default 0.8.0"),
     Entry("dynamo.hash", "backend.dynamo_git_ref", "moved", "built from github.com/ai-dynamo/dynamo at that commit, cached once per ref"),
     Entry("dynamo.top_of_tree", "backend.dynamo_git_ref", "approximated", "`main`, built once and then cached (delete the cache to refresh)"),

@@ -103,3 +103,12 @@ def test_kv_events_config_is_carried_as_srt_slurm_reads_it():
     assert job.backend.kv_events_config is True
     errs = refused(backend={"type": "sglang", "kv_events_config": {"decode": {"endpoint": "tcp://*:5557"}}})
     assert "set by srtctl" in errs[0].message and "kv_events_config" in (errs[0].key or "")
+
+
+def test_frontend_env_moves_and_an_artifact_dir_placeholder_gets_a_note():
+    conv, job = convert(frontend={"type": "dynamo", "env": {"DYN_LOG": "info",
+                                                            "DYN_REQUEST_TRACE_FILE_PATH": "{artifact_dir}/trace"}})
+    assert job.backend.frontend_environment == {"DYN_LOG": "info", "DYN_REQUEST_TRACE_FILE_PATH": "{artifact_dir}/trace"}
+    notes = [n for n in conv.notes if "{artifact_dir}" in n]
+    assert len(notes) == 1 and notes[0].startswith("frontend.env.DYN_REQUEST_TRACE_FILE_PATH (line ")
+    assert "not expanded" in notes[0] and "frontend.env" in conv.notice()
