@@ -7,7 +7,9 @@ import io
 import json
 import math
 import shlex
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import anyio
 
@@ -66,13 +68,26 @@ async def run_loadgen(cmd: list[str], log: Path) -> int:
 async def run_benchmark(plan: Plan, job, run_dir: Path, ledger: Ledger, status: StatusWriter,
                         model_path: str) -> list[dict]:
     b = job.benchmark
-    points = list(b.concurrencies or [])
+    results = await measure_points(
+        plan, b, run_dir, ledger, status, list(b.concurrencies or []),
+        key_of=lambda c: point_key(b.isl, b.osl, c), out_name=lambda c: f"result_isl{b.isl}_osl{b.osl}_c{c}.json",
+        command_of=lambda c, out: client_command(plan, job, point_load(plan, job, c, model_path=model_path).command(out)),
+        what=lambda c: f"concurrency {c}")
+    write_rollup(results, run_dir / "results")
+    return results
+
+
+async def measure_points(plan: Plan, b, run_dir: Path, ledger: Ledger, status: StatusWriter, points: list, *,
+                         key_of: Callable[[Any], str], out_name: Callable[[Any], str],
+                         command_of: Callable[[Any, Path], list[str]], what: Callable[[Any], str],
+                         start_fields: dict | None = None,
+                         done_fields: Callable[[dict], dict] | None = None) -> list[dict]:
+    """Each point once, in order (sa-bench's concurrencies, a trace replay's caps): one the ledger
+    holds is read back (a resumed run), the others run the load generator with the server-metrics
+    scrape around it, are judged by the load generator's verdict and marked in the ledger."""
     results_dir = run_dir / "results"
     results_dir.mkdir(exist_ok=True)
     results: list[dict] = []
-    def key_of(c: int) -> str:
-        return point_key(b.isl, b.osl, c)
-
     status.benchmark(points_total=len(points), points_done=sum(1 for c in points if ledger.point_done(key_of(c))))
     for c in points:
         key = key_of(c)
@@ -81,13 +96,11 @@ async def run_benchmark(plan: Plan, job, run_dir: Path, ledger: Ledger, status: 
             results.append(json.loads((run_dir / done).read_text()))
             status.event("point_skipped", concurrency=c, reason="already measured", file=done)
             continue
-        out = results_dir / f"result_isl{b.isl}_osl{b.osl}_c{c}.json"
+        out = results_dir / out_name(c)
         status.benchmark(current=c)
-        status.event("point_start", concurrency=c)
+        status.event("point_start", concurrency=c, **(start_fields or {}))
         out.unlink(missing_ok=True)  # never mistake an unfinished attempt's file for this one's
-        cmd = point_load(plan, job, c, model_path=model_path).command(out)
-
-        cmd = client_command(plan, job, cmd)
+        cmd = command_of(c, out)
         scraper = _start_scraper(plan, b)
         async with anyio.create_task_group() as scrape_tg:
             if scraper is not None:
@@ -95,7 +108,7 @@ async def run_benchmark(plan: Plan, job, run_dir: Path, ledger: Ledger, status: 
             rc = await run_loadgen(cmd, run_dir / "logs" / "benchmark.log")
             scrape_tg.cancel_scope.cancel()
         if not out.is_file():
-            raise BenchmarkError(f"concurrency {c}: the load generator exited with code {rc} and wrote no result "
+            raise BenchmarkError(f"{what(c)}: the load generator exited with code {rc} and wrote no result "
                                  f"(see logs/benchmark.log)")
         result = recorded_verdict(json.loads(out.read_text()), f"results/{out.name}")  # judged by the loadgen
         if scraper is not None:
@@ -103,10 +116,10 @@ async def run_benchmark(plan: Plan, job, run_dir: Path, ledger: Ledger, status: 
         rel = str(out.relative_to(run_dir))
         ledger.mark_point(key, rel)
         results.append(result)
-        status.event("point_done", concurrency=c, file=rel, output_throughput=result.get("output_throughput"))
+        status.event("point_done", concurrency=c, file=rel, output_throughput=result.get("output_throughput"),
+                     **(done_fields(result) if done_fields else {}))
         status.benchmark(points_done=sum(1 for p in points if ledger.point_done(key_of(p))), current=None,
                          results=[{k: r.get(k) for k in ROLLUP_KEYS[:7]} for r in results])
-    write_rollup(results, run_dir / "results")
     return results
 
 
