@@ -162,12 +162,21 @@ def run_point(config: LoadConfig) -> dict:
         for p in pipes:
             p.send(("measure", start))
         done = _recv_all(pipes, procs, "done", timeout=config.phase_timeout)
-    results = [msg[1] for msg in done]
+    return measured_result(config, [msg[1] for msg in done], warmed, start=start, max_concurrency=config.concurrency,
+                           rate=rate, isl=config.isl, osl=config.osl, num_prompts=n, warmup_prompts=n_warm,
+                           random_range_ratio=config.random_range_ratio, prompt_kind=workload.kind, processes=k)
+
+
+def measured_result(config: LoadConfig, results: list, warmed: list, *, start: float, max_concurrency: int | None,
+                    rate: float, isl: int, osl: int, num_prompts: int, warmup_prompts: int,
+                    random_range_ratio: float | None, prompt_kind: str, processes: int) -> dict:
+    """A measured point's result from its workers' results (records, ITL histograms, CPU), with the
+    keys every point carries (run_point's and run_trace's alike)."""
     records = [r for res in results for r in res.records]
     itl = ItlHistogram()
     for res in results:
         itl.merge(res.itl)
-    out = summarize(records, start=start, max_concurrency=config.concurrency, request_rate=rate, itl=itl,
+    out = summarize(records, start=start, max_concurrency=max_concurrency, request_rate=rate, itl=itl,
                     total_gpus=config.total_gpus, decode_gpus=config.decode_gpus,
                     client_cpu=[res.cpu_fraction for res in results],
                     loop_lag_p99_ms=max(res.loop_lag_p99_ms for res in results),
@@ -177,15 +186,15 @@ def run_point(config: LoadConfig) -> dict:
         "measured_start_unix": round(start + wall, 3),  # the measured window (warmup excluded)
         "measured_end_unix": round(start + out["duration"] + wall, 3),
         "model": config.model,
-        "isl": config.isl,
-        "osl": config.osl,
-        "num_prompts": n,
-        "warmup_prompts": n_warm,
+        "isl": isl,
+        "osl": osl,
+        "num_prompts": num_prompts,
+        "warmup_prompts": warmup_prompts,
         "warmup_failed": sum(msg[1] for msg in warmed),
-        "random_range_ratio": config.random_range_ratio,
-        "prompt_kind": workload.kind,
+        "random_range_ratio": random_range_ratio,
+        "prompt_kind": prompt_kind,
         "seed": config.seed,
-        "processes": k,
+        "processes": processes,
         "expected_itl_ms": config.expected_itl_ms,
         "client_peak_rss_mb": [res.peak_rss_mb for res in results],
         "http_client": config.http,

@@ -4,16 +4,14 @@ the trace's own (`trace_*`, `peak_in_flight`, `goodput`, and one record per requ
 
 from __future__ import annotations
 
-import datetime
 import math
 import statistics
 import time
 
 from ..errors import BenchmarkError
 from .config import LoadConfig, split_url
-from .metrics import summarize
-from .records import ItlHistogram, RequestRecord
-from .runner import START_DELAY_S, WARMUP_INDEX_BASE, _recv_all, _share, warm_up, worker_processes
+from .records import RequestRecord
+from .runner import START_DELAY_S, WARMUP_INDEX_BASE, _recv_all, _share, measured_result, warm_up, worker_processes
 from .sizing import auto_processes, usable_cores
 from .trace import TraceWorkload
 from .trace_file import Trace, TraceRequest, load_trace, untimed_without_cap
@@ -111,34 +109,14 @@ def run_trace(config: LoadConfig) -> dict:
         done = _recv_all(pipes, procs, "done", timeout=timeout)
     results = [msg[1] for msg in done]
     records = [r for res in results for r in res.records]
-    itl = ItlHistogram()
-    for res in results:
-        itl.merge(res.itl)
     rate = trace.mean_rate()
-    out = summarize(records, start=start, max_concurrency=cap, request_rate=rate, itl=itl,
-                    total_gpus=config.total_gpus, decode_gpus=config.decode_gpus,
-                    client_cpu=[res.cpu_fraction for res in results],
-                    loop_lag_p99_ms=max(res.loop_lag_p99_ms for res in results), expected_itl_ms=config.expected_itl_ms)
-    wall = time.time() - time.monotonic()
+    out = measured_result(config, results, warmed, start=start, max_concurrency=cap, rate=rate,
+                          isl=round(statistics.fmean(r.input_length for r in trace.requests)),  # the trace's means
+                          osl=round(statistics.fmean(r.output_length for r in trace.requests)),
+                          num_prompts=n, warmup_prompts=n_warm, random_range_ratio=None, prompt_kind=workload.kind,
+                          processes=k)
     out.update({
         "benchmark": "trace-replay",
-        "measured_start_unix": round(start + wall, 3),
-        "measured_end_unix": round(start + out["duration"] + wall, 3),
-        "model": config.model,
-        "isl": round(statistics.fmean(r.input_length for r in trace.requests)),  # the trace's means
-        "osl": round(statistics.fmean(r.output_length for r in trace.requests)),
-        "num_prompts": n,
-        "warmup_prompts": n_warm,
-        "warmup_failed": sum(msg[1] for msg in warmed),
-        "random_range_ratio": None,
-        "prompt_kind": workload.kind,
-        "seed": config.seed,
-        "processes": k,
-        "expected_itl_ms": config.expected_itl_ms,
-        "client_peak_rss_mb": [res.peak_rss_mb for res in results],
-        "http_client": config.http,
-        "client": "srt-loadgen",
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "trace_file": trace.path,
         "trace_requests": n,
         "trace_duration_s": trace.duration_s,
